@@ -1,0 +1,7 @@
+module github.com/boxscore-dev/boxscore/test
+
+go 1.26
+
+require github.com/boxscore-dev/boxscore/pkg v0.0.0
+
+replace github.com/boxscore-dev/boxscore/pkg => ../pkg
