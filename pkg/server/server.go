@@ -33,6 +33,9 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
 
+// MaxMessageBytes is the largest gRPC message Boxscore services accept and send.
+const MaxMessageBytes = 64 << 20
+
 // Config is the listener and shutdown part of a service's configuration. Defaults for the
 // addresses come from kong variables grpc_addr and admin_addr, set per service.
 type Config struct {
@@ -107,7 +110,10 @@ func New(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, opts ...grpc
 		return info.FullMethodName != healthpb.Health_Check_FullMethodName &&
 			info.FullMethodName != healthpb.Health_Watch_FullMethodName
 	}))
-	s.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.StatsHandler(statsHandler)}, opts...)...)
+	// A batch of Kinesis records (up to 10,000, 1 MiB each at most) can exceed gRPC's 4 MiB
+	// default message size: services raise it, and callers bound their batches by bytes.
+	defaults := []grpc.ServerOption{grpc.StatsHandler(statsHandler), grpc.MaxRecvMsgSize(MaxMessageBytes)}
+	s.grpc = grpc.NewServer(append(defaults, opts...)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 

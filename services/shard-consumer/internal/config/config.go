@@ -1,0 +1,74 @@
+// Package config is the shard-consumer's configuration: flags, BOXSCORE_* environment
+// variables and defaults, in one struct.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/boxscore-dev/boxscore/pkg/server"
+	"github.com/boxscore-dev/boxscore/pkg/stream"
+	"github.com/boxscore-dev/boxscore/pkg/telemetry"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
+)
+
+// Config is the whole configuration of the shard-consumer.
+type Config struct {
+	Server    server.Config    `embed:""`
+	Telemetry telemetry.Config `embed:""`
+	Stream    stream.Config    `embed:""`
+
+	TransformerAddr   string               `name:"transformer-addr" env:"BOXSCORE_TRANSFORMER_ADDR" default:"127.0.0.1:9002" help:"gRPC address of the transformer."`
+	LoaderAddr        string               `name:"loader-addr" env:"BOXSCORE_LOADER_ADDR" default:"127.0.0.1:9003" help:"gRPC address of the loader."`
+	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in checkpoints and logs (default: hostname-pid)."`
+	PollInterval      time.Duration        `name:"poll-interval" env:"BOXSCORE_POLL_INTERVAL" default:"250ms" help:"Least time between two GetRecords calls on one shard (Kinesis allows 5 per second per shard)."`
+	ShardSyncInterval time.Duration        `name:"shard-sync-interval" env:"BOXSCORE_SHARD_SYNC_INTERVAL" default:"10s" help:"How often the shard list is refreshed to find new (resharded) shards."`
+	RPCTimeout        time.Duration        `name:"rpc-timeout" env:"BOXSCORE_RPC_TIMEOUT" default:"30s" help:"Deadline of one Transform or Load call."`
+	Batch             consumer.BatchConfig `embed:""`
+	RetryInitial      time.Duration        `name:"retry-initial" env:"BOXSCORE_RETRY_INITIAL" default:"100ms" help:"First wait after a transient failure."`
+	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
+}
+
+// Validate reports every problem with the config.
+func (c *Config) Validate() error {
+	errs := []error{c.Server.Validate(), c.Stream.Validate(), c.Batch.Validate()}
+	if c.TransformerAddr == "" {
+		errs = append(errs, errors.New("transformer-addr is required"))
+	}
+	if c.LoaderAddr == "" {
+		errs = append(errs, errors.New("loader-addr is required"))
+	}
+	if c.PollInterval < 200*time.Millisecond {
+		errs = append(errs, fmt.Errorf("poll-interval %s is below 200ms, the Kinesis per-shard GetRecords limit", c.PollInterval))
+	}
+	if c.ShardSyncInterval < time.Second {
+		errs = append(errs, errors.New("shard-sync-interval must be at least 1s"))
+	}
+	if c.RPCTimeout <= 0 {
+		errs = append(errs, errors.New("rpc-timeout must be positive"))
+	}
+	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
+		errs = append(errs, errors.New("retry-initial must be positive and at most retry-max"))
+	}
+	return errors.Join(errs...)
+}
+
+// Consumer returns the consumer's part of the config.
+func (c *Config) Consumer() consumer.Config {
+	id := c.ConsumerID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return consumer.Config{
+		Stream:            c.Stream.Name,
+		ConsumerID:        id,
+		PollInterval:      c.PollInterval,
+		ShardSyncInterval: c.ShardSyncInterval,
+		RPCTimeout:        c.RPCTimeout,
+		Batch:             c.Batch,
+		Retry:             consumer.RetryPolicy{Initial: c.RetryInitial, Max: c.RetryMax},
+	}
+}

@@ -1,0 +1,62 @@
+package consumer
+
+import (
+	"errors"
+	"time"
+
+	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+)
+
+// BatchConfig says when a batch is handed downstream: whichever limit is reached first.
+type BatchConfig struct {
+	MaxRecords int           `name:"batch-max-records" env:"BOXSCORE_BATCH_MAX_RECORDS" default:"500" help:"Flush a batch at this many records (also the GetRecords limit)."`
+	MaxBytes   int           `name:"batch-max-bytes" env:"BOXSCORE_BATCH_MAX_BYTES" default:"4194304" help:"Flush a batch at this many bytes of record data."`
+	MaxAge     time.Duration `name:"batch-max-age" env:"BOXSCORE_BATCH_MAX_AGE" default:"500ms" help:"Flush a batch once its first record has waited this long."`
+}
+
+// Validate reports what is wrong with the config.
+func (c BatchConfig) Validate() error {
+	var errs []error
+	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
+		errs = append(errs, errors.New("batch-max-records must be within 1..10000 (the GetRecords limit)"))
+	}
+	if c.MaxBytes < 1<<20 {
+		errs = append(errs, errors.New("batch-max-bytes must be at least 1 MiB (a Kinesis record may be 1 MiB)"))
+	}
+	if c.MaxAge <= 0 {
+		errs = append(errs, errors.New("batch-max-age must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+type batch struct {
+	cfg     BatchConfig
+	records []*transformv1.SourceRecord
+	bytes   int
+	started time.Time
+}
+
+func newBatch(cfg BatchConfig) *batch { return &batch{cfg: cfg} }
+
+func (b *batch) add(r *transformv1.SourceRecord) {
+	if len(b.records) == 0 {
+		b.started = time.Now()
+	}
+	b.records = append(b.records, r)
+	b.bytes += len(r.GetData())
+}
+
+func (b *batch) empty() bool { return len(b.records) == 0 }
+
+func (b *batch) full() bool {
+	return len(b.records) >= b.cfg.MaxRecords || b.bytes >= b.cfg.MaxBytes
+}
+
+func (b *batch) due(now time.Time) bool {
+	return !b.empty() && now.Sub(b.started) >= b.cfg.MaxAge
+}
+
+func (b *batch) reset() {
+	b.records = nil
+	b.bytes = 0
+}

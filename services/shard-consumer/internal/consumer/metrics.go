@@ -1,0 +1,74 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+type metrics struct {
+	read      metric.Int64Counter
+	lagMillis metric.Int64Gauge
+	batches   metric.Int64Counter
+	rejected  metric.Int64Counter
+	duration  metric.Float64Histogram
+	retries   metric.Int64Counter
+	readers   metric.Int64UpDownCounter
+}
+
+func newMetrics() (*metrics, error) {
+	m := otel.Meter("github.com/boxscore-dev/boxscore/services/shard-consumer")
+	var err, e error
+	var out metrics
+	if out.read, e = m.Int64Counter("boxscore.consumer.records_read", metric.WithDescription("Records read from the stream."), metric.WithUnit("{record}")); e != nil {
+		err = e
+	}
+	if out.lagMillis, e = m.Int64Gauge("boxscore.consumer.millis_behind_latest", metric.WithDescription("MillisBehindLatest of the shard's last GetRecords."), metric.WithUnit("ms")); e != nil {
+		err = e
+	}
+	if out.batches, e = m.Int64Counter("boxscore.consumer.batches_committed", metric.WithDescription("Batches committed to the warehouse with their checkpoint."), metric.WithUnit("{batch}")); e != nil {
+		err = e
+	}
+	if out.rejected, e = m.Int64Counter("boxscore.consumer.records_rejected", metric.WithDescription("Records the transformer rejected (sent to the dead-letter table)."), metric.WithUnit("{record}")); e != nil {
+		err = e
+	}
+	if out.duration, e = m.Float64Histogram("boxscore.consumer.batch_duration", metric.WithDescription("Time to transform and load one batch."), metric.WithUnit("s")); e != nil {
+		err = e
+	}
+	if out.retries, e = m.Int64Counter("boxscore.consumer.retries", metric.WithDescription("Transient failures retried, by operation."), metric.WithUnit("{retry}")); e != nil {
+		err = e
+	}
+	if out.readers, e = m.Int64UpDownCounter("boxscore.consumer.shards_owned", metric.WithDescription("Shards this consumer is reading."), metric.WithUnit("{shard}")); e != nil {
+		err = e
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer metrics: %w", err)
+	}
+	return &out, nil
+}
+
+func shardAttr(shardID string) metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("shard_id", shardID))
+}
+
+func (m *metrics) recordsRead(ctx context.Context, shardID string, n int) {
+	m.read.Add(ctx, int64(n), shardAttr(shardID))
+}
+
+func (m *metrics) lag(ctx context.Context, shardID string, millis int64) {
+	m.lagMillis.Record(ctx, millis, shardAttr(shardID))
+}
+
+func (m *metrics) batchCommitted(ctx context.Context, shardID string, records, rejected int, d time.Duration) {
+	m.batches.Add(ctx, 1, shardAttr(shardID))
+	m.rejected.Add(ctx, int64(rejected), shardAttr(shardID))
+	m.duration.Record(ctx, d.Seconds(), shardAttr(shardID))
+}
+
+func (m *metrics) retried(ctx context.Context, op string) {
+	m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("operation", op)))
+}

@@ -1,0 +1,293 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
+	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+)
+
+// errRestartShard tells the shard loop that its position is stale (the stored checkpoint is
+// not where this reader believed it was) and it must start again from the stored checkpoint.
+var errRestartShard = errors.New("checkpoint moved underneath the reader")
+
+// shardReader reads one shard from its committed checkpoint to its end (closed shards) or
+// until stopped, and hands records downstream in batches. It never reads ahead of what it
+// is committing: one batch is in flight at a time, which is the backpressure when the
+// warehouse is slow.
+type shardReader struct {
+	c     *Consumer
+	shard types.Shard
+	log   *slog.Logger
+
+	committed  string // sequence number stored in the warehouse; "" when none
+	lastRead   string // sequence number of the last record read from Kinesis
+	lastCallAt time.Time
+}
+
+// run reads the shard until it is finished (returns nil after the shard-end checkpoint) or
+// ctx ends (returns ctx's error after committing what it holds).
+func (r *shardReader) run(ctx context.Context) error {
+	for {
+		err := r.readFromCheckpoint(ctx)
+		if errors.Is(err, errRestartShard) {
+			r.log.Warn("restarting shard from the stored checkpoint")
+			continue
+		}
+		return err
+	}
+}
+
+func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
+	cp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.Checkpoint, error) {
+		resp, err := r.c.loader.GetCheckpoint(ctx, &loadv1.GetCheckpointRequest{Stream: r.c.cfg.Stream, ShardId: r.shardID()})
+		return resp.GetCheckpoint(), err
+	}, r.notify("get checkpoint"))
+	if err != nil {
+		return fmt.Errorf("get checkpoint: %w", err)
+	}
+	if cp.GetShardEnd() {
+		r.log.Debug("shard already finished")
+		return nil
+	}
+	r.committed = cp.GetSequenceNumber()
+	r.lastRead = r.committed
+	r.log.Info("reading shard", "from_sequence_number", r.committed)
+
+	iterator, err := r.newIterator(ctx)
+	if err != nil {
+		return err
+	}
+	batch := newBatch(r.c.cfg.Batch)
+	for {
+		if ctx.Err() != nil {
+			// Stopping: commit what is held so the next owner starts right after it.
+			return errors.Join(r.flush(ctx, batch, false), ctx.Err())
+		}
+		out, err := r.getRecords(ctx, iterator)
+		if isExpiredIterator(err) {
+			// Iterators live five minutes; a long warehouse stall outlives them. Resume
+			// right after the last record read (already held in the batch).
+			if iterator, err = r.newIterator(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			return fmt.Errorf("get records: %w", err)
+		}
+		if out.MillisBehindLatest != nil {
+			r.c.metrics.lag(ctx, r.shardID(), *out.MillisBehindLatest)
+		}
+		for i := range out.Records {
+			rec := &out.Records[i]
+			batch.add(r.toSource(rec))
+			r.lastRead = aws.ToString(rec.SequenceNumber)
+			if batch.full() {
+				if err := r.flush(ctx, batch, false); err != nil {
+					return err
+				}
+			}
+		}
+		r.c.metrics.recordsRead(ctx, r.shardID(), len(out.Records))
+		iterator = out.NextShardIterator
+		if iterator == nil {
+			// SHARD_END: the shard is closed and read to its end. Commit the rest with the
+			// shard-end mark, which is what lets its children start.
+			if err := r.flush(ctx, batch, true); err != nil {
+				return err
+			}
+			r.log.Info("shard finished", "sequence_number", r.committed)
+			return nil
+		}
+		if batch.due(time.Now()) {
+			if err := r.flush(ctx, batch, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (r *shardReader) shardID() string { return aws.ToString(r.shard.ShardId) }
+
+func (r *shardReader) newIterator(ctx context.Context) (*string, error) {
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(r.c.cfg.Stream), ShardId: r.shard.ShardId}
+	if r.lastRead != "" {
+		in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.lastRead)
+	} else {
+		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+	}
+	out, err := retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetShardIteratorOutput, error) {
+		return r.c.stream.GetShardIterator(ctx, in)
+	}, r.notify("get shard iterator"))
+	if err != nil {
+		return nil, fmt.Errorf("get shard iterator: %w", err)
+	}
+	return out.ShardIterator, nil
+}
+
+// getRecords calls GetRecords no more often than the configured poll interval (Kinesis
+// allows 5 calls per second per shard, shared by every reader of the stream), waiting the
+// full interval when the previous call came back empty.
+func (r *shardReader) getRecords(ctx context.Context, iterator *string) (*kinesis.GetRecordsOutput, error) {
+	return retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetRecordsOutput, error) {
+		if wait := time.Until(r.lastCallAt.Add(r.c.cfg.PollInterval)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		r.lastCallAt = time.Now()
+		out, err := r.c.stream.GetRecords(ctx, &kinesis.GetRecordsInput{
+			ShardIterator: iterator,
+			Limit:         aws.Int32(int32(r.c.cfg.Batch.MaxRecords)),
+		})
+		if isExpiredIterator(err) {
+			return nil, backoffPermanent(err)
+		}
+		return out, err
+	}, r.notify("get records"))
+}
+
+func (r *shardReader) toSource(rec *types.Record) *transformv1.SourceRecord {
+	src := &transformv1.SourceRecord{
+		Position: &transformv1.SourcePosition{
+			Stream:         r.c.cfg.Stream,
+			ShardId:        r.shardID(),
+			SequenceNumber: aws.ToString(rec.SequenceNumber),
+		},
+		PartitionKey: aws.ToString(rec.PartitionKey),
+		Data:         rec.Data,
+	}
+	if rec.ApproximateArrivalTimestamp != nil {
+		src.ArrivedAt = timestamppb.New(*rec.ApproximateArrivalTimestamp)
+	}
+	return src
+}
+
+// flush transforms and loads the batch, committing the checkpoint with it. With shardEnd
+// it also marks the shard finished, even when the batch is empty.
+func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error {
+	if b.empty() && !shardEnd {
+		return nil
+	}
+	ctx, cancel := r.flushContext(ctx)
+	defer cancel()
+	started := time.Now()
+	target := r.lastRead
+	if target == "" {
+		// A closed shard that never held a record: its ending sequence number marks it.
+		target = aws.ToString(r.shard.SequenceNumberRange.EndingSequenceNumber)
+	}
+	var rows []*transformv1.BattingGameRow
+	var rejections []*transformv1.Rejection
+	if !b.empty() {
+		resp, err := retry(ctx, r.c.cfg.Retry, func() (*transformv1.TransformResponse, error) {
+			callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
+			defer cancel()
+			return r.c.transformer.Transform(callCtx, &transformv1.TransformRequest{Records: b.records})
+		}, r.notify("transform"))
+		if err != nil {
+			return fmt.Errorf("transform batch of %d records: %w", len(b.records), err)
+		}
+		rows, rejections = resp.GetRows(), resp.GetRejections()
+		if got := len(rows) + len(rejections); got != len(b.records) {
+			return fmt.Errorf("transformer answered for %d of %d records", got, len(b.records))
+		}
+	}
+	req := &loadv1.LoadRequest{
+		Stream:                 r.c.cfg.Stream,
+		ShardId:                r.shardID(),
+		ExpectedSequenceNumber: r.committed,
+		SequenceNumber:         target,
+		ShardEnd:               shardEnd,
+		Rows:                   rows,
+		Rejections:             rejections,
+		ConsumerId:             r.c.cfg.ConsumerID,
+	}
+	resp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.LoadResponse, error) {
+		callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
+		defer cancel()
+		resp, err := r.c.loader.Load(callCtx, req)
+		if status.Code(err) == codes.FailedPrecondition {
+			// The stored checkpoint is not the one this batch starts from. Ask the
+			// warehouse rather than guess: an earlier attempt whose answer was lost may
+			// have committed this very batch.
+			return r.resolveMismatch(ctx, req)
+		}
+		return resp, err
+	}, r.notify("load"))
+	if err != nil {
+		return fmt.Errorf("load batch ending at %s: %w", target, err)
+	}
+	r.committed = resp.GetCheckpoint().GetSequenceNumber()
+	r.c.metrics.batchCommitted(ctx, r.shardID(), len(b.records), len(rejections), time.Since(started))
+	r.log.Debug("batch committed", "records", len(b.records), "rows", len(rows), "rejections", len(rejections),
+		"inserted", resp.GetInserted(), "updated", resp.GetUpdated(), "unchanged", resp.GetUnchanged(),
+		"sequence_number", r.committed, "shard_end", shardEnd, "duration", time.Since(started))
+	b.reset()
+	return nil
+}
+
+// flushContext lets a flush that is under way when the reader is told to stop go on for
+// at most one more RPC timeout: a finished batch is one the next reader need not read
+// again, and an unfinished one is harmless because the checkpoint CAS makes it all or
+// nothing.
+func (r *shardReader) flushContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	flushCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		grace := time.NewTimer(r.c.cfg.RPCTimeout)
+		defer grace.Stop()
+		select {
+		case <-grace.C:
+			cancel()
+		case <-flushCtx.Done():
+		}
+	})
+	return flushCtx, func() {
+		stop()
+		cancel()
+	}
+}
+
+func (r *shardReader) resolveMismatch(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.LoadResponse, error) {
+	resp, err := r.c.loader.GetCheckpoint(ctx, &loadv1.GetCheckpointRequest{Stream: req.GetStream(), ShardId: req.GetShardId()})
+	if err != nil {
+		return nil, err
+	}
+	stored := resp.GetCheckpoint()
+	if stored.GetSequenceNumber() == req.GetSequenceNumber() && stored.GetShardEnd() == req.GetShardEnd() {
+		r.log.Info("batch was already committed by an earlier attempt", "sequence_number", stored.GetSequenceNumber())
+		return &loadv1.LoadResponse{Checkpoint: stored}, nil
+	}
+	return nil, backoffPermanent(fmt.Errorf("%w: stored %q, batch expected %q", errRestartShard,
+		stored.GetSequenceNumber(), req.GetExpectedSequenceNumber()))
+}
+
+func (r *shardReader) notify(op string) func(error, time.Duration) {
+	return func(err error, wait time.Duration) {
+		r.c.metrics.retried(context.Background(), op)
+		r.log.Warn("transient failure, retrying", "operation", op, "error", err, "wait", wait)
+	}
+}
+
+func isExpiredIterator(err error) bool {
+	var expired *types.ExpiredIteratorException
+	return errors.As(err, &expired)
+}
