@@ -1,0 +1,190 @@
+// Package transform turns raw stream records into curated batting rows. It is pure: no I/O,
+// no clock, no state, so the same records always give the same response.
+package transform
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
+	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
+)
+
+// Rejection stages.
+const (
+	// StageDecode: the record's bytes are not an envelope carrying a StatEvent.
+	StageDecode = "decode"
+	// StageValidate: the event decoded but breaks a shape or consistency rule.
+	StageValidate = "validate"
+)
+
+// ReasonEventIDMismatch rejects an event whose id differs from the id on its envelope: the
+// gateway writes both from the same value, so a difference means the record was tampered
+// with or built by something else, and the row and its dead-letter would name different ids.
+const ReasonEventIDMismatch = "event_id_mismatch"
+
+// Transform returns one row or one rejection for every record, each list in input order.
+//
+// A record is decoded (statevent.DecodeEnvelope), normalized (statevent.Normalize), checked
+// for shape and then, when the shape is sound, for consistency. The first violation names
+// the rejection's reason and field; its detail lists them all. A bad record never affects
+// the others.
+func Transform(records []*transformv1.SourceRecord) *transformv1.TransformResponse {
+	resp := &transformv1.TransformResponse{}
+	for _, rec := range records {
+		row, rej := transformRecord(rec)
+		if rej != nil {
+			resp.Rejections = append(resp.Rejections, rej)
+			continue
+		}
+		resp.Rows = append(resp.Rows, row)
+	}
+	return resp
+}
+
+func transformRecord(rec *transformv1.SourceRecord) (*transformv1.BattingGameRow, *transformv1.Rejection) {
+	env, ev, err := statevent.DecodeEnvelope(rec.GetData())
+	if err != nil {
+		rej := &transformv1.Rejection{
+			Position: clonePosition(rec.GetPosition()),
+			Stage:    StageDecode,
+			Reason:   statevent.ReasonEnvelopeUndecodable,
+			Detail:   err.Error(),
+			Payload:  rec.GetData(),
+		}
+		if de, ok := errors.AsType[*statevent.DecodeError](err); ok {
+			rej.Reason = de.Reason
+			rej.EventId = de.EventID
+		}
+		return nil, rej
+	}
+
+	statevent.Normalize(ev)
+	violations := statevent.ValidateShape(ev)
+	violations = append(violations, checkEventID(env, ev)...)
+	if len(violations) == 0 {
+		violations = statevent.CheckConsistency(ev)
+	}
+	if len(violations) > 0 {
+		// The envelope's id names the record as decode rejections do; the two ids only
+		// differ when the record is rejected for exactly that.
+		eventID := env.GetEventId()
+		if eventID == "" {
+			eventID = ev.GetEventId()
+		}
+		return nil, &transformv1.Rejection{
+			Position: clonePosition(rec.GetPosition()),
+			Stage:    StageValidate,
+			Reason:   violations[0].Reason,
+			Field:    violations[0].Field,
+			Detail:   describe(violations),
+			EventId:  eventID,
+			Payload:  rec.GetData(),
+		}
+	}
+	return buildRow(rec, env, ev), nil
+}
+
+// checkEventID requires an event id (the gateway always assigns one, so a record without
+// one did not come through it) and the same id on the envelope and in the event.
+func checkEventID(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violation {
+	switch {
+	case ev.GetEventId() == "" && env.GetEventId() == "":
+		return []statevent.Violation{{Field: "eventId", Reason: "required",
+			Detail: "event id is required on a stream record (the gateway assigns one)"}}
+	case ev.GetEventId() != "" && env.GetEventId() != "" && ev.GetEventId() != env.GetEventId():
+		return []statevent.Violation{{Field: "eventId", Reason: ReasonEventIDMismatch,
+			Detail: "event id " + ev.GetEventId() + " differs from the envelope's " + env.GetEventId()}}
+	}
+	return nil
+}
+
+// describe lists all violations in one sentence per violation.
+func describe(vs []statevent.Violation) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// buildRow maps a valid event to its row. Every count is present: ValidateShape required it.
+func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1.StatEvent) *transformv1.BattingGameRow {
+	b := ev.GetBatting()
+	g := ev.GetGame()
+	h, d, t, hr := b.GetHits(), b.GetDoubles(), b.GetTriples(), b.GetHomeRuns()
+	totalBases := statevent.TotalBases(h, d, t, hr)
+	if b.TotalBases != nil {
+		totalBases = b.GetTotalBases()
+	}
+	eventID := ev.GetEventId()
+	if eventID == "" {
+		eventID = env.GetEventId()
+	}
+	return &transformv1.BattingGameRow{
+		EventId:              eventID,
+		Version:              ev.GetVersion(),
+		Player:               ev.GetPlayer(),
+		GameId:               g.GetGameId(),
+		GameDate:             g.GetDate(),
+		GameNumber:           g.GetGameNumber(),
+		Season:               g.GetSeason(),
+		Opponent:             g.GetOpponent(),
+		Home:                 g.GetHomeAway() == statsv1.HomeAway_HOME_AWAY_HOME,
+		PlateAppearances:     b.GetPlateAppearances(),
+		AtBats:               b.GetAtBats(),
+		Runs:                 b.GetRuns(),
+		Hits:                 h,
+		Singles:              statevent.Singles(h, d, t, hr),
+		Doubles:              d,
+		Triples:              t,
+		HomeRuns:             hr,
+		Rbi:                  b.GetRbi(),
+		BaseOnBalls:          b.GetBaseOnBalls(),
+		IntentionalWalks:     b.GetIntentionalWalks(),
+		StrikeOuts:           b.GetStrikeOuts(),
+		HitByPitch:           b.GetHitByPitch(),
+		SacBunts:             b.GetSacBunts(),
+		SacFlies:             b.GetSacFlies(),
+		StolenBases:          b.GetStolenBases(),
+		CaughtStealing:       b.GetCaughtStealing(),
+		GroundIntoDoublePlay: b.GetGroundIntoDoublePlay(),
+		TotalBases:           totalBases,
+		ExtraBaseHits:        d + t + hr,
+		TimesOnBase:          h + b.GetBaseOnBalls() + b.GetHitByPitch(),
+		SourceTime:           ev.GetSourceTime(),
+		AcceptedAt:           env.GetAcceptedAt(),
+		Position:             clonePosition(rec.GetPosition()),
+		TraceId:              TraceID(env.GetTraceContext()),
+	}
+}
+
+// TraceID returns the hex trace id of the W3C traceparent in a record's trace context, or ""
+// when there is none or it is malformed. It parses with the OpenTelemetry TraceContext
+// propagator, the same code that reads the header everywhere else.
+func TraceID(traceContext map[string]string) string {
+	if traceContext["traceparent"] == "" {
+		return ""
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(traceContext))
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+// clonePosition copies a position so the response shares nothing mutable with the request.
+func clonePosition(p *transformv1.SourcePosition) *transformv1.SourcePosition {
+	if p == nil {
+		return nil
+	}
+	return proto.CloneOf(p)
+}
