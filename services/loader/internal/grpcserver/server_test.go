@@ -1,0 +1,236 @@
+package grpcserver_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+
+	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
+	"github.com/boxscore-dev/boxscore/services/loader/internal/grpcserver"
+	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
+	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
+)
+
+const (
+	testSchema = "loader"
+	testStream = "boxscore-events"
+	testShard  = "shardId-000000000000"
+)
+
+// serve runs a real gRPC server with the LoadService over store on an in-memory listener
+// and returns a client of it.
+func serve(t *testing.T, store grpcserver.Warehouse) loadv1.LoadServiceClient {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	loadv1.RegisterLoadServiceServer(srv, grpcserver.New(store, nil))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			t.Errorf("serve: %v", err)
+		}
+	})
+
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := conn.Close(); err != nil {
+			t.Errorf("close client: %v", err)
+		}
+	})
+	return loadv1.NewLoadServiceClient(conn)
+}
+
+func newStore(t *testing.T) *warehouse.Store {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatalf("pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	if err := migrations.Apply(t.Context(), pool, testSchema, nil); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	store, err := warehouse.NewStore(pool, testSchema)
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	return store
+}
+
+func row(playerID int64, seq string) *transformv1.BattingGameRow {
+	return &transformv1.BattingGameRow{
+		EventId:  "evt-" + seq,
+		Version:  1,
+		Player:   &statsv1.Player{MlbId: playerID, Name: "Mookie Betts", Team: "LAD"},
+		GameId:   "745001",
+		GameDate: "2024-03-28",
+		Season:   2024,
+		Opponent: "STL",
+		Home:     true,
+		AtBats:   4, Hits: 2, Singles: 1, HomeRuns: 1, TotalBases: 5, ExtraBaseHits: 1, TimesOnBase: 2, PlateAppearances: 4,
+		Position: &transformv1.SourcePosition{Stream: testStream, ShardId: testShard, SequenceNumber: seq},
+	}
+}
+
+func request(expected, seq string, rows ...*transformv1.BattingGameRow) *loadv1.LoadRequest {
+	return &loadv1.LoadRequest{
+		Stream: testStream, ShardId: testShard,
+		ExpectedSequenceNumber: expected, SequenceNumber: seq,
+		Rows: rows, ConsumerId: "consumer-test",
+	}
+}
+
+func TestLoadAndGetCheckpoint(t *testing.T) {
+	t.Parallel()
+	client := serve(t, newStore(t))
+
+	resp, err := client.Load(t.Context(), request("", "100", row(605141, "100")))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if resp.GetInserted() != 1 || resp.GetCheckpoint().GetSequenceNumber() != "100" {
+		t.Errorf("Load response = %v, want 1 inserted and checkpoint 100", resp)
+	}
+	got, err := client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{Stream: testStream, ShardId: testShard})
+	if err != nil {
+		t.Fatalf("GetCheckpoint: %v", err)
+	}
+	if !proto.Equal(got.GetCheckpoint(), resp.GetCheckpoint()) {
+		t.Errorf("GetCheckpoint = %v, want the checkpoint Load returned: %v", got.GetCheckpoint(), resp.GetCheckpoint())
+	}
+
+	none, err := client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{Stream: testStream, ShardId: "shardId-000000000042"})
+	if err != nil {
+		t.Fatalf("GetCheckpoint of an uncommitted shard: %v", err)
+	}
+	if none.GetCheckpoint().GetSequenceNumber() != "" || none.GetCheckpoint().GetShardId() != "shardId-000000000042" {
+		t.Errorf("GetCheckpoint of an uncommitted shard = %v, want an empty sequence number", none.GetCheckpoint())
+	}
+}
+
+func TestCheckpointMismatchIsFailedPreconditionWithStoredCheckpoint(t *testing.T) {
+	t.Parallel()
+	client := serve(t, newStore(t))
+	first, err := client.Load(t.Context(), request("", "100", row(605141, "100")))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+
+	_, err = client.Load(t.Context(), request("", "100", row(605141, "100")))
+	st := status.Convert(err)
+	if st.Code() != codes.FailedPrecondition {
+		t.Fatalf("redelivered batch: code %s (%v), want FailedPrecondition", st.Code(), err)
+	}
+	var stored *loadv1.Checkpoint
+	for _, detail := range st.Details() {
+		if cp, ok := detail.(*loadv1.Checkpoint); ok {
+			stored = cp
+		}
+	}
+	if stored == nil {
+		t.Fatalf("FailedPrecondition details = %v, want a loadv1.Checkpoint", st.Details())
+	}
+	if !proto.Equal(stored, first.GetCheckpoint()) {
+		t.Errorf("checkpoint detail = %v, want the stored one %v", stored, first.GetCheckpoint())
+	}
+}
+
+func TestInvalidRequestIsInvalidArgumentWithFieldViolations(t *testing.T) {
+	t.Parallel()
+	client := serve(t, newStore(t))
+
+	bad := row(605141, "100")
+	bad.Hits = -2
+	_, err := client.Load(t.Context(), request("", "", bad))
+	assertBadRequest(t, err, "sequence_number", "rows[0].hits")
+
+	_, err = client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{ShardId: testShard})
+	assertBadRequest(t, err, "stream")
+}
+
+func assertBadRequest(t *testing.T, err error, fields ...string) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("code %s (%v), want InvalidArgument", st.Code(), err)
+	}
+	got := map[string]bool{}
+	for _, detail := range st.Details() {
+		if br, ok := detail.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				if v.GetDescription() == "" {
+					t.Errorf("violation of %s has no description", v.GetField())
+				}
+				got[v.GetField()] = true
+			}
+		}
+	}
+	for _, field := range fields {
+		if !got[field] {
+			t.Errorf("BadRequest violations %v, want one for %s", got, field)
+		}
+	}
+}
+
+func TestDataRefusedByDatabaseIsInvalidArgument(t *testing.T) {
+	t.Parallel()
+	client := serve(t, newStore(t))
+	bad := row(605141, "100")
+	bad.GameId = "745\x00001" // PostgreSQL text cannot hold NUL: SQLSTATE 22021
+	_, err := client.Load(t.Context(), request("", "100", bad))
+	if code := status.Code(err); code != codes.InvalidArgument {
+		t.Errorf("code %s (%v), want InvalidArgument", code, err)
+	}
+}
+
+func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := lis.Addr().String()
+	if err := lis.Close(); err != nil {
+		t.Fatalf("close listener: %v", err)
+	}
+	pool, err := pgxpool.New(t.Context(), "postgres://postgres@"+addr+"/postgres?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatalf("pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	store, err := warehouse.NewStore(pool, testSchema)
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	client := serve(t, store)
+
+	_, err = client.Load(t.Context(), request("", "100", row(605141, "100")))
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Errorf("Load: code %s (%v), want Unavailable", code, err)
+	}
+	_, err = client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{Stream: testStream, ShardId: testShard})
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Errorf("GetCheckpoint: code %s (%v), want Unavailable", code, err)
+	}
+}

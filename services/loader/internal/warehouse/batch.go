@@ -1,0 +1,416 @@
+package warehouse
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
+	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+)
+
+// sequenceNumberPattern is a Kinesis sequence number in canonical form: decimal digits
+// without leading zeros (Kinesis: "0|([1-9]\d{0,128})"). Canonical form makes text
+// equality (the checkpoint compare-and-set) the same as numeric equality.
+var sequenceNumberPattern = regexp.MustCompile(`^(0|[1-9][0-9]{0,128})$`)
+
+// compareSequenceNumbers orders two canonical sequence numbers numerically: a longer one is
+// larger, and equal lengths compare digit by digit. Never compare them as plain text
+// ("9" > "10" as text).
+func compareSequenceNumbers(a, b string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 {
+		return c
+	}
+	return cmp.Compare(a, b)
+}
+
+// compareVersions orders two versions of one fact row: by version, then by event_id
+// byte-wise. The dialects must use the same order when they compare with a stored row.
+func compareVersions(aVersion int64, aEventID string, bVersion int64, bEventID string) int {
+	if c := cmp.Compare(aVersion, bVersion); c != 0 {
+		return c
+	}
+	return cmp.Compare(aEventID, bEventID)
+}
+
+// maxViolations bounds the violations reported for one request: enough to fix a batch,
+// small enough for a status detail.
+const maxViolations = 50
+
+type violations []FieldViolation
+
+func (v *violations) add(field, format string, args ...any) {
+	if len(*v) < maxViolations {
+		*v = append(*v, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (v violations) err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	return &ValidationError{Violations: v}
+}
+
+// batch is a validated LoadRequest in the shape the dialects write.
+type batch struct {
+	checkpoint CheckpointUpdate
+	// rows are unique by key, sorted by key, each the greatest (version, event_id) of the
+	// request's rows with that key.
+	rows []FactRow
+	// received is the number of rows in the request, duplicates included.
+	received int
+	letters  []DeadLetter
+}
+
+// prepareBatch validates req and converts it. Every problem is reported at once, as a
+// *ValidationError.
+func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
+	var v violations
+	validateShard(&v, req.GetStream(), req.GetShardId())
+	validateCheckpointMove(&v, req)
+	// Positions are checked against the checkpoint range only when the range is sound.
+	checkRange := len(v) == 0
+
+	b := &batch{
+		checkpoint: CheckpointUpdate{
+			Stream:         req.GetStream(),
+			ShardID:        req.GetShardId(),
+			Expected:       req.GetExpectedSequenceNumber(),
+			SequenceNumber: req.GetSequenceNumber(),
+			ShardEnd:       req.GetShardEnd(),
+			ConsumerID:     req.GetConsumerId(),
+		},
+		received: len(req.GetRows()),
+	}
+	rows := make([]FactRow, 0, len(req.GetRows()))
+	for i, row := range req.GetRows() {
+		field := fmt.Sprintf("rows[%d]", i)
+		if row == nil {
+			v.add(field, "must be set")
+			continue
+		}
+		validatePosition(&v, field+".position", row.GetPosition(), req, checkRange, false)
+		if fact, ok := convertRow(&v, field, row); ok {
+			rows = append(rows, fact)
+		}
+	}
+	for i, rejection := range req.GetRejections() {
+		field := fmt.Sprintf("rejections[%d]", i)
+		if rejection == nil {
+			v.add(field, "must be set")
+			continue
+		}
+		validatePosition(&v, field+".position", rejection.GetPosition(), req, checkRange, true)
+		if rejection.GetStage() == "" {
+			v.add(field+".stage", "must not be empty")
+		}
+		if rejection.GetReason() == "" {
+			v.add(field+".reason", "must not be empty")
+		}
+		b.letters = append(b.letters, DeadLetter{
+			Stage:          rejection.GetStage(),
+			Reason:         rejection.GetReason(),
+			Detail:         rejection.GetDetail(),
+			Field:          rejection.GetField(),
+			EventID:        rejection.GetEventId(),
+			Stream:         rejection.GetPosition().GetStream(),
+			ShardID:        rejection.GetPosition().GetShardId(),
+			SequenceNumber: rejection.GetPosition().GetSequenceNumber(),
+			Payload:        rejection.GetPayload(),
+		})
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	b.rows = deduplicate(rows)
+	return b, nil
+}
+
+func validateShard(v *violations, stream, shardID string) {
+	if stream == "" {
+		v.add("stream", "must not be empty")
+	}
+	if shardID == "" {
+		v.add("shard_id", "must not be empty")
+	}
+}
+
+// validateCheckpointMove checks that the request moves the checkpoint forward, or only
+// closes the shard at the position it already has.
+func validateCheckpointMove(v *violations, req *loadv1.LoadRequest) {
+	next, expected := req.GetSequenceNumber(), req.GetExpectedSequenceNumber()
+	nextOK := false
+	switch {
+	case next == "":
+		v.add("sequence_number", "must not be empty: it is the checkpoint the batch commits")
+	case !sequenceNumberPattern.MatchString(next):
+		v.add("sequence_number", "%q is not a sequence number (decimal digits, no leading zeros)", next)
+	default:
+		nextOK = true
+	}
+	if expected != "" && !sequenceNumberPattern.MatchString(expected) {
+		v.add("expected_sequence_number", "%q is not a sequence number (decimal digits, no leading zeros)", expected)
+		return
+	}
+	if !nextOK || expected == "" {
+		return
+	}
+	switch c := compareSequenceNumbers(next, expected); {
+	case c < 0:
+		v.add("sequence_number", "%s is behind expected_sequence_number %s: a checkpoint never moves back", next, expected)
+	case c == 0 && !req.GetShardEnd():
+		v.add("sequence_number", "equals expected_sequence_number and shard_end is false: nothing to commit")
+	}
+}
+
+// validatePosition checks that a record comes from the request's shard and lies in the
+// range the checkpoint moves over: after expected_sequence_number, up to sequence_number.
+func validatePosition(v *violations, field string, pos *transformv1.SourcePosition, req *loadv1.LoadRequest, checkRange, required bool) {
+	if pos == nil {
+		if required {
+			v.add(field, "must be set")
+		}
+		return
+	}
+	if pos.GetStream() != req.GetStream() {
+		v.add(field+".stream", "%q is not the request's stream %q", pos.GetStream(), req.GetStream())
+	}
+	if pos.GetShardId() != req.GetShardId() {
+		v.add(field+".shard_id", "%q is not the request's shard %q", pos.GetShardId(), req.GetShardId())
+	}
+	seq := pos.GetSequenceNumber()
+	if !sequenceNumberPattern.MatchString(seq) {
+		v.add(field+".sequence_number", "%q is not a sequence number (decimal digits, no leading zeros)", seq)
+		return
+	}
+	if !checkRange {
+		return
+	}
+	if expected := req.GetExpectedSequenceNumber(); expected != "" && compareSequenceNumbers(seq, expected) <= 0 {
+		v.add(field+".sequence_number", "%s is not after expected_sequence_number %s", seq, expected)
+	}
+	if compareSequenceNumbers(seq, req.GetSequenceNumber()) > 0 {
+		v.add(field+".sequence_number", "%s is after the batch's sequence_number %s", seq, req.GetSequenceNumber())
+	}
+}
+
+// convertRow validates one row and converts it to a FactRow.
+func convertRow(v *violations, field string, row *transformv1.BattingGameRow) (FactRow, bool) {
+	before := len(*v)
+	if row.GetEventId() == "" {
+		v.add(field+".event_id", "must not be empty")
+	}
+	player := row.GetPlayer()
+	switch {
+	case player == nil:
+		v.add(field+".player", "must be set")
+	default:
+		if player.GetMlbId() <= 0 {
+			v.add(field+".player.mlb_id", "must be positive, got %d", player.GetMlbId())
+		}
+		if player.GetName() == "" {
+			v.add(field+".player.name", "must not be empty")
+		}
+		if player.GetTeam() == "" {
+			v.add(field+".player.team", "must not be empty")
+		}
+	}
+	if row.GetGameId() == "" {
+		v.add(field+".game_id", "must not be empty")
+	}
+	gameDate, err := time.Parse(time.DateOnly, row.GetGameDate())
+	if err != nil {
+		v.add(field+".game_date", "%q is not a date YYYY-MM-DD", row.GetGameDate())
+	}
+	if n := row.GetGameNumber(); n < 0 || n > math.MaxInt16 {
+		v.add(field+".game_number", "must be between 0 and %d, got %d", math.MaxInt16, n)
+	}
+	if n := row.GetSeason(); n <= 0 || n > math.MaxInt16 {
+		v.add(field+".season", "must be between 1 and %d, got %d", math.MaxInt16, n)
+	}
+	if row.GetOpponent() == "" {
+		v.add(field+".opponent", "must not be empty")
+	}
+	for _, stat := range countingStats(row) {
+		if stat.value < 0 {
+			v.add(field+"."+stat.name, "must not be negative, got %d", stat.value)
+		}
+	}
+	sourceTime := optionalTime(v, field+".source_time", row.GetSourceTime())
+	acceptedAt := optionalTime(v, field+".accepted_at", row.GetAcceptedAt())
+	if len(*v) > before {
+		return FactRow{}, false
+	}
+
+	fact := FactRow{
+		PlayerID:   player.GetMlbId(),
+		PlayerName: player.GetName(),
+		PlayerTeam: player.GetTeam(),
+
+		GameID:     row.GetGameId(),
+		GameDate:   gameDate,
+		GameNumber: int16(row.GetGameNumber()),
+		Season:     int16(row.GetSeason()),
+		Opponent:   row.GetOpponent(),
+		Home:       row.GetHome(),
+
+		PlateAppearances:     row.GetPlateAppearances(),
+		AtBats:               row.GetAtBats(),
+		Runs:                 row.GetRuns(),
+		Hits:                 row.GetHits(),
+		Singles:              row.GetSingles(),
+		Doubles:              row.GetDoubles(),
+		Triples:              row.GetTriples(),
+		HomeRuns:             row.GetHomeRuns(),
+		RBI:                  row.GetRbi(),
+		BaseOnBalls:          row.GetBaseOnBalls(),
+		IntentionalWalks:     row.GetIntentionalWalks(),
+		StrikeOuts:           row.GetStrikeOuts(),
+		HitByPitch:           row.GetHitByPitch(),
+		SacBunts:             row.GetSacBunts(),
+		SacFlies:             row.GetSacFlies(),
+		StolenBases:          row.GetStolenBases(),
+		CaughtStealing:       row.GetCaughtStealing(),
+		GroundIntoDoublePlay: row.GetGroundIntoDoublePlay(),
+		TotalBases:           row.GetTotalBases(),
+		ExtraBaseHits:        row.GetExtraBaseHits(),
+		TimesOnBase:          row.GetTimesOnBase(),
+
+		EventID:    row.GetEventId(),
+		Version:    row.GetVersion(),
+		SourceTime: sourceTime,
+		AcceptedAt: acceptedAt,
+		TraceID:    nonEmpty(row.GetTraceId()),
+	}
+	if pos := row.GetPosition(); pos != nil {
+		fact.SourceStream = nonEmpty(pos.GetStream())
+		fact.SourceShardID = nonEmpty(pos.GetShardId())
+		fact.SourceSequenceNumber = nonEmpty(pos.GetSequenceNumber())
+	}
+	return fact, true
+}
+
+type namedStat struct {
+	name  string
+	value int32
+}
+
+// countingStats lists a row's counting stats under their proto field names.
+func countingStats(row *transformv1.BattingGameRow) []namedStat {
+	return []namedStat{
+		{"plate_appearances", row.GetPlateAppearances()},
+		{"at_bats", row.GetAtBats()},
+		{"runs", row.GetRuns()},
+		{"hits", row.GetHits()},
+		{"singles", row.GetSingles()},
+		{"doubles", row.GetDoubles()},
+		{"triples", row.GetTriples()},
+		{"home_runs", row.GetHomeRuns()},
+		{"rbi", row.GetRbi()},
+		{"base_on_balls", row.GetBaseOnBalls()},
+		{"intentional_walks", row.GetIntentionalWalks()},
+		{"strike_outs", row.GetStrikeOuts()},
+		{"hit_by_pitch", row.GetHitByPitch()},
+		{"sac_bunts", row.GetSacBunts()},
+		{"sac_flies", row.GetSacFlies()},
+		{"stolen_bases", row.GetStolenBases()},
+		{"caught_stealing", row.GetCaughtStealing()},
+		{"ground_into_double_play", row.GetGroundIntoDoublePlay()},
+		{"total_bases", row.GetTotalBases()},
+		{"extra_base_hits", row.GetExtraBaseHits()},
+		{"times_on_base", row.GetTimesOnBase()},
+	}
+}
+
+func optionalTime(v *violations, field string, ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		v.add(field, "invalid timestamp: %v", err)
+		return nil
+	}
+	t := ts.AsTime()
+	return &t
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// deduplicate keeps, for each (player_id, game_id), the row with the greatest
+// (version, event_id), and sorts the result by key. Without it two rows with one key in a
+// single INSERT ... ON CONFLICT DO UPDATE fail the statement (SQLSTATE 21000).
+func deduplicate(rows []FactRow) []FactRow {
+	best := make(map[FactKey]int, len(rows))
+	for i := range rows {
+		key := rows[i].Key()
+		j, seen := best[key]
+		if !seen || compareVersions(rows[i].Version, rows[i].EventID, rows[j].Version, rows[j].EventID) > 0 {
+			best[key] = i
+		}
+	}
+	unique := make([]FactRow, 0, len(best))
+	for _, i := range best {
+		unique = append(unique, rows[i])
+	}
+	slices.SortFunc(unique, func(a, b FactRow) int { return compareKeys(a.Key(), b.Key()) })
+	return unique
+}
+
+func compareKeys(a, b FactKey) int {
+	if c := cmp.Compare(a.PlayerID, b.PlayerID); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GameID, b.GameID)
+}
+
+// latestPlayers returns one PlayerRow per player among the rows that were written, taken
+// from the latest game (date, then game number, then version and event id), sorted by
+// player id so concurrent loads lock dim_player rows in the same order.
+func latestPlayers(rows []FactRow, writes []FactWrite) []PlayerRow {
+	written := make(map[FactKey]bool, len(writes))
+	for _, w := range writes {
+		written[w.Key] = true
+	}
+	latest := make(map[int64]*FactRow)
+	for i := range rows {
+		row := &rows[i]
+		if !written[row.Key()] {
+			continue
+		}
+		if current, ok := latest[row.PlayerID]; !ok || laterGame(row, current) {
+			latest[row.PlayerID] = row
+		}
+	}
+	players := make([]PlayerRow, 0, len(latest))
+	for _, row := range latest {
+		players = append(players, PlayerRow{
+			PlayerID:     row.PlayerID,
+			Name:         row.PlayerName,
+			Team:         row.PlayerTeam,
+			LastGameDate: row.GameDate,
+		})
+	}
+	slices.SortFunc(players, func(a, b PlayerRow) int { return cmp.Compare(a.PlayerID, b.PlayerID) })
+	return players
+}
+
+func laterGame(a, b *FactRow) bool {
+	if c := a.GameDate.Compare(b.GameDate); c != 0 {
+		return c > 0
+	}
+	if a.GameNumber != b.GameNumber {
+		return a.GameNumber > b.GameNumber
+	}
+	return compareVersions(a.Version, a.EventID, b.Version, b.EventID) > 0
+}

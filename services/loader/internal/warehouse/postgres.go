@@ -1,0 +1,310 @@
+package warehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
+)
+
+// The statements below name tables as {schema}.table; NewPostgresDialect replaces {schema}
+// with the quoted schema name once, so no statement is built per call.
+
+// createStagingSQL makes a staging table shaped like the fact table. It is temporary (only
+// this session sees it, so concurrent loads cannot collide) and dropped at the end of the
+// transaction, commit or rollback. LIKE keeps it in step with the migrations.
+const createStagingSQL = `
+CREATE TEMP TABLE fact_batting_game_staging
+    (LIKE {schema}.fact_batting_game INCLUDING DEFAULTS)
+    ON COMMIT DROP`
+
+// stagingTable is where COPY FROM STDIN sends the batch.
+var stagingTable = pgx.Identifier{"pg_temp", "fact_batting_game_staging"}
+
+// upsertFactsSQL moves the staged rows into the fact table. A stored row is replaced only
+// when the incoming (version, event_id) is greater: a redelivered or older line changes
+// nothing and is not returned. event_id compares byte-wise (COLLATE "C") so the database and
+// the in-batch deduplication agree on the order whatever the database's collation.
+// (xmax = 0) is true for a freshly inserted tuple and false for one that ON CONFLICT
+// updated: that is how inserted and updated rows are told apart in one statement.
+// ORDER BY makes concurrent loads lock keys in the same order, which avoids deadlocks.
+const upsertFactsSQL = `
+INSERT INTO {schema}.fact_batting_game AS f (
+    player_id, game_id, game_date, game_number, season, opponent, home,
+    plate_appearances, at_bats, runs, hits, singles, doubles, triples, home_runs, rbi,
+    base_on_balls, intentional_walks, strike_outs, hit_by_pitch, sac_bunts, sac_flies,
+    stolen_bases, caught_stealing, ground_into_double_play,
+    total_bases, extra_base_hits, times_on_base,
+    event_id, version, source_time, accepted_at,
+    source_stream, source_shard_id, source_sequence_number, trace_id
+)
+SELECT
+    player_id, game_id, game_date, game_number, season, opponent, home,
+    plate_appearances, at_bats, runs, hits, singles, doubles, triples, home_runs, rbi,
+    base_on_balls, intentional_walks, strike_outs, hit_by_pitch, sac_bunts, sac_flies,
+    stolen_bases, caught_stealing, ground_into_double_play,
+    total_bases, extra_base_hits, times_on_base,
+    event_id, version, source_time, accepted_at,
+    source_stream, source_shard_id, source_sequence_number, trace_id
+FROM pg_temp.fact_batting_game_staging
+ORDER BY player_id, game_id
+ON CONFLICT (player_id, game_id) DO UPDATE SET
+    game_date = EXCLUDED.game_date,
+    game_number = EXCLUDED.game_number,
+    season = EXCLUDED.season,
+    opponent = EXCLUDED.opponent,
+    home = EXCLUDED.home,
+    plate_appearances = EXCLUDED.plate_appearances,
+    at_bats = EXCLUDED.at_bats,
+    runs = EXCLUDED.runs,
+    hits = EXCLUDED.hits,
+    singles = EXCLUDED.singles,
+    doubles = EXCLUDED.doubles,
+    triples = EXCLUDED.triples,
+    home_runs = EXCLUDED.home_runs,
+    rbi = EXCLUDED.rbi,
+    base_on_balls = EXCLUDED.base_on_balls,
+    intentional_walks = EXCLUDED.intentional_walks,
+    strike_outs = EXCLUDED.strike_outs,
+    hit_by_pitch = EXCLUDED.hit_by_pitch,
+    sac_bunts = EXCLUDED.sac_bunts,
+    sac_flies = EXCLUDED.sac_flies,
+    stolen_bases = EXCLUDED.stolen_bases,
+    caught_stealing = EXCLUDED.caught_stealing,
+    ground_into_double_play = EXCLUDED.ground_into_double_play,
+    total_bases = EXCLUDED.total_bases,
+    extra_base_hits = EXCLUDED.extra_base_hits,
+    times_on_base = EXCLUDED.times_on_base,
+    event_id = EXCLUDED.event_id,
+    version = EXCLUDED.version,
+    source_time = EXCLUDED.source_time,
+    accepted_at = EXCLUDED.accepted_at,
+    loaded_at = now(),
+    source_stream = EXCLUDED.source_stream,
+    source_shard_id = EXCLUDED.source_shard_id,
+    source_sequence_number = EXCLUDED.source_sequence_number,
+    trace_id = EXCLUDED.trace_id
+WHERE (EXCLUDED.version, EXCLUDED.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C")
+RETURNING f.player_id, f.game_id, (f.xmax = 0) AS inserted`
+
+// factColumns is the order in which factValues emits a row for COPY into the staging table.
+var factColumns = []string{
+	"player_id", "game_id", "game_date", "game_number", "season", "opponent", "home",
+	"plate_appearances", "at_bats", "runs", "hits", "singles", "doubles", "triples", "home_runs", "rbi",
+	"base_on_balls", "intentional_walks", "strike_outs", "hit_by_pitch", "sac_bunts", "sac_flies",
+	"stolen_bases", "caught_stealing", "ground_into_double_play",
+	"total_bases", "extra_base_hits", "times_on_base",
+	"event_id", "version", "source_time", "accepted_at",
+	"source_stream", "source_shard_id", "source_sequence_number", "trace_id",
+}
+
+func factValues(r *FactRow) []any {
+	return []any{
+		r.PlayerID, r.GameID, pgtype.Date{Time: r.GameDate, Valid: true}, r.GameNumber, r.Season, r.Opponent, r.Home,
+		r.PlateAppearances, r.AtBats, r.Runs, r.Hits, r.Singles, r.Doubles, r.Triples, r.HomeRuns, r.RBI,
+		r.BaseOnBalls, r.IntentionalWalks, r.StrikeOuts, r.HitByPitch, r.SacBunts, r.SacFlies,
+		r.StolenBases, r.CaughtStealing, r.GroundIntoDoublePlay,
+		r.TotalBases, r.ExtraBaseHits, r.TimesOnBase,
+		r.EventID, r.Version, r.SourceTime, r.AcceptedAt,
+		r.SourceStream, r.SourceShardID, r.SourceSequenceNumber, r.TraceID,
+	}
+}
+
+// upsertPlayersSQL records each player's name and team. The stored values win when they
+// come from a later game than the incoming ones (a late line from before a trade must not
+// bring the old team back); an identical row is left alone so updated_at means a change.
+const upsertPlayersSQL = `
+INSERT INTO {schema}.dim_player AS d (player_id, name, team, last_game_date, updated_at)
+SELECT player_id, name, team, last_game_date, now()
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::date[]) AS p(player_id, name, team, last_game_date)
+ORDER BY player_id
+ON CONFLICT (player_id) DO UPDATE SET
+    name = EXCLUDED.name,
+    team = EXCLUDED.team,
+    last_game_date = EXCLUDED.last_game_date,
+    updated_at = EXCLUDED.updated_at
+WHERE EXCLUDED.last_game_date >= d.last_game_date
+  AND (EXCLUDED.name, EXCLUDED.team, EXCLUDED.last_game_date) IS DISTINCT FROM (d.name, d.team, d.last_game_date)`
+
+// insertDeadLettersSQL writes rejections. A rejection already stored for the same position
+// and stage (a redelivery) is skipped, so the affected row count is the number of new ones.
+const insertDeadLettersSQL = `
+INSERT INTO {schema}.dead_letter (stage, reason, detail, field, event_id, stream, shard_id, sequence_number, payload)
+SELECT stage, reason, NULLIF(detail, ''), NULLIF(field, ''), NULLIF(event_id, ''), stream, shard_id, sequence_number, payload
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
+    AS r(stage, reason, detail, field, event_id, stream, shard_id, sequence_number, payload)
+ON CONFLICT (stream, shard_id, sequence_number, stage) DO NOTHING`
+
+// insertFirstCheckpointSQL is the compare-and-set for a shard never committed: it succeeds
+// only if no row exists. A concurrent first commit makes it wait, then do nothing.
+const insertFirstCheckpointSQL = `
+INSERT INTO {schema}.shard_checkpoint (stream, shard_id, sequence_number, shard_end, consumer_id, updated_at)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), now())
+ON CONFLICT (stream, shard_id) DO NOTHING
+RETURNING stream, shard_id, sequence_number, shard_end, updated_at`
+
+// advanceCheckpointSQL is the compare-and-set from a known position: it hits the row only
+// if it still holds the expected sequence number and the shard is not closed yet. The row
+// lock it takes makes a concurrent load of the same shard wait, then find no match.
+const advanceCheckpointSQL = `
+UPDATE {schema}.shard_checkpoint
+SET sequence_number = $4, shard_end = $5, consumer_id = NULLIF($6, ''), updated_at = now()
+WHERE stream = $1 AND shard_id = $2 AND sequence_number = $3 AND NOT shard_end
+RETURNING stream, shard_id, sequence_number, shard_end, updated_at`
+
+// selectCheckpointSQL reads one shard's checkpoint.
+const selectCheckpointSQL = `
+SELECT stream, shard_id, sequence_number, shard_end, updated_at
+FROM {schema}.shard_checkpoint
+WHERE stream = $1 AND shard_id = $2`
+
+// PostgresDialect writes to PostgreSQL; see Dialect.
+type PostgresDialect struct {
+	createStaging     string
+	upsertFacts       string
+	upsertPlayers     string
+	insertDeadLetters string
+	insertFirst       string
+	advance           string
+	selectCheckpoint  string
+}
+
+var _ Dialect = (*PostgresDialect)(nil)
+
+// NewPostgresDialect returns the PostgreSQL dialect for tables in schema.
+func NewPostgresDialect(schema string) (*PostgresDialect, error) {
+	if err := migrations.ValidateSchema(schema); err != nil {
+		return nil, fmt.Errorf("postgres dialect: %w", err)
+	}
+	r := strings.NewReplacer("{schema}", pgx.Identifier{schema}.Sanitize())
+	return &PostgresDialect{
+		createStaging:     r.Replace(createStagingSQL),
+		upsertFacts:       r.Replace(upsertFactsSQL),
+		upsertPlayers:     r.Replace(upsertPlayersSQL),
+		insertDeadLetters: r.Replace(insertDeadLettersSQL),
+		insertFirst:       r.Replace(insertFirstCheckpointSQL),
+		advance:           r.Replace(advanceCheckpointSQL),
+		selectCheckpoint:  r.Replace(selectCheckpointSQL),
+	}, nil
+}
+
+// AdvanceCheckpoint implements Dialect.
+func (d *PostgresDialect) AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, u CheckpointUpdate) (Checkpoint, bool, error) {
+	var row pgx.Row
+	if u.Expected == "" {
+		row = tx.QueryRow(ctx, d.insertFirst, u.Stream, u.ShardID, u.SequenceNumber, u.ShardEnd, u.ConsumerID)
+	} else {
+		row = tx.QueryRow(ctx, d.advance, u.Stream, u.ShardID, u.Expected, u.SequenceNumber, u.ShardEnd, u.ConsumerID)
+	}
+	stored, err := scanCheckpoint(row)
+	if err == nil {
+		return stored, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, false, fmt.Errorf("compare-and-set checkpoint: %w", err)
+	}
+	// No row matched: read what is there instead. Under READ COMMITTED this statement sees
+	// the commit that beat us, if one did.
+	stored, err = d.ReadCheckpoint(ctx, tx, u.Stream, u.ShardID)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	return stored, false, nil
+}
+
+// UpsertFacts implements Dialect.
+func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, d.createStaging); err != nil {
+		return nil, fmt.Errorf("create staging table: %w", err)
+	}
+	copied, err := tx.CopyFrom(ctx, stagingTable, factColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		return factValues(&rows[i]), nil
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("copy rows into staging table: %w", err)
+	}
+	if copied != int64(len(rows)) {
+		return nil, fmt.Errorf("copy rows into staging table: copied %d of %d rows", copied, len(rows))
+	}
+	result, err := tx.Query(ctx, d.upsertFacts)
+	if err != nil {
+		return nil, fmt.Errorf("upsert facts: %w", err)
+	}
+	writes, err := pgx.CollectRows(result, func(row pgx.CollectableRow) (FactWrite, error) {
+		var w FactWrite
+		err := row.Scan(&w.Key.PlayerID, &w.Key.GameID, &w.Inserted)
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upsert facts: %w", err)
+	}
+	return writes, nil
+}
+
+// UpsertPlayers implements Dialect.
+func (d *PostgresDialect) UpsertPlayers(ctx context.Context, tx pgx.Tx, players []PlayerRow) error {
+	if len(players) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(players))
+	names := make([]string, len(players))
+	teams := make([]string, len(players))
+	dates := make([]pgtype.Date, len(players))
+	for i, p := range players {
+		ids[i], names[i], teams[i] = p.PlayerID, p.Name, p.Team
+		dates[i] = pgtype.Date{Time: p.LastGameDate, Valid: true}
+	}
+	if _, err := tx.Exec(ctx, d.upsertPlayers, ids, names, teams, dates); err != nil {
+		return fmt.Errorf("upsert players: %w", err)
+	}
+	return nil
+}
+
+// InsertDeadLetters implements Dialect.
+func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, letters []DeadLetter) (int64, error) {
+	if len(letters) == 0 {
+		return 0, nil
+	}
+	n := len(letters)
+	stages, reasons, details, fields, eventIDs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	streams, shards, sequences := make([]string, n), make([]string, n), make([]string, n)
+	payloads := make([][]byte, n)
+	for i, l := range letters {
+		stages[i], reasons[i], details[i], fields[i], eventIDs[i] = l.Stage, l.Reason, l.Detail, l.Field, l.EventID
+		streams[i], shards[i], sequences[i] = l.Stream, l.ShardID, l.SequenceNumber
+		payloads[i] = l.Payload
+	}
+	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, streams, shards, sequences, payloads)
+	if err != nil {
+		return 0, fmt.Errorf("insert dead letters: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ReadCheckpoint implements Dialect.
+func (d *PostgresDialect) ReadCheckpoint(ctx context.Context, q Querier, stream, shardID string) (Checkpoint, error) {
+	stored, err := scanCheckpoint(q.QueryRow(ctx, d.selectCheckpoint, stream, shardID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{Stream: stream, ShardID: shardID}, nil
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return stored, nil
+}
+
+func scanCheckpoint(row pgx.Row) (Checkpoint, error) {
+	var c Checkpoint
+	if err := row.Scan(&c.Stream, &c.ShardID, &c.SequenceNumber, &c.ShardEnd, &c.UpdatedAt); err != nil {
+		return Checkpoint{}, err
+	}
+	return c, nil
+}
