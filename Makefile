@@ -1,0 +1,83 @@
+# Boxscore: ingest -> Kinesis -> transform -> load. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+SERVICES     := ingest-gateway shard-consumer transformer loader
+MODULES      := pkg services/ingest-gateway services/shard-consumer services/transformer services/loader test
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS      := -X github.com/boxscore-dev/boxscore/pkg/buildinfo.Version=$(VERSION)
+BIN          := bin
+STACK        := k8s/local/stack.sh
+KINESALITE   := k8s/local/kinesalite
+# Local stack settings, shared by the stack script and the services it starts.
+export BOXSCORE_STREAM ?= boxscore-stats
+export BOXSCORE_SHARDS ?= 4
+export BOXSCORE_DB     ?= boxscore
+export KINESIS_PORT    ?= 4567
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the four service binaries into bin/.
+	@mkdir -p $(BIN)
+	@for s in $(SERVICES); do \
+		echo "go build $$s"; \
+		go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/$$s ./services/$$s; \
+	done
+
+.PHONY: deps
+deps: $(KINESALITE)/node_modules/.package-lock.json ## Install what tests and the local stack need (kinesalite, PostgreSQL).
+	@bash .ci/ensure-postgres.sh
+
+$(KINESALITE)/node_modules/.package-lock.json: $(KINESALITE)/package-lock.json
+	cd $(KINESALITE) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: test
+test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race.
+	@for m in $(MODULES); do \
+		echo "== go test $$m"; \
+		(cd $$m && go test $(GO_TEST_FLAGS) ./...); \
+	done
+
+.PHONY: generate
+generate: ## Regenerate pkg/gen from proto/ with the pinned buf and plugins.
+	cd proto && go tool buf generate
+
+.PHONY: generate-check
+generate-check: generate ## Fail when the committed generated code differs from what proto/ generates.
+	git diff --exit-code -- pkg/gen
+	@test -z "$$(git status --porcelain -- pkg/gen)" || { git status --porcelain -- pkg/gen; exit 1; }
+
+.PHONY: lint
+lint: ## buf lint, gofmt and go vet over every module.
+	cd proto && go tool buf lint
+	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
+	@for m in $(MODULES); do (cd $$m && go vet ./...); done
+
+.PHONY: up
+up: build deps ## Start the local stack: PostgreSQL, kinesalite and the four services (logs in .run/logs).
+	@bash $(STACK) deps
+	@export BOXSCORE_KINESIS_ENDPOINT=http://127.0.0.1:$(KINESIS_PORT) \
+		BOXSCORE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$(BOXSCORE_DB)?sslmode=disable; \
+	bash $(STACK) start-service --admin-port 9103 loader $(BIN)/loader && \
+	bash $(STACK) start-service --admin-port 9102 transformer $(BIN)/transformer && \
+	bash $(STACK) start-service --admin-port 9104 shard-consumer $(BIN)/shard-consumer && \
+	bash $(STACK) start-service --admin-port 9101 ingest-gateway $(BIN)/ingest-gateway
+	@echo "Boxscore is up: POST events to http://127.0.0.1:8080/v1/stats"
+
+.PHONY: down
+down: ## Stop the local stack (services, then kinesalite). Data in PostgreSQL and .run/ stays.
+	@bash $(STACK) stop
+
+.PHONY: status
+status: ## Show what the local stack runs.
+	@bash $(STACK) status
+
+.PHONY: demo
+demo: up ## Run the pipeline end to end: stack up, a week of Dodgers lines POSTed, the warehouse printed.
+	@bash k8s/local/demo.sh
