@@ -1,0 +1,246 @@
+// Package httpapi is the gateway's public HTTP API: POST /v1/stats takes a batch of stat
+// events as a JSON array or as NDJSON and answers 202 once the stream acknowledged every
+// event. Errors are RFC 9457 problem details (application/problem+json).
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
+)
+
+const statsPath = "/v1/stats"
+
+// MaxBodyBytes is the largest request body accepted: the PutRecords limit of one call.
+const MaxBodyBytes = 5 << 20
+
+// NewHandler returns the public HTTP API, traced with otelhttp.
+func NewHandler(svc *ingest.Service, logger *slog.Logger) http.Handler {
+	a := &api{svc: svc, logger: logger}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, a.logRequests, a.recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, logger, newProblem(r, http.StatusNotFound, "not-found", "Not Found",
+			fmt.Sprintf("no resource at %s", r.URL.Path)))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, logger, newProblem(r, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed",
+			fmt.Sprintf("%s does not take %s", r.URL.Path, r.Method)))
+	})
+	r.Post(statsPath, a.postStats)
+	return otelhttp.NewHandler(r, "ingest-gateway.http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			// Span names must have few values: any path of a 404 would be one more.
+			if r.URL.Path == statsPath {
+				return r.Method + " " + statsPath
+			}
+			return r.Method + " (unrouted)"
+		}))
+}
+
+type api struct {
+	svc    *ingest.Service
+	logger *slog.Logger
+}
+
+// requestLog collects what the handler learns for the access log line.
+type requestLog struct{ events int }
+
+type requestLogKey struct{}
+
+func (a *api) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		info := &requestLog{}
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), requestLogKey{}, info)))
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		a.logger.Log(r.Context(), level, "http request",
+			"method", r.Method, "path", r.URL.Path, "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "events", info.events,
+			"bytes_in", r.ContentLength, "request_id", middleware.GetReqID(r.Context()))
+	})
+}
+
+// recoverer turns a panic into a logged stack and a 500 problem, like chi's Recoverer but
+// with a problem+json body.
+func (a *api) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			rec := recover()
+			if rec == nil {
+				return
+			}
+			if rec == http.ErrAbortHandler { // net/http's way to abort a response: not ours to handle
+				panic(rec)
+			}
+			a.logger.ErrorContext(r.Context(), "panic in HTTP handler", "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+			writeProblem(w, r, a.logger, newProblem(r, http.StatusInternalServerError, "internal", "Internal Server Error",
+				"the gateway failed unexpectedly; nothing is known about the events of this request, so retry it with the same event ids"))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
+	events, problem := a.readBatch(w, r)
+	if problem != nil {
+		writeProblem(w, r, a.logger, problem)
+		return
+	}
+	if info, ok := r.Context().Value(requestLogKey{}).(*requestLog); ok {
+		info.events = len(events)
+	}
+	results, err := a.svc.Submit(r.Context(), events)
+	if err != nil {
+		a.writeSubmitError(w, r, err)
+		return
+	}
+	body := AcceptedJSON{Accepted: len(results), Results: make([]ResultJSON, len(results))}
+	for i, res := range results {
+		body.Results[i] = resultJSON(res)
+	}
+	writeJSON(w, r, a.logger, "application/json", http.StatusAccepted, body)
+}
+
+// readBatch decodes the body as the Content-Type says, within the size and count limits.
+func (a *api) readBatch(w http.ResponseWriter, r *http.Request) ([]*statsv1.StatEvent, *Problem) {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mediaType != mediaTypeJSON && mediaType != mediaTypeNDJSON) {
+		p := newProblem(r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Media Type",
+			fmt.Sprintf("Content-Type %q is not supported: send %s (an array of events) or %s (one event per line)",
+				r.Header.Get("Content-Type"), mediaTypeJSON, mediaTypeNDJSON))
+		w.Header().Set("Accept-Post", mediaTypeJSON+", "+mediaTypeNDJSON)
+		return nil, p
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return nil, bodyTooLarge(r)
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	var events []*statsv1.StatEvent
+	if mediaType == mediaTypeNDJSON {
+		events, err = decodeNDJSON(body, ingest.MaxBatchEvents)
+	} else {
+		events, err = decodeJSONArray(body, ingest.MaxBatchEvents)
+	}
+	var maxBytes *http.MaxBytesError
+	var tooMany *tooManyEventsError
+	var malformed *malformedError
+	switch {
+	case err == nil && len(events) == 0:
+		return nil, newProblem(r, http.StatusBadRequest, "empty-batch", "Empty Batch", "the request has no events")
+	case err == nil:
+		return events, nil
+	case errors.As(err, &maxBytes):
+		return nil, bodyTooLarge(r)
+	case errors.As(err, &tooMany):
+		return nil, tooManyEvents(r, fmt.Sprintf("the request has more than %d events; split it into batches of at most %d", tooMany.limit, tooMany.limit))
+	case errors.As(err, &malformed):
+		p := newProblem(r, http.StatusBadRequest, "malformed-event", "Malformed Request Body", malformed.Error())
+		if malformed.index >= 0 {
+			p.Index = &malformed.index
+			p.Line = malformed.line
+		}
+		return nil, p
+	default:
+		return nil, newProblem(r, http.StatusBadRequest, "unreadable-body", "Unreadable Request Body",
+			fmt.Sprintf("reading the request body failed: %v", err))
+	}
+}
+
+func bodyTooLarge(r *http.Request) *Problem {
+	return newProblem(r, http.StatusRequestEntityTooLarge, "body-too-large", "Request Body Too Large",
+		fmt.Sprintf("the request body is larger than %d bytes; split it into smaller batches", MaxBodyBytes))
+}
+
+func tooManyEvents(r *http.Request, detail string) *Problem {
+	return newProblem(r, http.StatusRequestEntityTooLarge, "too-many-events", "Too Many Events", detail)
+}
+
+// writeSubmitError answers a failed Submit. Every answer says whether retrying is safe.
+func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		invalid     *ingest.InvalidBatchError
+		tooMany     *ingest.TooManyEventsError
+		busy        *publish.BusyError
+		unavailable *publish.UnavailableError
+		rejected    *publish.RejectedError
+	)
+	var p *Problem
+	switch {
+	case errors.Is(err, ingest.ErrEmptyBatch):
+		p = newProblem(r, http.StatusBadRequest, "empty-batch", "Empty Batch", "the request has no events")
+	case errors.As(err, &tooMany):
+		p = tooManyEvents(r, tooMany.Error())
+	case errors.As(err, &invalid):
+		p = newProblem(r, http.StatusUnprocessableEntity, "invalid-events", "Invalid Events",
+			fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent: fix them and resend the whole batch", len(invalid.Violations)))
+		p.Errors = make([]ViolationJSON, len(invalid.Violations))
+		for i, v := range invalid.Violations {
+			p.Errors[i] = ViolationJSON{Index: v.Index, EventID: v.EventID, Field: v.Field, Reason: v.Reason, Detail: v.Detail}
+		}
+	case errors.As(err, &busy):
+		p = newProblem(r, http.StatusServiceUnavailable, "busy", "Gateway Busy",
+			"the gateway has too many batches in flight; none of this request's events was sent: retry it later")
+		p.RetryAfterSeconds = retryAfterSeconds(busy.RetryAfter)
+	case errors.As(err, &unavailable):
+		p = newProblem(r, http.StatusServiceUnavailable, "stream-unavailable", "Stream Unavailable",
+			"the stream did not acknowledge every event in time; the events listed as acknowledged are stored, "+
+				"the others may or may not be: retrying the whole request with the same event ids (those listed here, "+
+				"including the ids the gateway assigned) is safe, as duplicates are dropped downstream")
+		p.RetryAfterSeconds = retryAfterSeconds(unavailable.RetryAfter)
+		p.Acknowledged, p.NotAcknowledged = splitResults(unavailable.Results)
+	case errors.As(err, &rejected):
+		p = newProblem(r, http.StatusInternalServerError, "stream-rejected", "Stream Rejected Events",
+			"the stream refused events for a reason retrying will not fix until an operator acts; the events listed as acknowledged are stored")
+		p.Acknowledged, p.NotAcknowledged = splitResults(rejected.Results)
+	default:
+		p = newProblem(r, http.StatusInternalServerError, "internal", "Internal Server Error",
+			"the gateway failed unexpectedly; retrying the whole request with the same event ids is safe")
+	}
+	if p.Status >= 500 {
+		a.logger.WarnContext(r.Context(), "batch not accepted", "status", p.Status, "error", err)
+	}
+	if r.Context().Err() != nil {
+		// The client went away; the answer is written for the log's sake only.
+		a.logger.InfoContext(r.Context(), "client gave up before the batch was published", "error", context.Cause(r.Context()))
+	}
+	writeProblem(w, r, a.logger, p)
+}
+
+func resultJSON(res publish.Result) ResultJSON {
+	return ResultJSON{Index: res.Index, EventID: res.EventID, ShardID: res.ShardID, SequenceNumber: res.SequenceNumber}
+}
+
+func splitResults(results []publish.Result) ([]ResultJSON, []NotAcknowledgedJSON) {
+	acked := []ResultJSON{}
+	notAcked := []NotAcknowledgedJSON{}
+	for _, res := range results {
+		if res.Acknowledged() {
+			acked = append(acked, resultJSON(res))
+		} else {
+			notAcked = append(notAcked, NotAcknowledgedJSON{Index: res.Index, EventID: res.EventID, ErrorCode: res.ErrorCode})
+		}
+	}
+	return acked, notAcked
+}

@@ -1,0 +1,421 @@
+// Package publish puts stat events into the Kinesis stream: one envelope record per event,
+// partitioned by player, with PutRecords.
+//
+// PutRecords is not atomic: a call can succeed while some of its entries fail
+// (ProvisionedThroughputExceededException, InternalFailure). The publisher resends only the
+// failed entries, with capped exponential backoff and jitter, within a bounded retry budget,
+// and never reports an event as acknowledged unless Kinesis returned its shard and sequence
+// number. It also bounds the batches and bytes it holds in flight, and refuses new work with
+// a BusyError rather than queueing it.
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
+	"github.com/boxscore-dev/boxscore/pkg/stream"
+)
+
+// Kinesis limits of one PutRecords call and one record.
+const (
+	MaxBatchEvents = 500
+	MaxCallBytes   = 5 << 20 // data plus partition keys of all entries of one call
+	MaxRecordBytes = 1 << 20 // data plus partition key of one record
+)
+
+const instrumentationName = "github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
+
+// Config bounds the publisher's retries and memory.
+type Config struct {
+	RetryBudget           time.Duration `name:"publish-retry-budget" env:"BOXSCORE_PUBLISH_RETRY_BUDGET" default:"10s" help:"Longest time one batch may spend in PutRecords calls and retries before the request fails with 503; keep it well under clients' timeouts."`
+	AttemptTimeout        time.Duration `name:"publish-attempt-timeout" env:"BOXSCORE_PUBLISH_ATTEMPT_TIMEOUT" default:"3s" help:"Timeout of one PutRecords call."`
+	InitialBackoff        time.Duration `name:"publish-initial-backoff" env:"BOXSCORE_PUBLISH_INITIAL_BACKOFF" default:"50ms" help:"Wait before the first resend; doubles per attempt, with jitter."`
+	MaxBackoff            time.Duration `name:"publish-max-backoff" env:"BOXSCORE_PUBLISH_MAX_BACKOFF" default:"1s" help:"Cap of the wait between resends."`
+	MaxInFlightBatches    int           `name:"publish-max-inflight-batches" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BATCHES" default:"64" help:"Batches that may be publishing at once; more are refused as busy."`
+	MaxInFlightBytes      int64         `name:"publish-max-inflight-bytes" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES" default:"67108864" help:"Encoded bytes that may be publishing at once; more are refused as busy."`
+	BusyRetryAfter        time.Duration `name:"publish-busy-retry-after" env:"BOXSCORE_PUBLISH_BUSY_RETRY_AFTER" default:"1s" help:"Retry-After given to clients refused because the gateway is busy."`
+	UnavailableRetryAfter time.Duration `name:"publish-unavailable-retry-after" env:"BOXSCORE_PUBLISH_UNAVAILABLE_RETRY_AFTER" default:"5s" help:"Retry-After given to clients when the stream stayed unavailable."`
+}
+
+// Validate reports what is wrong with the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.RetryBudget <= 0 {
+		errs = append(errs, errors.New("publish-retry-budget must be positive"))
+	}
+	if c.AttemptTimeout <= 0 {
+		errs = append(errs, errors.New("publish-attempt-timeout must be positive"))
+	}
+	if c.InitialBackoff <= 0 || c.MaxBackoff < c.InitialBackoff {
+		errs = append(errs, fmt.Errorf("publish backoff must satisfy 0 < initial (%s) <= max (%s)", c.InitialBackoff, c.MaxBackoff))
+	}
+	if c.MaxInFlightBatches < 1 {
+		errs = append(errs, errors.New("publish-max-inflight-batches must be at least 1"))
+	}
+	// One full batch must always fit, or a large request could never be admitted.
+	if c.MaxInFlightBytes < MaxCallBytes {
+		errs = append(errs, fmt.Errorf("publish-max-inflight-bytes must be at least %d", MaxCallBytes))
+	}
+	if c.BusyRetryAfter <= 0 || c.UnavailableRetryAfter <= 0 {
+		errs = append(errs, errors.New("publish retry-after durations must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Result is the fate of one event of a batch.
+type Result struct {
+	// Index is the event's position in the batch.
+	Index int
+	// EventID is the event's id.
+	EventID string
+	// ShardID and SequenceNumber are where Kinesis put the record; both are empty for an
+	// event Kinesis did not acknowledge.
+	ShardID        string
+	SequenceNumber string
+	// ErrorCode and ErrorMessage describe the last failure of an event that was not
+	// acknowledged.
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// Acknowledged reports whether Kinesis acknowledged the event's record.
+func (r Result) Acknowledged() bool { return r.ShardID != "" && r.SequenceNumber != "" }
+
+// Publisher puts batches of events into one stream. It is safe for concurrent use.
+type Publisher struct {
+	api    stream.API
+	stream string
+	cfg    Config
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu            sync.Mutex
+	inFlightCount int
+	inFlightBytes int64
+
+	tracer        trace.Tracer
+	calls         metric.Int64Counter
+	callDuration  metric.Float64Histogram
+	records       metric.Int64Counter
+	entryFailures metric.Int64Counter
+	busy          metric.Int64Counter
+}
+
+// New returns a publisher for the named stream.
+func New(api stream.API, streamName string, cfg Config, logger *slog.Logger) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("publish config: %w", err)
+	}
+	if streamName == "" {
+		return nil, errors.New("publish: stream name is required")
+	}
+	p := &Publisher{api: api, stream: streamName, cfg: cfg, logger: logger, now: time.Now, tracer: otel.Tracer(instrumentationName)}
+	meter := otel.Meter(instrumentationName)
+	var errs [5]error
+	p.calls, errs[0] = meter.Int64Counter("boxscore.ingest.put_records.calls",
+		metric.WithDescription("PutRecords calls, by outcome (ok, partial, error) and error code."))
+	p.callDuration, errs[1] = meter.Float64Histogram("boxscore.ingest.put_records.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of PutRecords calls."))
+	p.records, errs[2] = meter.Int64Counter("boxscore.ingest.records.acknowledged",
+		metric.WithDescription("Records Kinesis acknowledged."))
+	p.entryFailures, errs[3] = meter.Int64Counter("boxscore.ingest.records.failed",
+		metric.WithDescription("PutRecords entries that failed, by error code (each is resent while retryable)."))
+	p.busy, errs[4] = meter.Int64Counter("boxscore.ingest.batches.busy",
+		metric.WithDescription("Batches refused because too many batches or bytes were in flight."))
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("publish metrics: %w", err)
+	}
+	return p, nil
+}
+
+// entry is one encoded record waiting for Kinesis.
+type entry struct {
+	data []byte
+	key  string
+}
+
+func (e entry) size() int { return len(e.data) + len(e.key) }
+
+// Publish puts every event into the stream and returns, in batch order, where each went.
+// The events must already be validated and carry their ids. On success every result is
+// acknowledged. Otherwise the error is a *BusyError (nothing sent), *RecordTooLargeError
+// (nothing sent), *UnavailableError or *RejectedError (their Results say which events were
+// acknowledged), or wraps ErrTooManyEvents.
+func (p *Publisher) Publish(ctx context.Context, events []*statsv1.StatEvent) ([]Result, error) {
+	if len(events) > MaxBatchEvents {
+		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyEvents, len(events), MaxBatchEvents)
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	ctx, span := p.tracer.Start(ctx, "publish "+p.stream, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "aws_kinesis"),
+			attribute.String("messaging.destination.name", p.stream),
+			attribute.Int("messaging.batch.message_count", len(events)),
+		))
+	defer span.End()
+
+	entries, total, err := p.encode(ctx, events)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return nil, err
+	}
+	if !p.acquire(total) {
+		p.busy.Add(ctx, 1)
+		span.SetStatus(codes.Error, "busy")
+		return nil, &BusyError{RetryAfter: p.cfg.BusyRetryAfter}
+	}
+	defer p.release(total)
+
+	results := make([]Result, len(events))
+	for i, ev := range events {
+		results[i] = Result{Index: i, EventID: ev.GetEventId()}
+	}
+	err = p.putAll(ctx, entries, results)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return results, err
+}
+
+// encode turns every event into its envelope record. All records of a batch share one
+// acceptance time and the trace context of the publish span.
+func (p *Publisher) encode(ctx context.Context, events []*statsv1.StatEvent) ([]entry, int64, error) {
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	acceptedAt := p.now()
+	entries := make([]entry, len(events))
+	var total int64
+	for i, ev := range events {
+		data, err := statevent.EncodeEnvelope(ev, acceptedAt, carrier)
+		if err != nil {
+			return nil, 0, fmt.Errorf("encode event %d: %w", i, err)
+		}
+		e := entry{data: data, key: strconv.FormatInt(ev.GetPlayer().GetMlbId(), 10)}
+		if e.size() > MaxRecordBytes {
+			return nil, 0, &RecordTooLargeError{Index: i, Size: e.size()}
+		}
+		entries[i] = e
+		total += int64(e.size())
+	}
+	return entries, total, nil
+}
+
+func (p *Publisher) acquire(bytes int64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlightCount >= p.cfg.MaxInFlightBatches || p.inFlightBytes+bytes > p.cfg.MaxInFlightBytes {
+		return false
+	}
+	p.inFlightCount++
+	p.inFlightBytes += bytes
+	return true
+}
+
+func (p *Publisher) release(bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlightCount--
+	p.inFlightBytes -= bytes
+}
+
+// errEntriesPending makes backoff.Retry try again: some entries are still unacknowledged.
+var errEntriesPending = errors.New("entries not acknowledged yet")
+
+// putAll sends the entries that are not acknowledged yet until all are, a permanent error
+// occurs, or the retry budget runs out. results is updated in place after every call.
+func (p *Publisher) putAll(ctx context.Context, entries []entry, results []Result) error {
+	// The budget is a hard deadline too: a call in flight when it expires is cut off, so the
+	// caller's answer is never later than the budget.
+	budgetCtx, cancel := context.WithTimeout(ctx, p.cfg.RetryBudget)
+	defer cancel()
+
+	policy := &backoff.ExponentialBackOff{
+		InitialInterval:     p.cfg.InitialBackoff,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         p.cfg.MaxBackoff,
+	}
+	attempts := 0
+	var lastErr error
+	_, err := backoff.Retry(budgetCtx, func() (struct{}, error) {
+		attempts++
+		lastErr = p.attempt(budgetCtx, entries, results)
+		return struct{}{}, lastErr
+	},
+		backoff.WithBackOff(policy),
+		backoff.WithMaxElapsedTime(p.cfg.RetryBudget),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			p.logger.DebugContext(ctx, "resending unacknowledged records", "stream", p.stream,
+				"pending", len(results)-acknowledged(results), "wait", wait, "error", err)
+		}),
+	)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		// The caller went away (client disconnect, its deadline); what was acknowledged
+		// until then is still reported.
+		return &UnavailableError{RetryAfter: p.cfg.UnavailableRetryAfter, Results: results,
+			Cause: fmt.Errorf("after %d attempts: %w", attempts, context.Cause(ctx))}
+	}
+	// The last attempt's failure says more than the budget's deadline.
+	cause := fmt.Errorf("after %d attempts: %w", attempts, lastErr)
+	var permanent *backoff.PermanentError
+	if errors.As(lastErr, &permanent) {
+		return &RejectedError{Results: results, Cause: cause}
+	}
+	return &UnavailableError{RetryAfter: p.cfg.UnavailableRetryAfter, Results: results, Cause: cause}
+}
+
+// entryRejectedError says Kinesis refused an entry for a reason a resend cannot fix.
+type entryRejectedError struct {
+	index      int
+	code, text string
+}
+
+func (e *entryRejectedError) Error() string {
+	return fmt.Sprintf("record %d rejected: %s: %s", e.index, e.code, e.text)
+}
+
+// attempt sends, in as few PutRecords calls as the limits allow, every entry that is not
+// acknowledged yet. It returns nil once all are acknowledged, a backoff.Permanent error when
+// retrying cannot help, and another error when a resend may.
+func (p *Publisher) attempt(ctx context.Context, entries []entry, results []Result) error {
+	var pending []int
+	for i := range entries {
+		if !results[i].Acknowledged() {
+			pending = append(pending, i)
+		}
+	}
+	var retryable []error
+	for _, call := range splitCalls(pending, entries) {
+		err := p.putRecords(ctx, call, entries, results)
+		if err == nil {
+			continue
+		}
+		var rejected *entryRejectedError
+		if errors.As(err, &rejected) || !transient(err) {
+			return backoff.Permanent(err)
+		}
+		retryable = append(retryable, err)
+	}
+	if len(retryable) > 0 {
+		return errors.Join(retryable...)
+	}
+	return nil
+}
+
+// putRecords makes one PutRecords call for the entries with the given indexes and records
+// its outcome in results.
+func (p *Publisher) putRecords(ctx context.Context, indexes []int, entries []entry, results []Result) error {
+	in := &kinesis.PutRecordsInput{StreamName: aws.String(p.stream), Records: make([]types.PutRecordsRequestEntry, len(indexes))}
+	for j, i := range indexes {
+		in.Records[j] = types.PutRecordsRequestEntry{Data: entries[i].data, PartitionKey: aws.String(entries[i].key)}
+	}
+	ctx, span := p.tracer.Start(ctx, "PutRecords", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int("aws.kinesis.records", len(indexes))))
+	defer span.End()
+	callCtx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	out, err := p.api.PutRecords(callCtx, in)
+	p.callDuration.Record(ctx, time.Since(start).Seconds())
+	if err != nil {
+		code := errorCode(err)
+		for _, i := range indexes {
+			results[i].ErrorCode, results[i].ErrorMessage = code, err.Error()
+		}
+		p.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "error"), attribute.String("error_code", code)))
+		span.RecordError(err)
+		span.SetStatus(codes.Error, code)
+		return fmt.Errorf("PutRecords on stream %s: %w", p.stream, err)
+	}
+	if len(out.Records) != len(indexes) {
+		// Without a one-to-one answer no entry can be called acknowledged; resending them
+		// all may duplicate records, which consumers absorb by event id.
+		err := fmt.Errorf("PutRecords on stream %s answered %d entries for %d records", p.stream, len(out.Records), len(indexes))
+		for _, i := range indexes {
+			results[i].ErrorCode, results[i].ErrorMessage = "MalformedResponse", err.Error()
+		}
+		p.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "error"), attribute.String("error_code", "MalformedResponse")))
+		span.SetStatus(codes.Error, "malformed response")
+		return err
+	}
+
+	var failed int
+	var rejected *entryRejectedError
+	for j, rec := range out.Records {
+		i := indexes[j]
+		if rec.ErrorCode == nil && aws.ToString(rec.ShardId) != "" && aws.ToString(rec.SequenceNumber) != "" {
+			results[i].ShardID, results[i].SequenceNumber = *rec.ShardId, *rec.SequenceNumber
+			results[i].ErrorCode, results[i].ErrorMessage = "", ""
+			continue
+		}
+		failed++
+		code := aws.ToString(rec.ErrorCode)
+		if code == "" {
+			code = "MissingSequenceNumber"
+		}
+		results[i].ErrorCode, results[i].ErrorMessage = code, aws.ToString(rec.ErrorMessage)
+		p.entryFailures.Add(ctx, 1, metric.WithAttributes(attribute.String("error_code", code)))
+		if rec.ErrorCode != nil && !retryableEntryCode(code) && rejected == nil {
+			rejected = &entryRejectedError{index: i, code: code, text: aws.ToString(rec.ErrorMessage)}
+		}
+	}
+	p.records.Add(ctx, int64(len(indexes)-failed))
+	outcome := "ok"
+	if failed > 0 {
+		outcome = "partial"
+		span.SetAttributes(attribute.Int("aws.kinesis.failed_records", failed))
+	}
+	p.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	if rejected != nil {
+		return rejected
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d records of a PutRecords call failed", errEntriesPending, failed, len(indexes))
+	}
+	return nil
+}
+
+// splitCalls groups the pending entries, in order, into calls within the PutRecords limits
+// of entries and bytes per call.
+func splitCalls(pending []int, entries []entry) [][]int {
+	var calls [][]int
+	var current []int
+	bytes := 0
+	for _, i := range pending {
+		size := entries[i].size()
+		if len(current) == MaxBatchEvents || (len(current) > 0 && bytes+size > MaxCallBytes) {
+			calls = append(calls, current)
+			current, bytes = nil, 0
+		}
+		current = append(current, i)
+		bytes += size
+	}
+	if len(current) > 0 {
+		calls = append(calls, current)
+	}
+	return calls
+}
