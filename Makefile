@@ -35,7 +35,7 @@ deps: $(KINESALITE)/node_modules/.package-lock.json ## Install what tests and th
 	@bash .ci/ensure-postgres.sh
 
 $(KINESALITE)/node_modules/.package-lock.json: $(KINESALITE)/package-lock.json
-	cd $(KINESALITE) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(KINESALITE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 .PHONY: test
 test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race.

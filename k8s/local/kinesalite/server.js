@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// Runs kinesalite (a local Kinesis) through its Node API so that it binds to
+// one address (loopback by default). kinesalite's own CLI calls listen(port)
+// without a host and so listens on every interface.
+//
+// Prints exactly one line to stdout once it is listening:
+//   kinesalite listening on http://127.0.0.1:PORT
+// Scripts and test helpers wait for that line and parse PORT from it (with
+// --port 0 the kernel picks a free port). Everything else goes to stderr.
+'use strict'
+
+const { parseArgs } = require('node:util')
+const kinesalite = require('kinesalite')
+
+const usage = `Usage: node server.js [options]
+
+Options:
+  --host HOST              address to bind (default 127.0.0.1)
+  --port N                 port to listen on; 0 picks a free one (default 4567)
+  --path DIR               LevelDB directory for on-disk persistence (default: in memory)
+  --shard-limit N          total open shards allowed across all streams (default 1000)
+  --create-stream-ms MS    time a new stream stays CREATING (default 50)
+  --delete-stream-ms MS    time a deleted stream stays DELETING (default 50)
+  --update-stream-ms MS    time a resharded stream stays UPDATING (default 50)
+  --help                   print this help
+`
+
+function fail(message) {
+  process.stderr.write(`server.js: ${message}\n\n${usage}`)
+  process.exit(2)
+}
+
+// nonNegativeInt parses a flag value strictly: "12abc" or "-1" is an error
+// rather than a silently different number.
+function nonNegativeInt(flag, value) {
+  if (!/^\d+$/.test(value)) fail(`--${flag} must be a non-negative integer, got ${JSON.stringify(value)}`)
+  return Number(value)
+}
+
+let parsed
+try {
+  parsed = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '4567' },
+      path: { type: 'string' },
+      'shard-limit': { type: 'string', default: '1000' },
+      'create-stream-ms': { type: 'string', default: '50' },
+      'delete-stream-ms': { type: 'string', default: '50' },
+      'update-stream-ms': { type: 'string', default: '50' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+} catch (err) {
+  fail(err.message)
+}
+const opts = parsed.values
+if (opts.help) {
+  process.stdout.write(usage)
+  process.exit(0)
+}
+
+const port = nonNegativeInt('port', opts.port)
+if (port > 65535) fail(`--port must be at most 65535, got ${port}`)
+
+const server = kinesalite({
+  path: opts.path, // undefined: kinesalite keeps everything in memory (memdown)
+  shardLimit: nonNegativeInt('shard-limit', opts['shard-limit']),
+  createStreamMs: nonNegativeInt('create-stream-ms', opts['create-stream-ms']),
+  deleteStreamMs: nonNegativeInt('delete-stream-ms', opts['delete-stream-ms']),
+  updateStreamMs: nonNegativeInt('update-stream-ms', opts['update-stream-ms']),
+})
+
+server.on('error', (err) => {
+  process.stderr.write(`kinesalite: ${err.stack || err}\n`)
+  process.exit(1)
+})
+
+server.listen(port, opts.host, () => {
+  const address = server.address()
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  process.stdout.write(`kinesalite listening on http://${host}:${address.port}\n`)
+})
+
+let stopping = false
+function stop(signal) {
+  if (stopping) return
+  stopping = true
+  process.stderr.write(`kinesalite: ${signal} received, closing\n`)
+  // Do not hang on a client that keeps a request open: exit anyway after a
+  // short grace period. unref so a clean close exits at once.
+  setTimeout(() => {
+    process.stderr.write('kinesalite: close timed out, exiting\n')
+    process.exit(1)
+  }, 5000).unref()
+  // kinesalite's close() closes the LevelDB store first (flushing it to disk
+  // with --path), then the HTTP server.
+  server.close((err) => {
+    if (err) {
+      process.stderr.write(`kinesalite: close: ${err.stack || err}\n`)
+      process.exit(1)
+    }
+    process.exit(0)
+  })
+  // SDK clients hold keep-alive connections open, which would keep the HTTP
+  // server's close waiting; drop them.
+  server.closeAllConnections()
+}
+process.on('SIGTERM', () => stop('SIGTERM'))
+process.on('SIGINT', () => stop('SIGINT'))

@@ -1,0 +1,419 @@
+// Package kinesalitetest runs kinesalite, a local Kinesis, for tests that
+// talk to Kinesis over the real API.
+//
+// Start gives every test in a test binary the same kinesalite process (one
+// per binary, started on first use on a free 127.0.0.1 port, killed when the
+// binary exits) or, when BOXSCORE_TEST_KINESIS_ENDPOINT is set, the server at
+// that endpoint. Tests keep out of each other's way by using their own
+// stream: CreateStream(t, UniqueName(t), shards).
+//
+// kinesalite predates stream ARNs: address streams by StreamName only.
+//
+// The server is k8s/local/kinesalite/server.js, run with node; its
+// node_modules come from `make deps` (npm ci in that directory).
+package kinesalitetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+const (
+	// EndpointEnv names the environment variable that points tests at an
+	// already running kinesalite (e.g. http://127.0.0.1:4567 from make up)
+	// instead of starting one.
+	EndpointEnv = "BOXSCORE_TEST_KINESIS_ENDPOINT"
+
+	// Region is the region clients use; kinesalite accepts any.
+	Region = "us-east-1"
+
+	// startTimeout bounds how long node may take to print its listening line.
+	startTimeout = 20 * time.Second
+	// stopTimeout bounds a graceful stop before the process is killed.
+	stopTimeout = 10 * time.Second
+	// activeTimeout bounds waiting for a new stream to become ACTIVE
+	// (server.js makes streams ACTIVE after 50ms by default).
+	activeTimeout = 15 * time.Second
+	// testShardLimit is the account-wide open shard limit of the servers
+	// started here: one server serves every test of a binary.
+	testShardLimit = 100000
+)
+
+// Server is a kinesalite endpoint.
+type Server struct {
+	// Endpoint is the base URL, e.g. http://127.0.0.1:40123.
+	Endpoint string
+}
+
+var shared struct {
+	once   sync.Once
+	server *Server
+	err    error
+}
+
+// Start returns the kinesalite of this test binary, starting it on first
+// use, or the server at $BOXSCORE_TEST_KINESIS_ENDPOINT when that is set.
+// It fails the test (it never skips) when kinesalite cannot be started.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if endpoint := os.Getenv(EndpointEnv); endpoint != "" {
+		return &Server{Endpoint: strings.TrimRight(endpoint, "/")}
+	}
+	shared.once.Do(func() {
+		// Not tied to any test: it lives as long as the test binary, which
+		// kills it on exit (see startProcess).
+		var process *Process
+		process, shared.err = startProcess(Options{})
+		if shared.err == nil {
+			shared.server = &process.Server
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("kinesalitetest: %v", shared.err)
+	}
+	return shared.server
+}
+
+// Options configure a kinesalite process started by Launch.
+type Options struct {
+	// DataDir, if set, is the LevelDB directory: streams and records survive
+	// a restart on the same directory. Empty keeps everything in memory.
+	DataDir string
+}
+
+// Process is a kinesalite process of its own, for tests that stop or
+// restart it. Most tests want Start instead.
+type Process struct {
+	Server
+
+	cmd    *exec.Cmd
+	stderr *tailBuffer
+	exited chan struct{} // closed once the process has exited and waitErr is set
+	// waitErr is cmd.Wait's result; read it only after exited is closed.
+	waitErr  error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Launch starts a kinesalite process for this test only; it is stopped when
+// the test finishes if the test has not stopped it.
+func Launch(t testing.TB, opts Options) *Process {
+	t.Helper()
+	process, err := startProcess(opts)
+	if err != nil {
+		t.Fatalf("kinesalitetest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := process.stop(); err != nil {
+			t.Errorf("kinesalitetest: %v", err)
+		}
+	})
+	return process
+}
+
+// Stop ends the process gracefully (SIGTERM, so LevelDB is closed cleanly),
+// killing it if it does not exit within a few seconds. It fails the test if
+// the process did not exit cleanly. Calling it again does nothing.
+func (p *Process) Stop(t testing.TB) {
+	t.Helper()
+	if err := p.stop(); err != nil {
+		t.Fatalf("kinesalitetest: %v", err)
+	}
+}
+
+func (p *Process) stop() error {
+	p.stopOnce.Do(func() {
+		select {
+		case <-p.exited:
+			p.stopErr = fmt.Errorf("kinesalite at %s exited before it was stopped: %v%s", p.Endpoint, p.waitErr, p.stderr.suffix())
+			return
+		default:
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.stopErr = fmt.Errorf("signal kinesalite at %s: %w", p.Endpoint, err)
+			return
+		}
+		select {
+		case <-p.exited:
+			if p.waitErr != nil {
+				p.stopErr = fmt.Errorf("kinesalite at %s did not exit cleanly: %w%s", p.Endpoint, p.waitErr, p.stderr.suffix())
+			}
+		case <-time.After(stopTimeout):
+			killErr := p.cmd.Process.Kill()
+			<-p.exited
+			p.stopErr = fmt.Errorf("kinesalite at %s ignored SIGTERM for %s and was killed (kill: %v)%s", p.Endpoint, stopTimeout, killErr, p.stderr.suffix())
+		}
+	})
+	return p.stopErr
+}
+
+// listeningLine is what server.js prints once it accepts connections.
+var listeningLine = regexp.MustCompile(`^kinesalite listening on (http://127\.0\.0\.1:(\d+))$`)
+
+// startProcess launches node server.js on a free loopback port and waits
+// for it to say where it listens.
+func startProcess(opts Options) (*Process, error) {
+	serverJS, err := serverScript()
+	if err != nil {
+		return nil, err
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("node (Node.js 20+) is needed to run kinesalite: %w", err)
+	}
+
+	args := []string{serverJS, "--host", "127.0.0.1", "--port", "0", "--shard-limit", strconv.Itoa(testShardLimit)}
+	if opts.DataDir != "" {
+		args = append(args, "--path", opts.DataDir)
+	}
+	cmd := exec.Command(node, args...)
+	cmd.Dir = filepath.Dir(serverJS)
+	setDieWithParent(cmd)
+	stdout := newLineWatcher()
+	cmd.Stdout = stdout
+	p := &Process{cmd: cmd, stderr: &tailBuffer{limit: 8 << 10}, exited: make(chan struct{})}
+	cmd.Stderr = p.stderr
+
+	// The child is killed when the OS thread that started it exits
+	// (Pdeathsig is per thread, not per process). Start and Wait on one
+	// locked thread that stays alive as long as the child does; when the
+	// test binary exits, the thread goes and the child with it.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: when this goroutine returns the thread is
+		// discarded, which is fine: the child is gone by then.
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", node, serverJS, err)
+	}
+
+	select {
+	case line := <-stdout.lines:
+		m := listeningLine.FindStringSubmatch(line)
+		if m == nil {
+			_ = cmd.Process.Kill() // the error only says it already exited
+			<-p.exited
+			return nil, fmt.Errorf("kinesalite printed %q, want %q", line, "kinesalite listening on http://127.0.0.1:PORT")
+		}
+		p.Endpoint = m[1]
+		return p, nil
+	case <-p.exited:
+		return nil, fmt.Errorf("kinesalite exited before listening: %v%s", p.waitErr, p.stderr.suffix())
+	case <-time.After(startTimeout):
+		_ = cmd.Process.Kill() // the error only says it already exited
+		<-p.exited
+		return nil, fmt.Errorf("kinesalite did not listen within %s%s", startTimeout, p.stderr.suffix())
+	}
+}
+
+// serverScript finds k8s/local/kinesalite/server.js from the repository
+// root (the directory holding go.work, above the test's working directory)
+// and checks that its node_modules are installed.
+func serverScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.work above the working directory: cannot find the repository root holding k8s/local/kinesalite (or set %s)", EndpointEnv)
+		}
+		dir = parent
+	}
+	kinesaliteDir := filepath.Join(dir, "k8s", "local", "kinesalite")
+	if _, err := os.Stat(filepath.Join(kinesaliteDir, "node_modules", "kinesalite", "package.json")); err != nil {
+		return "", fmt.Errorf("kinesalite is not installed in %s: run `make deps` (or `npm ci --ignore-scripts` in that directory): %w", kinesaliteDir, err)
+	}
+	return filepath.Join(kinesaliteDir, "server.js"), nil
+}
+
+// Client returns a Kinesis client for this server. kinesalite ignores
+// credentials but the SDK wants some; retries are short so that a failing
+// test fails in seconds.
+func (s *Server) Client(t testing.TB) *kinesis.Client {
+	t.Helper()
+	return NewClient(s.Endpoint)
+}
+
+// NewClient returns a Kinesis client for the kinesalite at endpoint, built
+// without reading the environment or ~/.aws, so tests are hermetic.
+func NewClient(endpoint string) *kinesis.Client {
+	cfg := aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider("kinesalite", "kinesalite", ""),
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 5
+				o.MaxBackoff = 200 * time.Millisecond
+				// The default retry quota would stop retrying after a burst
+				// of errors, which tests of error paths cause on purpose.
+				o.RateLimiter = ratelimit.None
+			})
+		},
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+	}
+	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	})
+}
+
+// CreateStream creates stream name with the given number of shards, waits
+// until it is ACTIVE, and deletes it when the test finishes (so a shared
+// server, such as the one of make up, does not fill up).
+func (s *Server) CreateStream(t testing.TB, name string, shards int32) {
+	t.Helper()
+	if err := createStream(t.Context(), s.Client(t), name, shards); err != nil {
+		t.Fatalf("kinesalitetest: %v", err)
+	}
+	t.Cleanup(func() {
+		// t.Context() is already canceled when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), activeTimeout)
+		defer cancel()
+		_, err := s.Client(t).DeleteStream(ctx, &kinesis.DeleteStreamInput{
+			StreamName:              aws.String(name),
+			EnforceConsumerDeletion: aws.Bool(true),
+		})
+		var notFound *types.ResourceNotFoundException
+		if err != nil && !errors.As(err, &notFound) { // gone already: the test deleted it
+			t.Errorf("kinesalitetest: delete stream %s: %v", name, err)
+		}
+	})
+}
+
+func createStream(ctx context.Context, client *kinesis.Client, name string, shards int32) error {
+	ctx, cancel := context.WithTimeout(ctx, activeTimeout)
+	defer cancel()
+	if _, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{
+		StreamName: aws.String(name),
+		ShardCount: aws.Int32(shards),
+	}); err != nil {
+		return fmt.Errorf("create stream %s with %d shards: %w", name, shards, err)
+	}
+	for {
+		out, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("wait for stream %s to be ACTIVE: %w", name, err)
+		}
+		if out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream %s still %s: %w", name, out.StreamDescriptionSummary.StreamStatus, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// invalidNameChars are the characters a stream name may not contain.
+var invalidNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// UniqueName returns a stream name for this test: its name made valid for
+// Kinesis (letters, digits, _ . -), cut short, and a random suffix, so
+// reruns and parallel tests never share a stream.
+func UniqueName(t testing.TB) string {
+	t.Helper()
+	base := strings.Trim(invalidNameChars.ReplaceAllString(t.Name(), "-"), "-.")
+	const maxBase = 100 // Kinesis allows 128; the suffix takes 13.
+	if len(base) > maxBase {
+		base = base[:maxBase]
+	}
+	var suffix [6]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		t.Fatalf("kinesalitetest: random stream name: %v", err)
+	}
+	if base == "" {
+		base = "test"
+	}
+	return base + "-" + hex.EncodeToString(suffix[:])
+}
+
+// lineWatcher is the child's stdout: it sends the first complete line on
+// lines and discards the rest (server.js prints only that line).
+type lineWatcher struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	sent  bool
+	lines chan string
+}
+
+func newLineWatcher() *lineWatcher { return &lineWatcher{lines: make(chan string, 1)} }
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sent {
+		return len(p), nil
+	}
+	w.buf.Write(p)
+	if line, _, found := strings.Cut(w.buf.String(), "\n"); found {
+		w.sent = true
+		w.lines <- strings.TrimRight(line, "\r")
+		w.buf.Reset()
+	}
+	return len(p), nil
+}
+
+// tailBuffer keeps the last limit bytes written to it: the child's stderr,
+// quoted in errors.
+type tailBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.limit; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// suffix formats the captured stderr for the end of an error message.
+func (b *tailBuffer) suffix() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	text := strings.TrimSpace(string(b.buf))
+	if text == "" {
+		return ""
+	}
+	return "\nkinesalite stderr:\n" + text
+}
