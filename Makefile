@@ -23,12 +23,13 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build the four service binaries into bin/.
+build: ## Build the four services and the boxscore CLI (replay, extract, report, s3) into bin/.
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES); do \
 		echo "go build $$s"; \
 		go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/$$s ./services/$$s; \
 	done
+	@echo "go build boxscore"; go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/boxscore ./pkg/cmd/boxscore
 
 .PHONY: deps
 deps: $(KINESALITE)/node_modules/.package-lock.json ## Install what tests and the local stack need (kinesalite, PostgreSQL).
@@ -39,10 +40,14 @@ $(KINESALITE)/node_modules/.package-lock.json: $(KINESALITE)/package-lock.json
 
 .PHONY: test
 test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race.
-	@for m in $(MODULES); do \
+	@log=$$(mktemp); status=0; \
+	for m in $(MODULES); do \
 		echo "== go test $$m"; \
-		(cd $$m && go test $(GO_TEST_FLAGS) ./...); \
-	done
+		(cd $$m && go test $(GO_TEST_FLAGS) ./...) 2>&1 | tee -a "$$log" || status=1; \
+	done; \
+	passed=$$(grep -c '^ok ' "$$log" || true); failed=$$(grep -c '^FAIL\s' "$$log" || true); rm -f "$$log"; \
+	echo "packages: $$passed passed, $$failed failed"; \
+	exit $$status
 
 .PHONY: generate
 generate: ## Regenerate pkg/gen from proto/ with the pinned buf and plugins.
@@ -79,5 +84,5 @@ status: ## Show what the local stack runs.
 	@bash $(STACK) status
 
 .PHONY: demo
-demo: up ## Run the pipeline end to end: stack up, a week of Dodgers lines POSTed, the warehouse printed.
+demo: up ## The season demo: stack up, the CSV into local S3, replayed day by day, the report and chart.
 	@bash k8s/local/demo.sh

@@ -9,9 +9,10 @@
 #       (.ci/ensure-postgres.sh), kinesalite on 127.0.0.1:$KINESIS_PORT with
 #       its data in .run/kinesalite-data, the stream $BOXSCORE_STREAM and the
 #       warehouse database $BOXSCORE_DB.
-#   stack.sh start-service [--admin-port N] NAME CMD [ARG...]
+#   stack.sh start-service [--admin-port N] [--ready-path P] NAME CMD [ARG...]
 #       run CMD in the background as service NAME, then wait until
-#       http://127.0.0.1:N/readyz answers 200 (N: --admin-port or $ADMIN_PORT).
+#       http://127.0.0.1:N/P answers 200 (N: --admin-port or $ADMIN_PORT;
+#       P: /readyz unless --ready-path says otherwise).
 #   stack.sh stop
 #       stop every process started here: services newest first, kinesalite last.
 #   stack.sh status
@@ -186,11 +187,17 @@ cmd_deps() {
 }
 
 cmd_start_service() {
-	local admin_port=${ADMIN_PORT:-}
-	if [[ ${1:-} == --admin-port ]]; then
-		admin_port=${2:-}
+	local admin_port=${ADMIN_PORT:-} ready_path=/readyz
+	while [[ ${1:-} == --* ]]; do
+		case $1 in
+		--admin-port) admin_port=${2:-} ;;
+		# A process without an admin server (the local S3 store) is ready when
+		# this path on its port answers 200.
+		--ready-path) ready_path=${2:-} ;;
+		*) usage ;;
+		esac
 		shift 2 || usage
-	fi
+	done
 	(($# >= 2)) || usage
 	local name=$1
 	shift
@@ -211,7 +218,7 @@ cmd_start_service() {
 		launch "$name" "$@"
 		pid=$LAUNCHED_PID
 	fi
-	local url=http://127.0.0.1:$admin_port/readyz
+	local url=http://127.0.0.1:$admin_port$ready_path
 	wait_until "$name" "$pid" "200 from $url" curl -fsS -o /dev/null --max-time 2 "$url"
 }
 

@@ -54,7 +54,11 @@ func (c *Command) Run(ctx context.Context, stdout io.Writer) (err error) {
 		return err
 	}
 
-	if _, err := fmt.Fprintf(stdout, "Batting, %d season\n\n", c.Season); err != nil {
+	heading := fmt.Sprintf("Batting, %d season\n", c.Season)
+	if c.Note != "" {
+		heading += c.Note + "\n" // the table, too, says where its numbers come from
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", heading); err != nil {
 		return fmt.Errorf("report: write leaderboard: %w", err)
 	}
 	if err := WriteTable(stdout, board); err != nil {
