@@ -27,6 +27,9 @@ const (
 	Loader      = "loader"
 )
 
+// CLI is the operator's command (replay, extract, report), built with the services.
+const CLI = "boxscore"
+
 // Services in start order: dependencies first.
 var Services = []string{Loader, Transformer, Consumer, Gateway}
 
@@ -69,8 +72,12 @@ func Binaries(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		for _, s := range Services {
-			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, s), "./services/"+s)
+		for _, s := range append(Services, CLI) {
+			pkg := "./services/" + s
+			if s == CLI {
+				pkg = "./pkg/cmd/boxscore"
+			}
+			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, s), pkg)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", s, err, out)
@@ -135,6 +142,9 @@ func New(t testing.TB, cfg Config) *Stack {
 
 // Ports returns a service's ports.
 func (s *Stack) Ports(name string) Ports { return s.ports[name] }
+
+// CLIPath is the path of the built boxscore command.
+func (s *Stack) CLIPath() string { return filepath.Join(s.bin, CLI) }
 
 // GatewayURL is the base URL of the ingest API.
 func (s *Stack) GatewayURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.ports[Gateway].HTTP) }
