@@ -35,7 +35,11 @@ type Checkpoint struct {
 	// True once the shard is closed and read to its end: its children may be read.
 	ShardEnd bool `protobuf:"varint,4,opt,name=shard_end,json=shardEnd,proto3" json:"shard_end,omitempty"`
 	// When the checkpoint was committed.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Fencing token of the lease under which the shard was last claimed; 0 when never.
+	LeaseToken int64 `protobuf:"varint,6,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// Consumer that claimed the shard last.
+	Owner         string `protobuf:"bytes,7,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -105,6 +109,20 @@ func (x *Checkpoint) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Checkpoint) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // LoadRequest is one batch of one shard.
 type LoadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -123,7 +141,10 @@ type LoadRequest struct {
 	// Rejections to write to the dead-letter table.
 	Rejections []*v1.Rejection `protobuf:"bytes,7,rep,name=rejections,proto3" json:"rejections,omitempty"`
 	// Identity of the consumer that read the batch (for the audit trail).
-	ConsumerId    string `protobuf:"bytes,8,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
+	ConsumerId string `protobuf:"bytes,8,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
+	// Fencing token of the consumer's lease on the shard, as claimed with ClaimShard. The
+	// commit is refused (FAILED_PRECONDITION) unless it equals the stored token.
+	LeaseToken    int64 `protobuf:"varint,9,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +235,13 @@ func (x *LoadRequest) GetConsumerId() string {
 	return ""
 }
 
+func (x *LoadRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
 // LoadResponse reports what the batch changed.
 type LoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -225,7 +253,8 @@ type LoadResponse struct {
 	Updated int32 `protobuf:"varint,3,opt,name=updated,proto3" json:"updated,omitempty"`
 	// Rows that changed nothing (redelivered, or older than the stored version).
 	Unchanged int32 `protobuf:"varint,4,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
-	// Rejections written to the dead-letter table.
+	// Rejections written to the dead-letter table (transformer rejections and rows the
+	// warehouse refused, isolated by bisection).
 	DeadLettered  int32 `protobuf:"varint,5,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -398,11 +427,130 @@ func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+// ClaimShardRequest names a shard and the lease under which a consumer now reads it.
+type ClaimShardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Kinesis stream name.
+	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Shard id.
+	ShardId string `protobuf:"bytes,2,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
+	// Fencing token of the consumer's lease: strictly greater than any token claimed before.
+	LeaseToken int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// Identity of the consuming replica.
+	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimShardRequest) Reset() {
+	*x = ClaimShardRequest{}
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimShardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimShardRequest) ProtoMessage() {}
+
+func (x *ClaimShardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimShardRequest.ProtoReflect.Descriptor instead.
+func (*ClaimShardRequest) Descriptor() ([]byte, []int) {
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClaimShardRequest) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *ClaimShardRequest) GetShardId() string {
+	if x != nil {
+		return x.ShardId
+	}
+	return ""
+}
+
+func (x *ClaimShardRequest) GetLeaseToken() int64 {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return 0
+}
+
+func (x *ClaimShardRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+// ClaimShardResponse holds the checkpoint to resume from.
+type ClaimShardResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored checkpoint, now carrying the claimed token.
+	Checkpoint    *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimShardResponse) Reset() {
+	*x = ClaimShardResponse{}
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimShardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimShardResponse) ProtoMessage() {}
+
+func (x *ClaimShardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimShardResponse.ProtoReflect.Descriptor instead.
+func (*ClaimShardResponse) Descriptor() ([]byte, []int) {
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClaimShardResponse) GetCheckpoint() *Checkpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
 var File_boxscore_load_v1_load_proto protoreflect.FileDescriptor
 
 const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\n" +
-	"\x1bboxscore/load/v1/load.proto\x12\x10boxscore.load.v1\x1a%boxscore/transform/v1/transform.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x01\n" +
+	"\x1bboxscore/load/v1/load.proto\x12\x10boxscore.load.v1\x1a%boxscore/transform/v1/transform.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
@@ -410,7 +558,10 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\x0fsequence_number\x18\x03 \x01(\tR\x0esequenceNumber\x12\x1b\n" +
 	"\tshard_end\x18\x04 \x01(\bR\bshardEnd\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xde\x02\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1f\n" +
+	"\vlease_token\x18\x06 \x01(\x03R\n" +
+	"leaseToken\x12\x14\n" +
+	"\x05owner\x18\a \x01(\tR\x05owner\"\xff\x02\n" +
 	"\vLoadRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
 	"\bshard_id\x18\x02 \x01(\tR\ashardId\x128\n" +
@@ -422,7 +573,9 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"rejections\x18\a \x03(\v2 .boxscore.transform.v1.RejectionR\n" +
 	"rejections\x12\x1f\n" +
 	"\vconsumer_id\x18\b \x01(\tR\n" +
-	"consumerId\"\xc5\x01\n" +
+	"consumerId\x12\x1f\n" +
+	"\vlease_token\x18\t \x01(\x03R\n" +
+	"leaseToken\"\xc5\x01\n" +
 	"\fLoadResponse\x12<\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
@@ -437,10 +590,22 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\x15GetCheckpointResponse\x12<\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
-	"checkpoint2\xb6\x01\n" +
+	"checkpoint\"}\n" +
+	"\x11ClaimShardRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
+	"\bshard_id\x18\x02 \x01(\tR\ashardId\x12\x1f\n" +
+	"\vlease_token\x18\x03 \x01(\x03R\n" +
+	"leaseToken\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"R\n" +
+	"\x12ClaimShardResponse\x12<\n" +
+	"\n" +
+	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
+	"checkpoint2\x8f\x02\n" +
 	"\vLoadService\x12E\n" +
 	"\x04Load\x12\x1d.boxscore.load.v1.LoadRequest\x1a\x1e.boxscore.load.v1.LoadResponse\x12`\n" +
-	"\rGetCheckpoint\x12&.boxscore.load.v1.GetCheckpointRequest\x1a'.boxscore.load.v1.GetCheckpointResponseB\xc5\x01\n" +
+	"\rGetCheckpoint\x12&.boxscore.load.v1.GetCheckpointRequest\x1a'.boxscore.load.v1.GetCheckpointResponse\x12W\n" +
+	"\n" +
+	"ClaimShard\x12#.boxscore.load.v1.ClaimShardRequest\x1a$.boxscore.load.v1.ClaimShardResponseB\xc5\x01\n" +
 	"\x14com.boxscore.load.v1B\tLoadProtoP\x01Z@github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1;loadv1\xa2\x02\x03BLX\xaa\x02\x10Boxscore.Load.V1\xca\x02\x10Boxscore\\Load\\V1\xe2\x02\x1cBoxscore\\Load\\V1\\GPBMetadata\xea\x02\x12Boxscore::Load::V1b\x06proto3"
 
 var (
@@ -455,32 +620,37 @@ func file_boxscore_load_v1_load_proto_rawDescGZIP() []byte {
 	return file_boxscore_load_v1_load_proto_rawDescData
 }
 
-var file_boxscore_load_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_boxscore_load_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_boxscore_load_v1_load_proto_goTypes = []any{
 	(*Checkpoint)(nil),            // 0: boxscore.load.v1.Checkpoint
 	(*LoadRequest)(nil),           // 1: boxscore.load.v1.LoadRequest
 	(*LoadResponse)(nil),          // 2: boxscore.load.v1.LoadResponse
 	(*GetCheckpointRequest)(nil),  // 3: boxscore.load.v1.GetCheckpointRequest
 	(*GetCheckpointResponse)(nil), // 4: boxscore.load.v1.GetCheckpointResponse
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*v1.BattingGameRow)(nil),     // 6: boxscore.transform.v1.BattingGameRow
-	(*v1.Rejection)(nil),          // 7: boxscore.transform.v1.Rejection
+	(*ClaimShardRequest)(nil),     // 5: boxscore.load.v1.ClaimShardRequest
+	(*ClaimShardResponse)(nil),    // 6: boxscore.load.v1.ClaimShardResponse
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*v1.BattingGameRow)(nil),     // 8: boxscore.transform.v1.BattingGameRow
+	(*v1.Rejection)(nil),          // 9: boxscore.transform.v1.Rejection
 }
 var file_boxscore_load_v1_load_proto_depIdxs = []int32{
-	5, // 0: boxscore.load.v1.Checkpoint.updated_at:type_name -> google.protobuf.Timestamp
-	6, // 1: boxscore.load.v1.LoadRequest.rows:type_name -> boxscore.transform.v1.BattingGameRow
-	7, // 2: boxscore.load.v1.LoadRequest.rejections:type_name -> boxscore.transform.v1.Rejection
+	7, // 0: boxscore.load.v1.Checkpoint.updated_at:type_name -> google.protobuf.Timestamp
+	8, // 1: boxscore.load.v1.LoadRequest.rows:type_name -> boxscore.transform.v1.BattingGameRow
+	9, // 2: boxscore.load.v1.LoadRequest.rejections:type_name -> boxscore.transform.v1.Rejection
 	0, // 3: boxscore.load.v1.LoadResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
 	0, // 4: boxscore.load.v1.GetCheckpointResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
-	1, // 5: boxscore.load.v1.LoadService.Load:input_type -> boxscore.load.v1.LoadRequest
-	3, // 6: boxscore.load.v1.LoadService.GetCheckpoint:input_type -> boxscore.load.v1.GetCheckpointRequest
-	2, // 7: boxscore.load.v1.LoadService.Load:output_type -> boxscore.load.v1.LoadResponse
-	4, // 8: boxscore.load.v1.LoadService.GetCheckpoint:output_type -> boxscore.load.v1.GetCheckpointResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0, // 5: boxscore.load.v1.ClaimShardResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
+	1, // 6: boxscore.load.v1.LoadService.Load:input_type -> boxscore.load.v1.LoadRequest
+	3, // 7: boxscore.load.v1.LoadService.GetCheckpoint:input_type -> boxscore.load.v1.GetCheckpointRequest
+	5, // 8: boxscore.load.v1.LoadService.ClaimShard:input_type -> boxscore.load.v1.ClaimShardRequest
+	2, // 9: boxscore.load.v1.LoadService.Load:output_type -> boxscore.load.v1.LoadResponse
+	4, // 10: boxscore.load.v1.LoadService.GetCheckpoint:output_type -> boxscore.load.v1.GetCheckpointResponse
+	6, // 11: boxscore.load.v1.LoadService.ClaimShard:output_type -> boxscore.load.v1.ClaimShardResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_boxscore_load_v1_load_proto_init() }
@@ -494,7 +664,7 @@ func file_boxscore_load_v1_load_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boxscore_load_v1_load_proto_rawDesc), len(file_boxscore_load_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

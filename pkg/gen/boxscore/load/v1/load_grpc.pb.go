@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	LoadService_Load_FullMethodName          = "/boxscore.load.v1.LoadService/Load"
 	LoadService_GetCheckpoint_FullMethodName = "/boxscore.load.v1.LoadService/GetCheckpoint"
+	LoadService_ClaimShard_FullMethodName    = "/boxscore.load.v1.LoadService/ClaimShard"
 )
 
 // LoadServiceClient is the client API for LoadService service.
@@ -36,6 +37,12 @@ type LoadServiceClient interface {
 	Load(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (*LoadResponse, error)
 	// GetCheckpoint reads the committed checkpoint of a shard.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
+	// ClaimShard records that a consumer now owns a shard under a lease whose fencing token
+	// is `lease_token`, and returns the checkpoint to resume from. From then on only Loads
+	// carrying that token commit: a former owner still running (paused, partitioned) is
+	// fenced off. Fails with FAILED_PRECONDITION (and a Checkpoint detail) when a greater
+	// token was already claimed.
+	ClaimShard(ctx context.Context, in *ClaimShardRequest, opts ...grpc.CallOption) (*ClaimShardResponse, error)
 }
 
 type loadServiceClient struct {
@@ -66,6 +73,16 @@ func (c *loadServiceClient) GetCheckpoint(ctx context.Context, in *GetCheckpoint
 	return out, nil
 }
 
+func (c *loadServiceClient) ClaimShard(ctx context.Context, in *ClaimShardRequest, opts ...grpc.CallOption) (*ClaimShardResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimShardResponse)
+	err := c.cc.Invoke(ctx, LoadService_ClaimShard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoadServiceServer is the server API for LoadService service.
 // All implementations must embed UnimplementedLoadServiceServer
 // for forward compatibility.
@@ -79,6 +96,12 @@ type LoadServiceServer interface {
 	Load(context.Context, *LoadRequest) (*LoadResponse, error)
 	// GetCheckpoint reads the committed checkpoint of a shard.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
+	// ClaimShard records that a consumer now owns a shard under a lease whose fencing token
+	// is `lease_token`, and returns the checkpoint to resume from. From then on only Loads
+	// carrying that token commit: a former owner still running (paused, partitioned) is
+	// fenced off. Fails with FAILED_PRECONDITION (and a Checkpoint detail) when a greater
+	// token was already claimed.
+	ClaimShard(context.Context, *ClaimShardRequest) (*ClaimShardResponse, error)
 	mustEmbedUnimplementedLoadServiceServer()
 }
 
@@ -94,6 +117,9 @@ func (UnimplementedLoadServiceServer) Load(context.Context, *LoadRequest) (*Load
 }
 func (UnimplementedLoadServiceServer) GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCheckpoint not implemented")
+}
+func (UnimplementedLoadServiceServer) ClaimShard(context.Context, *ClaimShardRequest) (*ClaimShardResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClaimShard not implemented")
 }
 func (UnimplementedLoadServiceServer) mustEmbedUnimplementedLoadServiceServer() {}
 func (UnimplementedLoadServiceServer) testEmbeddedByValue()                     {}
@@ -152,6 +178,24 @@ func _LoadService_GetCheckpoint_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoadService_ClaimShard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimShardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoadServiceServer).ClaimShard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoadService_ClaimShard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoadServiceServer).ClaimShard(ctx, req.(*ClaimShardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LoadService_ServiceDesc is the grpc.ServiceDesc for LoadService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +210,10 @@ var LoadService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCheckpoint",
 			Handler:    _LoadService_GetCheckpoint_Handler,
+		},
+		{
+			MethodName: "ClaimShard",
+			Handler:    _LoadService_ClaimShard_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
