@@ -4,11 +4,14 @@
 //
 //	warehouse.ValidationError          INVALID_ARGUMENT, with an errdetails.BadRequest of the field violations
 //	warehouse.CheckpointMismatchError  FAILED_PRECONDITION, with the stored loadv1.Checkpoint as a detail
+//	warehouse.FencedError              FAILED_PRECONDITION, with the stored loadv1.Checkpoint as a detail:
+//	                                   its lease_token tells the client it lost the shard
 //	the caller's context ended         CANCELLED or DEADLINE_EXCEEDED
 //	warehouse.IsTransient              UNAVAILABLE: the client retries the same batch
-//	warehouse.IsDataError              INVALID_ARGUMENT: the database refused the data (class 22/23);
-//	                                   retrying cannot help, with a BadRequest naming the column
-//	                                   or constraint when the database said which
+//	warehouse.IsDataError              INVALID_ARGUMENT: the database refused the data (class 22/23)
+//	                                   outside the rows (those are dead-lettered), e.g. a rejection
+//	                                   it cannot store; retrying cannot help; with a BadRequest
+//	                                   naming the column or constraint when the database said which
 //	anything else                      INTERNAL
 package grpcserver
 
@@ -31,6 +34,7 @@ import (
 type Warehouse interface {
 	Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.LoadResponse, error)
 	GetCheckpoint(ctx context.Context, stream, shardID string) (*loadv1.Checkpoint, error)
+	ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.Checkpoint, error)
 }
 
 var _ Warehouse = (*warehouse.Store)(nil)
@@ -64,6 +68,7 @@ func (s *Server) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Loa
 		slog.Int("rows", len(req.GetRows())),
 		slog.Int("rejections", len(req.GetRejections())),
 		slog.String("consumer_id", req.GetConsumerId()),
+		slog.Int64("lease_token", req.GetLeaseToken()),
 	}
 	resp, err := s.warehouse.Load(ctx, req)
 	if err != nil {
@@ -88,6 +93,25 @@ func (s *Server) GetCheckpoint(ctx context.Context, req *loadv1.GetCheckpointReq
 		})
 	}
 	return &loadv1.GetCheckpointResponse{Checkpoint: checkpoint}, nil
+}
+
+// ClaimShard implements loadv1.LoadServiceServer.
+func (s *Server) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.ClaimShardResponse, error) {
+	attrs := []any{
+		slog.String("stream", req.GetStream()),
+		slog.String("shard_id", req.GetShardId()),
+		slog.Int64("lease_token", req.GetLeaseToken()),
+		slog.String("owner", req.GetOwner()),
+	}
+	checkpoint, err := s.warehouse.ClaimShard(ctx, req)
+	if err != nil {
+		return nil, s.fail(ctx, "claim shard", err, attrs)
+	}
+	s.logger.InfoContext(ctx, "shard claimed", append(attrs,
+		slog.String("sequence_number", checkpoint.GetSequenceNumber()),
+		slog.Bool("shard_end", checkpoint.GetShardEnd()),
+	)...)
+	return &loadv1.ClaimShardResponse{Checkpoint: checkpoint}, nil
 }
 
 // fail logs err at the level its class deserves and returns it as a gRPC status.
@@ -115,6 +139,10 @@ func toStatus(ctx context.Context, err error) *status.Status {
 	var mismatch *warehouse.CheckpointMismatchError
 	if errors.As(err, &mismatch) {
 		return withDetails(status.New(codes.FailedPrecondition, err.Error()), mismatch.Stored)
+	}
+	var fenced *warehouse.FencedError
+	if errors.As(err, &fenced) {
+		return withDetails(status.New(codes.FailedPrecondition, err.Error()), fenced.Stored)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return status.FromContextError(ctxErr)

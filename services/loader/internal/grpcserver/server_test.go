@@ -28,6 +28,8 @@ const (
 	testSchema = "loader"
 	testStream = "boxscore-events"
 	testShard  = "shardId-000000000000"
+	testToken  = 1
+	testOwner  = "consumer-test"
 )
 
 // serve runs a real gRPC server with the LoadService over store on an in-memory listener
@@ -97,20 +99,50 @@ func request(expected, seq string, rows ...*transformv1.BattingGameRow) *loadv1.
 	return &loadv1.LoadRequest{
 		Stream: testStream, ShardId: testShard,
 		ExpectedSequenceNumber: expected, SequenceNumber: seq,
-		Rows: rows, ConsumerId: "consumer-test",
+		Rows: rows, ConsumerId: testOwner, LeaseToken: testToken,
 	}
+}
+
+// claim claims testShard through client, as a consumer does before its first load.
+func claim(t *testing.T, client loadv1.LoadServiceClient, token int64, owner string) *loadv1.Checkpoint {
+	t.Helper()
+	resp, err := client.ClaimShard(t.Context(), &loadv1.ClaimShardRequest{
+		Stream: testStream, ShardId: testShard, LeaseToken: token, Owner: owner,
+	})
+	if err != nil {
+		t.Fatalf("ClaimShard(%d, %s): %v", token, owner, err)
+	}
+	return resp.GetCheckpoint()
+}
+
+// storedCheckpointDetail returns the loadv1.Checkpoint detail of a FAILED_PRECONDITION.
+func storedCheckpointDetail(t *testing.T, err error) *loadv1.Checkpoint {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.FailedPrecondition {
+		t.Fatalf("code %s (%v), want FailedPrecondition", st.Code(), err)
+	}
+	for _, detail := range st.Details() {
+		if cp, ok := detail.(*loadv1.Checkpoint); ok {
+			return cp
+		}
+	}
+	t.Fatalf("FailedPrecondition details = %v, want a loadv1.Checkpoint", st.Details())
+	return nil
 }
 
 func TestLoadAndGetCheckpoint(t *testing.T) {
 	t.Parallel()
 	client := serve(t, newStore(t))
+	claim(t, client, testToken, testOwner)
 
 	resp, err := client.Load(t.Context(), request("", "100", row(605141, "100")))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if resp.GetInserted() != 1 || resp.GetCheckpoint().GetSequenceNumber() != "100" {
-		t.Errorf("Load response = %v, want 1 inserted and checkpoint 100", resp)
+	if resp.GetInserted() != 1 || resp.GetCheckpoint().GetSequenceNumber() != "100" ||
+		resp.GetCheckpoint().GetLeaseToken() != testToken || resp.GetCheckpoint().GetOwner() != testOwner {
+		t.Errorf("Load response = %v, want 1 inserted and checkpoint 100 under token %d of %s", resp, testToken, testOwner)
 	}
 	got, err := client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{Stream: testStream, ShardId: testShard})
 	if err != nil {
@@ -132,25 +164,14 @@ func TestLoadAndGetCheckpoint(t *testing.T) {
 func TestCheckpointMismatchIsFailedPreconditionWithStoredCheckpoint(t *testing.T) {
 	t.Parallel()
 	client := serve(t, newStore(t))
+	claim(t, client, testToken, testOwner)
 	first, err := client.Load(t.Context(), request("", "100", row(605141, "100")))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 
 	_, err = client.Load(t.Context(), request("", "100", row(605141, "100")))
-	st := status.Convert(err)
-	if st.Code() != codes.FailedPrecondition {
-		t.Fatalf("redelivered batch: code %s (%v), want FailedPrecondition", st.Code(), err)
-	}
-	var stored *loadv1.Checkpoint
-	for _, detail := range st.Details() {
-		if cp, ok := detail.(*loadv1.Checkpoint); ok {
-			stored = cp
-		}
-	}
-	if stored == nil {
-		t.Fatalf("FailedPrecondition details = %v, want a loadv1.Checkpoint", st.Details())
-	}
+	stored := storedCheckpointDetail(t, err)
 	if !proto.Equal(stored, first.GetCheckpoint()) {
 		t.Errorf("checkpoint detail = %v, want the stored one %v", stored, first.GetCheckpoint())
 	}
@@ -167,6 +188,14 @@ func TestInvalidRequestIsInvalidArgumentWithFieldViolations(t *testing.T) {
 
 	_, err = client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{ShardId: testShard})
 	assertBadRequest(t, err, "stream")
+
+	untokened := request("", "100", row(605141, "100"))
+	untokened.LeaseToken = 0
+	_, err = client.Load(t.Context(), untokened)
+	assertBadRequest(t, err, "lease_token")
+
+	_, err = client.ClaimShard(t.Context(), &loadv1.ClaimShardRequest{Stream: testStream, ShardId: testShard, LeaseToken: -1})
+	assertBadRequest(t, err, "lease_token", "owner")
 }
 
 func assertBadRequest(t *testing.T, err error, fields ...string) {
@@ -196,11 +225,86 @@ func assertBadRequest(t *testing.T, err error, fields ...string) {
 func TestDataRefusedByDatabaseIsInvalidArgument(t *testing.T) {
 	t.Parallel()
 	client := serve(t, newStore(t))
-	bad := row(605141, "100")
-	bad.GameId = "745\x00001" // PostgreSQL text cannot hold NUL: SQLSTATE 22021
-	_, err := client.Load(t.Context(), request("", "100", bad))
+	claim(t, client, testToken, testOwner)
+	// A rejection the database cannot store: PostgreSQL text cannot hold NUL (SQLSTATE
+	// 22021). Rows it refuses are dead-lettered instead (next test).
+	req := request("", "100", row(605141, "100"))
+	req.Rejections = []*transformv1.Rejection{{
+		Position: &transformv1.SourcePosition{Stream: testStream, ShardId: testShard, SequenceNumber: "99"},
+		Stage:    "validate", Reason: "bad\x00reason",
+	}}
+	_, err := client.Load(t.Context(), req)
 	if code := status.Code(err); code != codes.InvalidArgument {
 		t.Errorf("code %s (%v), want InvalidArgument", code, err)
+	}
+}
+
+func TestRowRefusedByDatabaseIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	client := serve(t, newStore(t))
+	claim(t, client, testToken, testOwner)
+	bad := row(605141, "100")
+	bad.GameId = "745\x00001" // PostgreSQL text cannot hold NUL: SQLSTATE 22021
+	resp, err := client.Load(t.Context(), request("", "101", bad, row(605142, "101")))
+	if err != nil {
+		t.Fatalf("Load with a row the database refuses: %v, want it dead-lettered", err)
+	}
+	if resp.GetInserted() != 1 || resp.GetDeadLettered() != 1 || resp.GetUnchanged() != 0 ||
+		resp.GetCheckpoint().GetSequenceNumber() != "101" {
+		t.Errorf("Load response = %v, want 1 inserted, 1 dead-lettered, checkpoint 101", resp)
+	}
+}
+
+func TestLeaseFencingOverGRPC(t *testing.T) {
+	t.Parallel()
+	client := serve(t, newStore(t))
+
+	// Claiming a shard without a row creates it, with nothing committed.
+	cp := claim(t, client, 5, "consumer-a")
+	if cp.GetSequenceNumber() != "" || cp.GetLeaseToken() != 5 || cp.GetOwner() != "consumer-a" || cp.GetShardId() != testShard {
+		t.Fatalf("claim = %v, want an empty checkpoint under token 5 of consumer-a", cp)
+	}
+	first := request("", "100", row(605141, "100"))
+	first.LeaseToken = 5
+	if _, err := client.Load(t.Context(), first); err != nil {
+		t.Fatalf("Load under token 5: %v", err)
+	}
+	cp = claim(t, client, 6, "consumer-b")
+	if cp.GetSequenceNumber() != "100" || cp.GetLeaseToken() != 6 || cp.GetOwner() != "consumer-b" {
+		t.Errorf("takeover claim = %v, want 100 under token 6 of consumer-b", cp)
+	}
+
+	// The former owner's next batch: refused, with the new lease in the detail.
+	stale := request("100", "200", row(605142, "200"))
+	stale.LeaseToken = 5
+	_, err := client.Load(t.Context(), stale)
+	stored := storedCheckpointDetail(t, err)
+	if stored.GetLeaseToken() != 6 || stored.GetOwner() != "consumer-b" || stored.GetSequenceNumber() != "100" {
+		t.Errorf("fenced load detail = %v, want 100 under token 6 of consumer-b", stored)
+	}
+	got, err := client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{Stream: testStream, ShardId: testShard})
+	if err != nil {
+		t.Fatalf("GetCheckpoint: %v", err)
+	}
+	if got.GetCheckpoint().GetSequenceNumber() != "100" || got.GetCheckpoint().GetLeaseToken() != 6 ||
+		got.GetCheckpoint().GetOwner() != "consumer-b" {
+		t.Errorf("GetCheckpoint after the fenced load = %v, want 100 under token 6 of consumer-b", got.GetCheckpoint())
+	}
+
+	// An older claim is refused with the stored lease; the current one retried succeeds.
+	_, err = client.ClaimShard(t.Context(), &loadv1.ClaimShardRequest{Stream: testStream, ShardId: testShard, LeaseToken: 4, Owner: "consumer-a"})
+	if stored := storedCheckpointDetail(t, err); stored.GetLeaseToken() != 6 {
+		t.Errorf("refused claim detail = %v, want token 6", stored)
+	}
+	claim(t, client, 6, "consumer-b")
+	resumed := request("100", "200", row(605142, "200"))
+	resumed.LeaseToken = 6
+	resp, err := client.Load(t.Context(), resumed)
+	if err != nil {
+		t.Fatalf("Load under the new token: %v", err)
+	}
+	if resp.GetInserted() != 1 || resp.GetCheckpoint().GetSequenceNumber() != "200" {
+		t.Errorf("Load under the new token = %v, want 1 inserted and checkpoint 200", resp)
 	}
 }
 
@@ -232,5 +336,9 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	_, err = client.GetCheckpoint(t.Context(), &loadv1.GetCheckpointRequest{Stream: testStream, ShardId: testShard})
 	if code := status.Code(err); code != codes.Unavailable {
 		t.Errorf("GetCheckpoint: code %s (%v), want Unavailable", code, err)
+	}
+	_, err = client.ClaimShard(t.Context(), &loadv1.ClaimShardRequest{Stream: testStream, ShardId: testShard, LeaseToken: 1, Owner: testOwner})
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Errorf("ClaimShard: code %s (%v), want Unavailable", code, err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // wantTables are the tables the migrations create, goose's own included.
 var wantTables = []string{"dead_letter", "dim_player", "fact_batting_game", "goose_db_version", "shard_checkpoint"}
 
-const latestVersion = 5
+const latestVersion = 6
 
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()

@@ -73,6 +73,7 @@ type batch struct {
 func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 	var v violations
 	validateShard(&v, req.GetStream(), req.GetShardId())
+	validateLeaseToken(&v, req.GetLeaseToken())
 	validateCheckpointMove(&v, req)
 	// Positions are checked against the checkpoint range only when the range is sound.
 	checkRange := len(v) == 0
@@ -85,6 +86,7 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			SequenceNumber: req.GetSequenceNumber(),
 			ShardEnd:       req.GetShardEnd(),
 			ConsumerID:     req.GetConsumerId(),
+			LeaseToken:     req.GetLeaseToken(),
 		},
 		received: len(req.GetRows()),
 	}
@@ -139,6 +141,24 @@ func validateShard(v *violations, stream, shardID string) {
 	if shardID == "" {
 		v.add("shard_id", "must not be empty")
 	}
+}
+
+// validateLeaseToken checks a fencing token: tokens start at 1, 0 being "never claimed".
+func validateLeaseToken(v *violations, token int64) {
+	if token <= 0 {
+		v.add("lease_token", "must be positive, got %d: claim the shard (ClaimShard) and send the claimed token", token)
+	}
+}
+
+// validateClaim checks a ClaimShard request.
+func validateClaim(c Claim) error {
+	var v violations
+	validateShard(&v, c.Stream, c.ShardID)
+	validateLeaseToken(&v, c.LeaseToken)
+	if c.Owner == "" {
+		v.add("owner", "must not be empty: a retried claim is recognized by its owner")
+	}
+	return v.err()
 }
 
 // validateCheckpointMove checks that the request moves the checkpoint forward, or only
@@ -287,6 +307,8 @@ func convertRow(v *violations, field string, row *transformv1.BattingGameRow) (F
 		SourceTime: sourceTime,
 		AcceptedAt: acceptedAt,
 		TraceID:    nonEmpty(row.GetTraceId()),
+
+		source: row,
 	}
 	if pos := row.GetPosition(); pos != nil {
 		fact.SourceStream = nonEmpty(pos.GetStream())

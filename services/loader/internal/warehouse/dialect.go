@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 )
 
 // Dialect is the seam between the Load flow and one warehouse engine: every statement that
@@ -16,35 +18,50 @@ import (
 //
 // A Redshift dialect can be added beside it without touching Store: Redshift speaks the
 // PostgreSQL wire protocol, so the transaction stays a pgx.Tx, but it has no COPY FROM
-// STDIN, no ON CONFLICT and no enforced keys. Its UpsertFacts would write the rows as a file
-// to S3, COPY it into a staging table, compute the inserted/updated keys with joins, then
-// MERGE; its UpsertPlayers and InsertDeadLetters would use MERGE or INSERT ... WHERE NOT
-// EXISTS; its AdvanceCheckpoint keeps the same UPDATE ... WHERE sequence_number = expected
-// (Redshift runs serializable transactions, and the conflicts it reports are transient).
+// STDIN, no ON CONFLICT, no SAVEPOINT and no enforced keys. Its UpsertFacts would write the
+// rows as a file to S3, COPY it into a staging table, compute the inserted/updated keys with
+// joins, then MERGE; without savepoints it would isolate refused rows by checking the staged
+// rows with queries before the MERGE rather than by retrying; its UpsertPlayers and
+// InsertDeadLetters would use MERGE or INSERT ... WHERE NOT EXISTS; its AdvanceCheckpoint and
+// ClaimShard keep the same conditional UPDATE (Redshift runs serializable transactions, and
+// the conflicts it reports are transient).
 //
 // Contract shared by every implementation:
 //   - every method runs inside tx and writes nothing outside it;
 //   - UpsertFacts receives rows unique by (player_id, game_id), sorted by that key;
 //   - a row replaces the stored one only when its (version, event_id) is greater, with
 //     event_id compared byte-wise (COLLATE "C"), the order compareVersions uses;
+//   - when UpsertFacts fails with a data error (IsDataError), none of its rows is written
+//     and tx is still usable, so Store can retry a part of the rows (bisection); after any
+//     other error tx is not usable;
 //   - InsertDeadLetters skips rejections already stored for the same position and stage;
-//   - AdvanceCheckpoint never moves a checkpoint whose shard_end is set.
+//   - AdvanceCheckpoint moves a checkpoint only under the stored lease token, and never one
+//     whose shard_end is set;
+//   - ClaimShard only ever raises a shard's lease token.
 type Dialect interface {
+	// ClaimShard records that claim.Owner now holds claim's shard under claim.LeaseToken:
+	// it creates the checkpoint row of a shard never claimed (sequence number empty) and
+	// stores the token and owner if the token is greater than the stored one, or equal to
+	// it with the same owner (a retried claim). It reports whether the claim was recorded;
+	// stored is the checkpoint after the claim, or the one that refused it.
+	ClaimShard(ctx context.Context, tx pgx.Tx, claim Claim) (stored Checkpoint, claimed bool, err error)
 	// AdvanceCheckpoint moves the checkpoint of update's shard from update.Expected to
-	// update.SequenceNumber. An empty Expected means the shard must have no checkpoint yet.
-	// It reports whether the checkpoint moved; when it did not, stored is the checkpoint
-	// found (SequenceNumber empty when there is none).
+	// update.SequenceNumber, provided the stored lease token is update.LeaseToken. An empty
+	// Expected means nothing may have been committed yet. It reports whether the checkpoint
+	// moved; when it did not, stored is the checkpoint found (SequenceNumber empty and
+	// LeaseToken 0 when the shard has no row).
 	AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, update CheckpointUpdate) (stored Checkpoint, advanced bool, err error)
 	// UpsertFacts writes rows into fact_batting_game and returns the keys it inserted or
-	// replaced; rows left unchanged are not returned.
+	// replaced; rows left unchanged are not returned. On a data error it writes none of
+	// the rows and leaves tx usable (see the contract above).
 	UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error)
 	// UpsertPlayers records the name and team of each player unless the stored ones come
 	// from a later game.
 	UpsertPlayers(ctx context.Context, tx pgx.Tx, players []PlayerRow) error
 	// InsertDeadLetters writes rejections and returns how many were new.
 	InsertDeadLetters(ctx context.Context, tx pgx.Tx, letters []DeadLetter) (int64, error)
-	// ReadCheckpoint returns the checkpoint of a shard; SequenceNumber is empty when there
-	// is none.
+	// ReadCheckpoint returns the checkpoint of a shard; SequenceNumber is empty when
+	// nothing was committed, LeaseToken 0 when the shard was never claimed.
 	ReadCheckpoint(ctx context.Context, q Querier, stream, shardID string) (Checkpoint, error)
 }
 
@@ -53,23 +70,34 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Checkpoint is a stored shard position.
+// Checkpoint is a stored shard position and the lease it is fenced by.
 type Checkpoint struct {
 	Stream         string
 	ShardID        string
-	SequenceNumber string // empty when the shard has no checkpoint
+	SequenceNumber string // empty when nothing was committed yet
 	ShardEnd       bool
-	UpdatedAt      time.Time // zero when the shard has no checkpoint
+	UpdatedAt      time.Time // when the row was last written; zero when there is no row
+	LeaseToken     int64     // 0 when the shard was never claimed
+	Owner          string    // empty when the shard was never claimed
 }
 
-// CheckpointUpdate is a compare-and-set of a shard position.
+// Claim is a consumer taking a shard under a lease.
+type Claim struct {
+	Stream     string
+	ShardID    string
+	LeaseToken int64
+	Owner      string
+}
+
+// CheckpointUpdate is a compare-and-set of a shard position, fenced by a lease token.
 type CheckpointUpdate struct {
 	Stream         string
 	ShardID        string
-	Expected       string // empty: the shard must have no checkpoint yet
+	Expected       string // empty: nothing may have been committed yet
 	SequenceNumber string
 	ShardEnd       bool
 	ConsumerID     string // empty is stored as NULL
+	LeaseToken     int64  // must equal the stored token
 }
 
 // FactRow is one row of fact_batting_game, plus the player's name and team for
@@ -116,6 +144,9 @@ type FactRow struct {
 	SourceShardID        *string
 	SourceSequenceNumber *string
 	TraceID              *string
+
+	// source is the request's row, kept to dead-letter it as sent if the database refuses it.
+	source *transformv1.BattingGameRow
 }
 
 // FactKey identifies a row of fact_batting_game.

@@ -18,6 +18,7 @@ import (
 //
 //	*ValidationError (ErrInvalidRequest)          -> INVALID_ARGUMENT, with the field violations
 //	*CheckpointMismatchError (ErrCheckpointMismatch) -> FAILED_PRECONDITION, with the stored checkpoint
+//	*FencedError (ErrFenced)                      -> FAILED_PRECONDITION, with the stored checkpoint
 //	IsTransient(err)                              -> UNAVAILABLE: retry the same batch later
 //	IsDataError(err)                              -> INVALID_ARGUMENT: retrying cannot help
 //	anything else                                 -> INTERNAL
@@ -85,6 +86,35 @@ func (e *CheckpointMismatchError) Error() string {
 // Is makes errors.Is(err, ErrCheckpointMismatch) true.
 func (e *CheckpointMismatchError) Is(target error) bool { return target == ErrCheckpointMismatch }
 
+// ErrFenced is matched (errors.Is) by every *FencedError.
+var ErrFenced = errors.New("fenced")
+
+// FencedError reports a Load or ClaimShard refused because of the shard's lease: the
+// stored lease token is not the Load's, or is greater than the claimed one (or equal, with
+// another owner). Nothing was written. Stored is the checkpoint found, with its token and
+// owner; a stored token greater than the request's means the shard has a new owner.
+type FencedError struct {
+	Op         string // "load" or "claim"
+	LeaseToken int64  // the request's token
+	Stored     *loadv1.Checkpoint
+}
+
+func (e *FencedError) Error() string {
+	owner := e.Stored.GetOwner()
+	if owner == "" {
+		owner = "nobody"
+	}
+	if e.Stored.GetLeaseToken() == 0 {
+		return fmt.Sprintf("fenced: shard %s/%s was never claimed: claim it before a %s with token %d",
+			e.Stored.GetStream(), e.Stored.GetShardId(), e.Op, e.LeaseToken)
+	}
+	return fmt.Sprintf("fenced: shard %s/%s is claimed with lease token %d by %s; %s with token %d refused",
+		e.Stored.GetStream(), e.Stored.GetShardId(), e.Stored.GetLeaseToken(), owner, e.Op, e.LeaseToken)
+}
+
+// Is makes errors.Is(err, ErrFenced) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
+
 // transientCodes are SQLSTATEs, outside the transient classes, after which the same
 // statement can succeed if tried again.
 var transientCodes = map[string]bool{
@@ -104,10 +134,10 @@ var transientClasses = map[string]bool{
 
 // IsTransient reports whether err may go away if the same request is tried again:
 // connection failures, serialization failures and deadlocks, resource shortages, server
-// restarts, lock and statement timeouts, network errors and deadlines. A mismatch or
-// validation error is never transient.
+// restarts, lock and statement timeouts, network errors and deadlines. A mismatch, fencing
+// or validation error is never transient.
 func IsTransient(err error) bool {
-	if err == nil || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrCheckpointMismatch) {
+	if err == nil || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrCheckpointMismatch) || errors.Is(err, ErrFenced) {
 		return false
 	}
 	var pgErr *pgconn.PgError

@@ -26,6 +26,9 @@ const testSchema = "wh"
 const (
 	testStream = "boxscore-events"
 	testShard  = "shardId-000000000001"
+	// testLeaseToken is the token newEnv claims testShard with, and request sends.
+	testLeaseToken = 1
+	testOwner      = "consumer-a"
 )
 
 type env struct {
@@ -33,16 +36,25 @@ type env struct {
 	store *warehouse.Store
 }
 
-// newEnv migrates a fresh database and returns a Store over it. maxConns 1 makes every
+// newEnv migrates a fresh database and returns a Store over it, with testShard claimed
+// under testLeaseToken as a consumer does before its first load. maxConns 1 makes every
 // load reuse one session, so the per-transaction staging table and cached statements are
 // exercised across loads.
 func newEnv(t *testing.T, maxConns int32) *env {
+	t.Helper()
+	return newEnvWithTracer(t, maxConns, nil)
+}
+
+// newEnvWithTracer is newEnv with tracer (a pgx.QueryTracer, and optionally BatchTracer
+// and CopyFromTracer) on every connection of the pool.
+func newEnvWithTracer(t *testing.T, maxConns int32, tracer pgx.QueryTracer) *env {
 	t.Helper()
 	config, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatalf("parse config: %v", err)
 	}
 	config.MaxConns = maxConns
+	config.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(t.Context(), config)
 	if err != nil {
 		t.Fatalf("pool: %v", err)
@@ -55,7 +67,21 @@ func newEnv(t *testing.T, maxConns int32) *env {
 	if err != nil {
 		t.Fatalf("store: %v", err)
 	}
+	mustClaim(t, store, testShard, testLeaseToken, testOwner)
 	return &env{pool: pool, store: store}
+}
+
+func claimRequest(shardID string, token int64, owner string) *loadv1.ClaimShardRequest {
+	return &loadv1.ClaimShardRequest{Stream: testStream, ShardId: shardID, LeaseToken: token, Owner: owner}
+}
+
+func mustClaim(t *testing.T, s *warehouse.Store, shardID string, token int64, owner string) *loadv1.Checkpoint {
+	t.Helper()
+	cp, err := s.ClaimShard(t.Context(), claimRequest(shardID, token, owner))
+	if err != nil {
+		t.Fatalf("ClaimShard(%s, %d, %s): %v", shardID, token, owner, err)
+	}
+	return cp
 }
 
 func position(seq string) *transformv1.SourcePosition {
@@ -122,7 +148,8 @@ func request(expected, seq string, rows ...*transformv1.BattingGameRow) *loadv1.
 		ExpectedSequenceNumber: expected,
 		SequenceNumber:         seq,
 		Rows:                   rows,
-		ConsumerId:             "consumer-a",
+		ConsumerId:             testOwner,
+		LeaseToken:             testLeaseToken,
 	}
 }
 

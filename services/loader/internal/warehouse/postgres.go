@@ -15,13 +15,31 @@ import (
 // The statements below name tables as {schema}.table; NewPostgresDialect replaces {schema}
 // with the quoted schema name once, so no statement is built per call.
 
-// createStagingSQL makes a staging table shaped like the fact table. It is temporary (only
-// this session sees it, so concurrent loads cannot collide) and dropped at the end of the
-// transaction, commit or rollback. LIKE keeps it in step with the migrations.
-const createStagingSQL = `
+// upsertSavepoint is the savepoint UpsertFacts writes under, so that a refused batch can be
+// undone without losing the rest of the transaction.
+const upsertSavepoint = "upsert_facts"
+
+// beginUpsertSQL opens the savepoint and makes a staging table shaped like the fact table,
+// in one round trip (several statements need the simple protocol, which Exec uses when a
+// statement has no arguments). The staging table is temporary (only this session sees it,
+// so concurrent loads cannot collide) and dropped at the end of the transaction, commit or
+// rollback; it is dropped first in case an earlier attempt of the same transaction left
+// one. LIKE keeps it in step with the migrations; it copies no CHECK constraints, so a row
+// the fact table refuses is refused by the upsert, under the savepoint.
+const beginUpsertSQL = `
+SAVEPOINT ` + upsertSavepoint + `;
+DROP TABLE IF EXISTS pg_temp.fact_batting_game_staging;
 CREATE TEMP TABLE fact_batting_game_staging
     (LIKE {schema}.fact_batting_game INCLUDING DEFAULTS)
     ON COMMIT DROP`
+
+// releaseUpsertSQL keeps what the savepoint covered; it is sent in the same pipeline as the
+// upsert, so the savepoint costs no round trip when nothing is wrong.
+const releaseUpsertSQL = `RELEASE SAVEPOINT ` + upsertSavepoint
+
+// undoUpsertSQL undoes everything since the savepoint (the staging table included) and
+// leaves the transaction usable again.
+const undoUpsertSQL = `ROLLBACK TO SAVEPOINT ` + upsertSavepoint + `; RELEASE SAVEPOINT ` + upsertSavepoint + `;`
 
 // stagingTable is where COPY FROM STDIN sends the batch.
 var stagingTable = pgx.Identifier{"pg_temp", "fact_batting_game_staging"}
@@ -140,36 +158,48 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
     AS r(stage, reason, detail, field, event_id, stream, shard_id, sequence_number, payload)
 ON CONFLICT (stream, shard_id, sequence_number, stage) DO NOTHING`
 
-// insertFirstCheckpointSQL is the compare-and-set for a shard never committed: it succeeds
-// only if no row exists. A concurrent first commit makes it wait, then do nothing.
-const insertFirstCheckpointSQL = `
-INSERT INTO {schema}.shard_checkpoint (stream, shard_id, sequence_number, shard_end, consumer_id, updated_at)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), now())
-ON CONFLICT (stream, shard_id) DO NOTHING
-RETURNING stream, shard_id, sequence_number, shard_end, updated_at`
+// checkpointColumns is what every checkpoint statement returns, in scanCheckpoint's order.
+const checkpointColumns = `stream, shard_id, sequence_number, shard_end, updated_at, lease_token, COALESCE(owner, '')`
 
-// advanceCheckpointSQL is the compare-and-set from a known position: it hits the row only
-// if it still holds the expected sequence number and the shard is not closed yet. The row
-// lock it takes makes a concurrent load of the same shard wait, then find no match.
+// claimShardSQL is a claim in one statement: it creates the row of a shard never claimed
+// (an empty sequence_number: nothing committed yet) or, on the existing row, stores the token and
+// owner only if the token is greater than the stored one, or equal with the same owner (a
+// claim retried after its answer was lost). The row lock ON CONFLICT takes serializes
+// concurrent claims and loads of the shard. When the condition fails nothing is returned.
+// updated_at is left alone on an existing row: it dates the last committed position.
+const claimShardSQL = `
+INSERT INTO {schema}.shard_checkpoint AS c (stream, shard_id, sequence_number, shard_end, lease_token, owner, updated_at)
+VALUES ($1, $2, '', false, $3, $4, now())
+ON CONFLICT (stream, shard_id) DO UPDATE SET
+    lease_token = EXCLUDED.lease_token,
+    owner = EXCLUDED.owner
+WHERE EXCLUDED.lease_token > c.lease_token
+   OR (EXCLUDED.lease_token = c.lease_token AND EXCLUDED.owner IS NOT DISTINCT FROM c.owner)
+RETURNING ` + checkpointColumns
+
+// advanceCheckpointSQL is the compare-and-set of a load: it hits the row only if it still
+// holds the expected sequence number (empty for a shard claimed but never committed), carries
+// the load's lease token, and the shard is not closed yet. The row lock it takes makes a
+// concurrent load or claim of the same shard wait, then see the new values.
 const advanceCheckpointSQL = `
 UPDATE {schema}.shard_checkpoint
 SET sequence_number = $4, shard_end = $5, consumer_id = NULLIF($6, ''), updated_at = now()
-WHERE stream = $1 AND shard_id = $2 AND sequence_number = $3 AND NOT shard_end
-RETURNING stream, shard_id, sequence_number, shard_end, updated_at`
+WHERE stream = $1 AND shard_id = $2 AND sequence_number = $3 AND lease_token = $7 AND NOT shard_end
+RETURNING ` + checkpointColumns
 
 // selectCheckpointSQL reads one shard's checkpoint.
 const selectCheckpointSQL = `
-SELECT stream, shard_id, sequence_number, shard_end, updated_at
+SELECT ` + checkpointColumns + `
 FROM {schema}.shard_checkpoint
 WHERE stream = $1 AND shard_id = $2`
 
 // PostgresDialect writes to PostgreSQL; see Dialect.
 type PostgresDialect struct {
-	createStaging     string
+	beginUpsert       string
 	upsertFacts       string
 	upsertPlayers     string
 	insertDeadLetters string
-	insertFirst       string
+	claimShard        string
 	advance           string
 	selectCheckpoint  string
 }
@@ -183,24 +213,37 @@ func NewPostgresDialect(schema string) (*PostgresDialect, error) {
 	}
 	r := strings.NewReplacer("{schema}", pgx.Identifier{schema}.Sanitize())
 	return &PostgresDialect{
-		createStaging:     r.Replace(createStagingSQL),
+		beginUpsert:       r.Replace(beginUpsertSQL),
 		upsertFacts:       r.Replace(upsertFactsSQL),
 		upsertPlayers:     r.Replace(upsertPlayersSQL),
 		insertDeadLetters: r.Replace(insertDeadLettersSQL),
-		insertFirst:       r.Replace(insertFirstCheckpointSQL),
+		claimShard:        r.Replace(claimShardSQL),
 		advance:           r.Replace(advanceCheckpointSQL),
 		selectCheckpoint:  r.Replace(selectCheckpointSQL),
 	}, nil
 }
 
+// ClaimShard implements Dialect.
+func (d *PostgresDialect) ClaimShard(ctx context.Context, tx pgx.Tx, c Claim) (Checkpoint, bool, error) {
+	stored, err := scanCheckpoint(tx.QueryRow(ctx, d.claimShard, c.Stream, c.ShardID, c.LeaseToken, c.Owner))
+	if err == nil {
+		return stored, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, false, fmt.Errorf("claim shard: %w", err)
+	}
+	// Refused: the row exists (the INSERT conflicted) and is locked by this transaction
+	// now, so this read sees the values that refused the claim.
+	stored, err = d.ReadCheckpoint(ctx, tx, c.Stream, c.ShardID)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	return stored, false, nil
+}
+
 // AdvanceCheckpoint implements Dialect.
 func (d *PostgresDialect) AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, u CheckpointUpdate) (Checkpoint, bool, error) {
-	var row pgx.Row
-	if u.Expected == "" {
-		row = tx.QueryRow(ctx, d.insertFirst, u.Stream, u.ShardID, u.SequenceNumber, u.ShardEnd, u.ConsumerID)
-	} else {
-		row = tx.QueryRow(ctx, d.advance, u.Stream, u.ShardID, u.Expected, u.SequenceNumber, u.ShardEnd, u.ConsumerID)
-	}
+	row := tx.QueryRow(ctx, d.advance, u.Stream, u.ShardID, u.Expected, u.SequenceNumber, u.ShardEnd, u.ConsumerID, u.LeaseToken)
 	stored, err := scanCheckpoint(row)
 	if err == nil {
 		return stored, true, nil
@@ -217,14 +260,37 @@ func (d *PostgresDialect) AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, u Ch
 	return stored, false, nil
 }
 
-// UpsertFacts implements Dialect.
+// UpsertFacts implements Dialect. The rows are staged with COPY and moved by one upsert,
+// under a savepoint: the savepoint and the staging table are created in one round trip,
+// and the release is pipelined with the upsert, so a batch costs three round trips
+// whatever its size. When the database refuses the data (a data error, in the COPY or the
+// upsert) the transaction is rolled back to the savepoint and the error returned, so the
+// caller can retry parts of the rows.
 func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, d.createStaging); err != nil {
-		return nil, fmt.Errorf("create staging table: %w", err)
+	if _, err := tx.Exec(ctx, d.beginUpsert); err != nil {
+		return nil, fmt.Errorf("open savepoint and staging table: %w", err)
 	}
+	writes, err := d.stageAndUpsert(ctx, tx, rows)
+	if err == nil {
+		return writes, nil
+	}
+	if !IsDataError(err) {
+		// The transaction is lost anyway (connection, serialization, cancellation...):
+		// the caller rolls it back whole.
+		return nil, err
+	}
+	if _, undoErr := tx.Exec(ctx, undoUpsertSQL); undoErr != nil {
+		// Not wrapped with %w: the data error must not make the caller think the
+		// transaction is still usable.
+		return nil, fmt.Errorf("roll back to savepoint after %v: %w", err, undoErr)
+	}
+	return nil, err
+}
+
+func (d *PostgresDialect) stageAndUpsert(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error) {
 	copied, err := tx.CopyFrom(ctx, stagingTable, factColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		return factValues(&rows[i]), nil
 	}))
@@ -234,7 +300,25 @@ func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []Fac
 	if copied != int64(len(rows)) {
 		return nil, fmt.Errorf("copy rows into staging table: copied %d of %d rows", copied, len(rows))
 	}
-	result, err := tx.Query(ctx, d.upsertFacts)
+	pipeline := &pgx.Batch{}
+	pipeline.Queue(d.upsertFacts)
+	pipeline.Queue(releaseUpsertSQL)
+	results := tx.SendBatch(ctx, pipeline)
+	writes, err := collectWrites(results)
+	if err != nil {
+		return nil, errors.Join(err, results.Close())
+	}
+	if _, err := results.Exec(); err != nil {
+		return nil, errors.Join(fmt.Errorf("release savepoint: %w", err), results.Close())
+	}
+	if err := results.Close(); err != nil {
+		return nil, fmt.Errorf("upsert facts: %w", err)
+	}
+	return writes, nil
+}
+
+func collectWrites(results pgx.BatchResults) ([]FactWrite, error) {
+	result, err := results.Query()
 	if err != nil {
 		return nil, fmt.Errorf("upsert facts: %w", err)
 	}
@@ -303,7 +387,7 @@ func (d *PostgresDialect) ReadCheckpoint(ctx context.Context, q Querier, stream,
 
 func scanCheckpoint(row pgx.Row) (Checkpoint, error) {
 	var c Checkpoint
-	if err := row.Scan(&c.Stream, &c.ShardID, &c.SequenceNumber, &c.ShardEnd, &c.UpdatedAt); err != nil {
+	if err := row.Scan(&c.Stream, &c.ShardID, &c.SequenceNumber, &c.ShardEnd, &c.UpdatedAt, &c.LeaseToken, &c.Owner); err != nil {
 		return Checkpoint{}, err
 	}
 	return c, nil

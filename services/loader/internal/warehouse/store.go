@@ -1,7 +1,8 @@
 // Package warehouse writes curated batting rows, rejections and shard checkpoints into the
 // warehouse, one batch per transaction, so that a shard's checkpoint moves only together
 // with the data it covers (the exactly-once effect: a redelivered batch is refused by the
-// checkpoint compare-and-set, a redelivered row changes nothing).
+// checkpoint compare-and-set, a redelivered row changes nothing), and a consumer that lost
+// its lease on the shard cannot commit at all (the lease token fences it off).
 //
 // Store owns the flow; Dialect owns the SQL (see Dialect for the seam and the plan for
 // Redshift). Tables are created by the migrations package.
@@ -9,10 +10,15 @@ package warehouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
@@ -39,22 +45,62 @@ func NewStoreWithDialect(pool *pgxpool.Pool, dialect Dialect) *Store {
 	return &Store{pool: pool, dialect: dialect}
 }
 
+// ClaimShard records that req.Owner now reads req's shard under the lease whose fencing
+// token is req.LeaseToken, and returns the checkpoint to resume from. It creates the
+// checkpoint row of a shard never claimed (sequence number empty: nothing committed yet).
+// A claim succeeds when its token is greater than the stored one, or equal to it with the
+// same owner (a claim retried after its answer was lost); from then on only Loads carrying
+// that token commit.
+//
+// Errors: *ValidationError (token not positive, owner or shard missing), *FencedError
+// (nothing written; carries the stored checkpoint, with the token that refused the
+// claim), otherwise a database error to classify with IsTransient.
+func (s *Store) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.Checkpoint, error) {
+	claim := Claim{Stream: req.GetStream(), ShardID: req.GetShardId(), LeaseToken: req.GetLeaseToken(), Owner: req.GetOwner()}
+	if err := validateClaim(claim); err != nil {
+		return nil, err
+	}
+	var claimed *loadv1.Checkpoint
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		stored, ok, err := s.dialect.ClaimShard(ctx, tx, claim)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &FencedError{Op: "claim", LeaseToken: claim.LeaseToken, Stored: checkpointProto(stored)}
+		}
+		claimed = checkpointProto(stored)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s/%s with lease token %d for %q: %w", claim.Stream, claim.ShardID, claim.LeaseToken, claim.Owner, err)
+	}
+	return claimed, nil
+}
+
 // Load commits one batch of one shard in a single transaction:
 //
-//  1. compare-and-set the checkpoint from expected_sequence_number to sequence_number
-//     (first, so a stale or duplicate batch is refused before any work, and so the
-//     checkpoint row lock serializes concurrent loads of one shard);
+//  1. compare-and-set the checkpoint from expected_sequence_number to sequence_number,
+//     under the batch's lease token (first, so a stale, duplicate or fenced batch is
+//     refused before any work, and so the checkpoint row lock serializes concurrent loads
+//     and claims of one shard);
 //  2. upsert the rows, deduplicated by (player_id, game_id): a row replaces the stored one
-//     only when its (version, event_id) is greater;
+//     only when its (version, event_id) is greater. If the database refuses the data (a
+//     data error, SQLSTATE class 22 or 23), the rows are bisected under savepoints until
+//     each refused row is isolated; the others are written;
 //  3. upsert dim_player from the rows that were written;
-//  4. insert the rejections into dead_letter, skipping those already there.
+//  4. insert the rejections and the refused rows (stage "load") into dead_letter, skipping
+//     those already there.
 //
-// Counts: inserted + updated + unchanged is the number of rows in the request; a row that
-// lost to a newer one of the same key in the same batch counts as unchanged.
+// Counts: inserted + updated + unchanged + the rows refused by the database is the number
+// of rows in the request; a row that lost to a newer one of the same key in the same batch
+// counts as unchanged. dead_lettered counts the dead letters newly stored, of both kinds.
 //
-// Errors: *ValidationError (nothing written), *CheckpointMismatchError (nothing written;
-// carries the stored checkpoint), otherwise a database error to classify with IsTransient
-// and IsDataError. Every error rolls the whole batch back.
+// Errors: *ValidationError (nothing written), *FencedError (the stored lease token is not
+// the batch's; nothing written), *CheckpointMismatchError (nothing written; carries the
+// stored checkpoint), otherwise a database error to classify with IsTransient and
+// IsDataError. Every error rolls the whole batch back; a transient error during the upsert
+// is never bisected nor dead-lettered.
 func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.LoadResponse, error) {
 	b, err := prepareBatch(req)
 	if err != nil {
@@ -67,11 +113,14 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 			return err
 		}
 		if !advanced {
+			if stored.LeaseToken != b.checkpoint.LeaseToken {
+				return &FencedError{Op: "load", LeaseToken: b.checkpoint.LeaseToken, Stored: checkpointProto(stored)}
+			}
 			return &CheckpointMismatchError{Expected: b.checkpoint.Expected, Stored: checkpointProto(stored)}
 		}
 		resp.Checkpoint = checkpointProto(stored)
 
-		writes, err := s.dialect.UpsertFacts(ctx, tx, b.rows)
+		writes, refused, err := s.upsertIsolating(ctx, tx, b.rows)
 		if err != nil {
 			return err
 		}
@@ -82,13 +131,21 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 				resp.Updated++
 			}
 		}
-		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated
+		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(len(refused))
 
 		if err := s.dialect.UpsertPlayers(ctx, tx, latestPlayers(b.rows, writes)); err != nil {
 			return err
 		}
 
-		deadLettered, err := s.dialect.InsertDeadLetters(ctx, tx, b.letters)
+		letters := b.letters
+		for _, r := range refused {
+			letter, err := refusedLetter(r, b.checkpoint)
+			if err != nil {
+				return err
+			}
+			letters = append(letters, letter)
+		}
+		deadLettered, err := s.dialect.InsertDeadLetters(ctx, tx, letters)
 		if err != nil {
 			return err
 		}
@@ -101,8 +158,90 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 	return resp, nil
 }
 
-// GetCheckpoint returns the committed checkpoint of a shard; its sequence number is empty
-// (and updated_at unset) when the shard has none.
+// refusedRow is a row the database refused, with its reason.
+type refusedRow struct {
+	row *FactRow
+	err *pgconn.PgError
+}
+
+// upsertIsolating writes rows and returns what was written and the rows the database
+// refused. The whole slice is tried first, so a clean batch costs one upsert. When it is
+// refused with a data error (the dialect has then rolled it back), each half is tried
+// alone, recursively, down to single rows: k bad rows among n cost O(k log n) upserts, not
+// n. Any other error (connection, serialization, timeout) is returned as is: it fails the
+// whole load, and nothing is dead-lettered for it. The halves keep the key order, so locks
+// are still taken in key order.
+func (s *Store) upsertIsolating(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, []refusedRow, error) {
+	writes, err := s.dialect.UpsertFacts(ctx, tx, rows)
+	if err == nil {
+		return writes, nil, nil
+	}
+	var pgErr *pgconn.PgError
+	if !IsDataError(err) || !errors.As(err, &pgErr) {
+		return nil, nil, err
+	}
+	if len(rows) == 1 {
+		return nil, []refusedRow{{row: &rows[0], err: pgErr}}, nil
+	}
+	half := len(rows) / 2
+	firstWrites, firstRefused, err := s.upsertIsolating(ctx, tx, rows[:half])
+	if err != nil {
+		return nil, nil, err
+	}
+	secondWrites, secondRefused, err := s.upsertIsolating(ctx, tx, rows[half:])
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(firstWrites, secondWrites...), append(firstRefused, secondRefused...), nil
+}
+
+// columnInWhere finds the column PostgreSQL names in the context of a COPY error
+// ("COPY fact_batting_game_staging, line 3, column opponent"), which carries no column
+// name field.
+var columnInWhere = regexp.MustCompile(`column ([a-z_][a-z0-9_]*)`)
+
+// refusedLetter is the dead letter of a row the database refused: stage "load", reason
+// the SQLSTATE, the database's message, the column or constraint when known, and the row
+// as sent, in protojson. A row without a source position is filed under the batch's
+// position (the consumer always sends positions; a direct caller may not).
+func refusedLetter(r refusedRow, cp CheckpointUpdate) (DeadLetter, error) {
+	payload, err := protojson.Marshal(r.row.source)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead-letter row %s: encode payload: %w", r.row.EventID, err)
+	}
+	field := r.err.ColumnName
+	if field == "" {
+		field = r.err.ConstraintName
+	}
+	if field == "" {
+		if m := columnInWhere.FindStringSubmatch(r.err.Where); m != nil {
+			field = m[1]
+		}
+	}
+	letter := DeadLetter{
+		Stage:  StageLoad,
+		Reason: "sqlstate_" + r.err.Code,
+		Detail: r.err.Message,
+		Field:  field,
+		// The event id may hold the very byte the database refused (NUL): replaced here so
+		// the dead letter itself can be stored; the payload keeps the original.
+		EventID:        strings.ReplaceAll(r.row.EventID, "\x00", "\uFFFD"),
+		Stream:         cp.Stream,
+		ShardID:        cp.ShardID,
+		SequenceNumber: cp.SequenceNumber,
+		Payload:        payload,
+	}
+	if pos := r.row.source.GetPosition(); pos != nil {
+		letter.Stream, letter.ShardID, letter.SequenceNumber = pos.GetStream(), pos.GetShardId(), pos.GetSequenceNumber()
+	}
+	return letter, nil
+}
+
+// StageLoad is the dead_letter stage of rows the warehouse refused.
+const StageLoad = "load"
+
+// GetCheckpoint returns the stored checkpoint of a shard, with its lease token and owner;
+// its sequence number is empty (and updated_at unset) when nothing was committed.
 func (s *Store) GetCheckpoint(ctx context.Context, stream, shardID string) (*loadv1.Checkpoint, error) {
 	var v violations
 	validateShard(&v, stream, shardID)
@@ -116,14 +255,18 @@ func (s *Store) GetCheckpoint(ctx context.Context, stream, shardID string) (*loa
 	return checkpointProto(stored), nil
 }
 
+// checkpointProto converts a stored checkpoint. updated_at is set only once something was
+// committed: a claim alone creates the row but commits no position.
 func checkpointProto(c Checkpoint) *loadv1.Checkpoint {
 	out := &loadv1.Checkpoint{
 		Stream:         c.Stream,
 		ShardId:        c.ShardID,
 		SequenceNumber: c.SequenceNumber,
 		ShardEnd:       c.ShardEnd,
+		LeaseToken:     c.LeaseToken,
+		Owner:          c.Owner,
 	}
-	if !c.UpdatedAt.IsZero() {
+	if c.SequenceNumber != "" && !c.UpdatedAt.IsZero() {
 		out.UpdatedAt = timestamppb.New(c.UpdatedAt)
 	}
 	return out

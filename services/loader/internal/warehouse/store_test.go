@@ -214,9 +214,9 @@ func TestRejectionsLandInDeadLetterOnce(t *testing.T) {
 		t.Errorf("dead letter 32/validate = %+v, want %v", last, validate)
 	}
 
-	// An operator rewinds the shard (checkpoint deleted) and the records are read again:
-	// their rejections are already there.
-	if _, err := e.pool.Exec(t.Context(), `DELETE FROM `+testSchema+`.shard_checkpoint`); err != nil {
+	// An operator rewinds the shard (nothing committed, lease kept) and the records are
+	// read again: their rejections are already there.
+	if _, err := e.pool.Exec(t.Context(), `UPDATE `+testSchema+`.shard_checkpoint SET sequence_number = ''`); err != nil {
 		t.Fatalf("rewind: %v", err)
 	}
 	assertCounts(t, mustLoad(t, e.store, req), counts{})
@@ -253,9 +253,10 @@ func TestCheckpointMismatchWritesNothing(t *testing.T) {
 		t.Errorf("checkpoint updated_at moved from %v to %v", before.GetUpdatedAt().AsTime(), after.GetUpdatedAt().AsTime())
 	}
 
-	// A shard never committed, while the request expects a position.
+	// A shard claimed but never committed, while the request expects a position.
 	other := request("100", "200")
 	other.ShardId = "shardId-000000000009"
+	mustClaim(t, e.store, other.ShardId, testLeaseToken, testOwner)
 	_, err := e.store.Load(t.Context(), other)
 	var mismatch *warehouse.CheckpointMismatchError
 	if !errors.As(err, &mismatch) {
@@ -302,14 +303,30 @@ func TestConcurrentLoadsOfOneShardCommitOnce(t *testing.T) {
 func TestGetCheckpoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
+	// Claimed (by newEnv) but nothing committed yet.
 	none := assertCheckpoint(t, e.store, "", false)
 	if none.GetUpdatedAt() != nil {
-		t.Errorf("updated_at of a missing checkpoint = %v, want unset", none.GetUpdatedAt())
+		t.Errorf("updated_at of a claimed shard with nothing committed = %v, want unset", none.GetUpdatedAt())
+	}
+	if none.GetLeaseToken() != testLeaseToken || none.GetOwner() != testOwner {
+		t.Errorf("checkpoint of a claimed shard = %v, want lease token %d owned by %s", none, testLeaseToken, testOwner)
+	}
+	// Never claimed: no row at all.
+	unclaimed, err := e.store.GetCheckpoint(t.Context(), testStream, "shardId-000000000077")
+	if err != nil {
+		t.Fatalf("GetCheckpoint of an unclaimed shard: %v", err)
+	}
+	if unclaimed.GetSequenceNumber() != "" || unclaimed.GetUpdatedAt() != nil || unclaimed.GetLeaseToken() != 0 ||
+		unclaimed.GetOwner() != "" || unclaimed.GetShardId() != "shardId-000000000077" {
+		t.Errorf("checkpoint of an unclaimed shard = %v, want an empty one", unclaimed)
 	}
 
 	started := time.Now()
 	resp := mustLoad(t, e.store, request("", "12345678901234567890123456789012345678901234567890123456"))
 	got := assertCheckpoint(t, e.store, "12345678901234567890123456789012345678901234567890123456", false)
+	if got.GetLeaseToken() != testLeaseToken || got.GetOwner() != testOwner {
+		t.Errorf("checkpoint after a load = %v, want lease token %d owned by %s", got, testLeaseToken, testOwner)
+	}
 	if !got.GetUpdatedAt().AsTime().Equal(resp.GetCheckpoint().GetUpdatedAt().AsTime()) {
 		t.Errorf("GetCheckpoint updated_at %v differs from Load's %v", got.GetUpdatedAt().AsTime(), resp.GetCheckpoint().GetUpdatedAt().AsTime())
 	}
@@ -349,6 +366,7 @@ func TestShardEnd(t *testing.T) {
 	other := request("", "500", newRow(3, "g1", 1, "evt-3", "500"))
 	other.ShardId, other.ShardEnd = "shardId-000000000002", true
 	other.Rows[0].Position.ShardId = other.ShardId
+	mustClaim(t, e.store, other.ShardId, testLeaseToken, testOwner)
 	resp = mustLoad(t, e.store, other)
 	assertCounts(t, resp, counts{inserted: 1})
 	if !resp.GetCheckpoint().GetShardEnd() {
@@ -406,6 +424,8 @@ func TestLoadRejectsInvalidRequests(t *testing.T) {
 		field string
 	}{
 		{"no stream", func(r *loadv1.LoadRequest) { r.Stream = "" }, "stream"},
+		{"no lease token", func(r *loadv1.LoadRequest) { r.LeaseToken = 0 }, "lease_token"},
+		{"negative lease token", func(r *loadv1.LoadRequest) { r.LeaseToken = -3 }, "lease_token"},
 		{"no shard", func(r *loadv1.LoadRequest) { r.ShardId = "" }, "shard_id"},
 		{"no sequence number", func(r *loadv1.LoadRequest) { r.SequenceNumber = "" }, "sequence_number"},
 		{"nothing to commit", func(r *loadv1.LoadRequest) { r.SequenceNumber = "100"; r.Rows = nil }, "sequence_number"},
@@ -481,17 +501,24 @@ func TestDimPlayerKeepsTheLatestGame(t *testing.T) {
 func TestDataErrorsArePermanent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	row := newRow(1, "g1", 1, "evt-1", "10")
-	row.Opponent = "NY\x00Y" // valid UTF-8, but PostgreSQL text cannot hold NUL
-	_, err := e.store.Load(t.Context(), request("", "10", row))
+	// A refused row is dead-lettered (see bisect_test.go), but a rejection the database
+	// cannot store has nowhere else to go: it fails the whole batch, permanently.
+	req := request("", "10", newRow(1, "g1", 1, "evt-1", "10"))
+	rejection := newRejection("9", "validate")
+	rejection.Detail = "NY\x00Y" // valid UTF-8, but PostgreSQL text cannot hold NUL
+	req.Rejections = []*transformv1.Rejection{rejection}
+	_, err := e.store.Load(t.Context(), req)
 	if err == nil {
-		t.Fatal("Load with a NUL byte succeeded, want a data error")
+		t.Fatal("Load with a NUL byte in a rejection succeeded, want a data error")
 	}
 	if !warehouse.IsDataError(err) || warehouse.IsTransient(err) {
 		t.Errorf("error %v: IsDataError=%t IsTransient=%t, want permanent data error", err, warehouse.IsDataError(err), warehouse.IsTransient(err))
 	}
-	// The whole batch rolled back, checkpoint included.
+	// The whole batch rolled back, rows and checkpoint included.
 	assertCheckpoint(t, e.store, "", false)
+	if n := countRows(t, e.pool, "fact_batting_game") + countRows(t, e.pool, "dead_letter"); n != 0 {
+		t.Errorf("%d rows written by a refused batch, want 0", n)
+	}
 
 	// The CHECK constraints are the last line of defence behind validation.
 	_, err = e.pool.Exec(t.Context(), `UPDATE `+testSchema+`.fact_batting_game SET hits = -1`)
