@@ -97,7 +97,9 @@ func run(cfg config) error {
 	}
 	svc := ingest.NewService(publisher)
 
-	srv, err := server.New(cfg.Server, logger, tel, grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes))
+	// gRPC reads a whole message before the handler can reserve its budget: bounding the
+	// concurrent streams per connection bounds what gRPC clients can make it hold.
+	srv, err := server.New(cfg.Server, logger, tel, grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16))
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,27 @@ func (a *api) recoverer(next http.Handler) http.Handler {
 }
 
 func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
-	events, problem := a.readBatch(w, r)
+	mediaType, problem := checkRequest(w, r)
+	if problem != nil {
+		writeProblem(w, r, a.logger, problem)
+		return
+	}
+	// The in-flight budget is taken before the body is read, sized by its Content-Length
+	// (the largest allowed body when the length is not known), so that the bodies being
+	// read, decoded and published stay within --publish-max-inflight-bytes however many
+	// clients send at once. A refused body is not read: the answer comes at once (and a
+	// client sending "Expect: 100-continue" never sends it).
+	reserve := r.ContentLength
+	if reserve < 0 {
+		reserve = MaxBodyBytes
+	}
+	reservation, err := a.svc.Reserve(reserve)
+	if err != nil {
+		a.writeSubmitError(w, r, err)
+		return
+	}
+	defer reservation.Release()
+	events, problem := a.readBatch(w, r, mediaType)
 	if problem != nil {
 		writeProblem(w, r, a.logger, problem)
 		return
@@ -111,7 +131,7 @@ func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
 	if info, ok := r.Context().Value(requestLogKey{}).(*requestLog); ok {
 		info.events = len(events)
 	}
-	results, err := a.svc.Submit(r.Context(), events)
+	results, err := a.svc.SubmitReserved(r.Context(), reservation, events)
 	if err != nil {
 		a.writeSubmitError(w, r, err)
 		return
@@ -123,20 +143,27 @@ func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, a.logger, "application/json", http.StatusAccepted, body)
 }
 
-// readBatch decodes the body as the Content-Type says, within the size and count limits.
-func (a *api) readBatch(w http.ResponseWriter, r *http.Request) ([]*statsv1.StatEvent, *Problem) {
+// checkRequest checks what can be checked before the body is read: its media type and its
+// announced length.
+func checkRequest(w http.ResponseWriter, r *http.Request) (string, *Problem) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || (mediaType != mediaTypeJSON && mediaType != mediaTypeNDJSON) {
 		p := newProblem(r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Media Type",
 			fmt.Sprintf("Content-Type %q is not supported: send %s (an array of events) or %s (one event per line)",
 				r.Header.Get("Content-Type"), mediaTypeJSON, mediaTypeNDJSON))
 		w.Header().Set("Accept-Post", mediaTypeJSON+", "+mediaTypeNDJSON)
-		return nil, p
+		return "", p
 	}
 	if r.ContentLength > MaxBodyBytes {
-		return nil, bodyTooLarge(r)
+		return "", bodyTooLarge(r)
 	}
+	return mediaType, nil
+}
+
+// readBatch decodes the body as mediaType says, within the size and count limits.
+func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string) ([]*statsv1.StatEvent, *Problem) {
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	var err error
 	var events []*statsv1.StatEvent
 	if mediaType == mediaTypeNDJSON {
 		events, err = decodeNDJSON(body, ingest.MaxBatchEvents)
@@ -201,7 +228,7 @@ func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error
 		}
 	case errors.As(err, &busy):
 		p = newProblem(r, http.StatusServiceUnavailable, "busy", "Gateway Busy",
-			"the gateway has too many batches in flight; none of this request's events was sent: retry it later")
+			"the gateway has as many batches or bytes in flight as it may hold; none of this request's events was sent (the body was not read): retry it after Retry-After")
 		p.RetryAfterSeconds = retryAfterSeconds(busy.RetryAfter)
 	case errors.As(err, &unavailable):
 		p = newProblem(r, http.StatusServiceUnavailable, "stream-unavailable", "Stream Unavailable",

@@ -23,7 +23,11 @@ import (
 // answered before the stream.
 type refusingPublisher struct{ t *testing.T }
 
-func (p refusingPublisher) Publish(_ context.Context, events []*statsv1.StatEvent) ([]publish.Result, error) {
+// Reserve admits every request (nil is a reservation that holds nothing); the budget is
+// tested in ../publish and ../../componenttest.
+func (refusingPublisher) Reserve(int64) (*publish.Reservation, error) { return nil, nil }
+
+func (p refusingPublisher) PublishReserved(_ context.Context, _ *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
 	p.t.Errorf("Publish called with %d events; the request should have been refused before the stream", len(events))
 	return nil, io.ErrUnexpectedEOF
 }
@@ -253,7 +257,9 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 
 type panickingPublisher struct{}
 
-func (panickingPublisher) Publish(context.Context, []*statsv1.StatEvent) ([]publish.Result, error) {
+func (panickingPublisher) Reserve(int64) (*publish.Reservation, error) { return nil, nil }
+
+func (panickingPublisher) PublishReserved(context.Context, *publish.Reservation, []*statsv1.StatEvent) ([]publish.Result, error) {
 	panic("boom")
 }
 

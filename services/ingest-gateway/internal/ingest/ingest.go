@@ -52,7 +52,11 @@ func (e *InvalidBatchError) Error() string {
 
 // Publisher puts validated events into the stream; *publish.Publisher is the one in use.
 type Publisher interface {
-	Publish(ctx context.Context, events []*statsv1.StatEvent) ([]publish.Result, error)
+	// Reserve takes a share of the in-flight budget before a request is read; see
+	// publish.Publisher.Reserve.
+	Reserve(bytes int64) (*publish.Reservation, error)
+	// PublishReserved publishes within a reservation, or takes its own when it is nil.
+	PublishReserved(ctx context.Context, res *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error)
 }
 
 // Service validates and publishes batches.
@@ -65,10 +69,26 @@ func NewService(p Publisher) *Service {
 	return &Service{publisher: p}
 }
 
+// Reserve takes a share of the publisher's in-flight budget (one batch slot and bytes)
+// before a request is read, so that reading it cannot grow memory past the budget. The error
+// is a *publish.BusyError. Pass the reservation to SubmitReserved, then release it.
+func (s *Service) Reserve(bytes int64) (*publish.Reservation, error) {
+	res, err := s.publisher.Reserve(bytes)
+	if err != nil {
+		return nil, fmt.Errorf("reserve %d bytes: %w", bytes, err)
+	}
+	return res, nil
+}
+
 // Submit validates the batch as a whole and, if every event is valid, publishes it. The
 // events are normalized and given ids in place. The error is ErrEmptyBatch,
 // *TooManyEventsError or *InvalidBatchError (nothing sent), or one of the publish errors.
 func (s *Service) Submit(ctx context.Context, events []*statsv1.StatEvent) ([]publish.Result, error) {
+	return s.SubmitReserved(ctx, nil, events)
+}
+
+// SubmitReserved is Submit within a reservation taken with Reserve (nil: none).
+func (s *Service) SubmitReserved(ctx context.Context, res *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
 	if err := Validate(events); err != nil {
 		return nil, err
 	}
@@ -78,7 +98,7 @@ func (s *Service) Submit(ctx context.Context, events []*statsv1.StatEvent) ([]pu
 			ev.EventId = statevent.NewEventID()
 		}
 	}
-	results, err := s.publisher.Publish(ctx, events)
+	results, err := s.publisher.PublishReserved(ctx, res, events)
 	var tooLarge *publish.RecordTooLargeError
 	if errors.As(err, &tooLarge) {
 		return nil, &InvalidBatchError{Violations: []Violation{{

@@ -45,14 +45,12 @@ const instrumentationName = "github.com/boxscore-dev/boxscore/services/ingest-ga
 
 // Config bounds the publisher's retries and memory.
 type Config struct {
-	RetryBudget           time.Duration `name:"publish-retry-budget" env:"BOXSCORE_PUBLISH_RETRY_BUDGET" default:"10s" help:"Longest time one batch may spend in PutRecords calls and retries before the request fails with 503; keep it well under clients' timeouts."`
-	AttemptTimeout        time.Duration `name:"publish-attempt-timeout" env:"BOXSCORE_PUBLISH_ATTEMPT_TIMEOUT" default:"3s" help:"Timeout of one PutRecords call."`
-	InitialBackoff        time.Duration `name:"publish-initial-backoff" env:"BOXSCORE_PUBLISH_INITIAL_BACKOFF" default:"50ms" help:"Wait before the first resend; doubles per attempt, with jitter."`
-	MaxBackoff            time.Duration `name:"publish-max-backoff" env:"BOXSCORE_PUBLISH_MAX_BACKOFF" default:"1s" help:"Cap of the wait between resends."`
-	MaxInFlightBatches    int           `name:"publish-max-inflight-batches" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BATCHES" default:"64" help:"Batches that may be publishing at once; more are refused as busy."`
-	MaxInFlightBytes      int64         `name:"publish-max-inflight-bytes" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES" default:"67108864" help:"Encoded bytes that may be publishing at once; more are refused as busy."`
-	BusyRetryAfter        time.Duration `name:"publish-busy-retry-after" env:"BOXSCORE_PUBLISH_BUSY_RETRY_AFTER" default:"1s" help:"Retry-After given to clients refused because the gateway is busy."`
-	UnavailableRetryAfter time.Duration `name:"publish-unavailable-retry-after" env:"BOXSCORE_PUBLISH_UNAVAILABLE_RETRY_AFTER" default:"5s" help:"Retry-After given to clients when the stream stayed unavailable."`
+	RetryBudget        time.Duration `name:"publish-retry-budget" env:"BOXSCORE_PUBLISH_RETRY_BUDGET" default:"10s" help:"Longest time one batch may spend in PutRecords calls and retries before the request fails with 503; keep it well under clients' timeouts."`
+	AttemptTimeout     time.Duration `name:"publish-attempt-timeout" env:"BOXSCORE_PUBLISH_ATTEMPT_TIMEOUT" default:"3s" help:"Timeout of one PutRecords call."`
+	InitialBackoff     time.Duration `name:"publish-initial-backoff" env:"BOXSCORE_PUBLISH_INITIAL_BACKOFF" default:"50ms" help:"Wait before the first resend; doubles per attempt, with jitter."`
+	MaxBackoff         time.Duration `name:"publish-max-backoff" env:"BOXSCORE_PUBLISH_MAX_BACKOFF" default:"1s" help:"Cap of the wait between resends."`
+	MaxInFlightBatches int           `name:"publish-max-inflight-batches" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BATCHES" default:"64" help:"Batches that may be publishing at once; more are refused as busy."`
+	MaxInFlightBytes   int64         `name:"publish-max-inflight-bytes" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES" default:"67108864" help:"Bytes (request bodies being read, then encoded records) that may be in flight at once; more are refused as busy."`
 }
 
 // Validate reports what is wrong with the config.
@@ -73,9 +71,6 @@ func (c Config) Validate() error {
 	// One full batch must always fit, or a large request could never be admitted.
 	if c.MaxInFlightBytes < MaxCallBytes {
 		errs = append(errs, fmt.Errorf("publish-max-inflight-bytes must be at least %d", MaxCallBytes))
-	}
-	if c.BusyRetryAfter <= 0 || c.UnavailableRetryAfter <= 0 {
-		errs = append(errs, errors.New("publish retry-after durations must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -110,6 +105,9 @@ type Publisher struct {
 	mu            sync.Mutex
 	inFlightCount int
 	inFlightBytes int64
+	// publishing holds, per batch in putAll, the end of its retry budget: the latest time
+	// it will release its share of the in-flight budget.
+	publishing map[*Reservation]time.Time
 
 	tracer        trace.Tracer
 	calls         metric.Int64Counter
@@ -127,7 +125,8 @@ func New(api stream.API, streamName string, cfg Config, logger *slog.Logger) (*P
 	if streamName == "" {
 		return nil, errors.New("publish: stream name is required")
 	}
-	p := &Publisher{api: api, stream: streamName, cfg: cfg, logger: logger, now: time.Now, tracer: otel.Tracer(instrumentationName)}
+	p := &Publisher{api: api, stream: streamName, cfg: cfg, logger: logger, now: time.Now, tracer: otel.Tracer(instrumentationName),
+		publishing: map[*Reservation]time.Time{}}
 	meter := otel.Meter(instrumentationName)
 	var errs [5]error
 	p.calls, errs[0] = meter.Int64Counter("boxscore.ingest.put_records.calls",
@@ -160,6 +159,14 @@ func (e entry) size() int { return len(e.data) + len(e.key) }
 // (nothing sent), *UnavailableError or *RejectedError (their Results say which events were
 // acknowledged), or wraps ErrTooManyEvents.
 func (p *Publisher) Publish(ctx context.Context, events []*statsv1.StatEvent) ([]Result, error) {
+	return p.PublishReserved(ctx, nil, events)
+}
+
+// PublishReserved is Publish within a reservation taken with Reserve before the events were
+// read: the batch uses the reservation's in-flight slot and bytes (and takes more bytes if
+// its records turn out larger than reserved) instead of taking its own. A nil reservation is
+// Publish. The reservation stays the caller's to release.
+func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, events []*statsv1.StatEvent) ([]Result, error) {
 	if len(events) > MaxBatchEvents {
 		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyEvents, len(events), MaxBatchEvents)
 	}
@@ -179,18 +186,25 @@ func (p *Publisher) Publish(ctx context.Context, events []*statsv1.StatEvent) ([
 		span.SetStatus(codes.Error, err.Error())
 		return nil, err
 	}
-	if !p.acquire(total) {
+	if res == nil {
+		res, err = p.Reserve(total)
+		if err != nil {
+			p.busy.Add(ctx, 1)
+			span.SetStatus(codes.Error, "busy")
+			return nil, err
+		}
+		defer res.Release()
+	} else if err := res.grow(total); err != nil {
 		p.busy.Add(ctx, 1)
 		span.SetStatus(codes.Error, "busy")
-		return nil, &BusyError{RetryAfter: p.cfg.BusyRetryAfter}
+		return nil, err
 	}
-	defer p.release(total)
 
 	results := make([]Result, len(events))
 	for i, ev := range events {
 		results[i] = Result{Index: i, EventID: ev.GetEventId()}
 	}
-	err = p.putAll(ctx, entries, results)
+	err = p.putAll(ctx, res, entries, results)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
@@ -221,22 +235,94 @@ func (p *Publisher) encode(ctx context.Context, events []*statsv1.StatEvent) ([]
 	return entries, total, nil
 }
 
-func (p *Publisher) acquire(bytes int64) bool {
+// Reservation is one batch's share of the publisher's in-flight budget: one batch slot and
+// some bytes. The HTTP API takes it before it reads a request body, sized by the body, so
+// that the bodies being read, decoded and published together stay within
+// MaxInFlightBytes however many clients send at once.
+type Reservation struct {
+	p        *Publisher
+	mu       sync.Mutex
+	bytes    int64
+	released bool
+}
+
+// Reserve takes one in-flight batch slot and bytes of the in-flight byte budget, or returns
+// a *BusyError at once when either is exhausted. Release the reservation when done.
+func (p *Publisher) Reserve(bytes int64) (*Reservation, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.inFlightCount >= p.cfg.MaxInFlightBatches || p.inFlightBytes+bytes > p.cfg.MaxInFlightBytes {
-		return false
+		return nil, &BusyError{RetryAfter: p.busyRetryAfterLocked()}
 	}
 	p.inFlightCount++
 	p.inFlightBytes += bytes
-	return true
+	return &Reservation{p: p, bytes: bytes}, nil
 }
 
-func (p *Publisher) release(bytes int64) {
+// grow makes the reservation hold at least bytes, or returns a *BusyError.
+func (r *Reservation) grow(bytes int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	extra := bytes - r.bytes
+	if extra <= 0 {
+		return nil
+	}
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlightBytes+extra > p.cfg.MaxInFlightBytes {
+		return &BusyError{RetryAfter: p.busyRetryAfterLocked()}
+	}
+	p.inFlightBytes += extra
+	r.bytes = bytes
+	return nil
+}
+
+// Release gives the reservation's slot and bytes back. Releasing twice, or a nil
+// reservation, does nothing.
+func (r *Reservation) Release() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.released {
+		return
+	}
+	r.released = true
+	p := r.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.inFlightCount--
-	p.inFlightBytes -= bytes
+	p.inFlightBytes -= r.bytes
+	delete(p.publishing, r)
+}
+
+// busyRetryAfterLocked is the Retry-After of a busy answer: the time until the retry budget
+// of the oldest publishing batch ends, as a batch gives its share of the in-flight budget
+// back at the latest then. It is never more than the retry budget (when no batch is
+// publishing yet, the reservations belong to bodies still being read) nor less than a
+// second, the unit of Retry-After.
+func (p *Publisher) busyRetryAfterLocked() time.Duration {
+	wait := p.cfg.RetryBudget
+	now := p.now()
+	for _, end := range p.publishing {
+		wait = min(wait, end.Sub(now))
+	}
+	return max(wait, time.Second)
+}
+
+// UnavailableRetryAfter is the Retry-After of an answer given after attempts PutRecords
+// attempts failed: the wait the publisher's own backoff would have taken next, without
+// jitter (InitialBackoff doubled per failed attempt, capped at MaxBackoff), and at least a
+// second, the unit of Retry-After. A client honouring it continues the gateway's backoff
+// where it stopped, instead of hammering a throttled stream.
+func (c Config) UnavailableRetryAfter(attempts int) time.Duration {
+	wait := c.InitialBackoff
+	for i := 1; i < attempts && wait < c.MaxBackoff; i++ {
+		wait *= 2
+	}
+	return max(min(wait, c.MaxBackoff), time.Second)
 }
 
 // errEntriesPending makes backoff.Retry try again: some entries are still unacknowledged.
@@ -244,11 +330,15 @@ var errEntriesPending = errors.New("entries not acknowledged yet")
 
 // putAll sends the entries that are not acknowledged yet until all are, a permanent error
 // occurs, or the retry budget runs out. results is updated in place after every call.
-func (p *Publisher) putAll(ctx context.Context, entries []entry, results []Result) error {
+func (p *Publisher) putAll(ctx context.Context, res *Reservation, entries []entry, results []Result) error {
 	// The budget is a hard deadline too: a call in flight when it expires is cut off, so the
 	// caller's answer is never later than the budget.
-	budgetCtx, cancel := context.WithTimeout(ctx, p.cfg.RetryBudget)
+	budgetEnd := p.now().Add(p.cfg.RetryBudget)
+	budgetCtx, cancel := context.WithDeadline(ctx, budgetEnd)
 	defer cancel()
+	p.mu.Lock()
+	p.publishing[res] = budgetEnd
+	p.mu.Unlock()
 
 	policy := &backoff.ExponentialBackOff{
 		InitialInterval:     p.cfg.InitialBackoff,
@@ -276,7 +366,7 @@ func (p *Publisher) putAll(ctx context.Context, entries []entry, results []Resul
 	if ctx.Err() != nil {
 		// The caller went away (client disconnect, its deadline); what was acknowledged
 		// until then is still reported.
-		return &UnavailableError{RetryAfter: p.cfg.UnavailableRetryAfter, Results: results,
+		return &UnavailableError{RetryAfter: p.cfg.UnavailableRetryAfter(attempts), Results: results,
 			Cause: fmt.Errorf("after %d attempts: %w", attempts, context.Cause(ctx))}
 	}
 	// The last attempt's failure says more than the budget's deadline.
@@ -285,7 +375,7 @@ func (p *Publisher) putAll(ctx context.Context, entries []entry, results []Resul
 	if errors.As(lastErr, &permanent) {
 		return &RejectedError{Results: results, Cause: cause}
 	}
-	return &UnavailableError{RetryAfter: p.cfg.UnavailableRetryAfter, Results: results, Cause: cause}
+	return &UnavailableError{RetryAfter: p.cfg.UnavailableRetryAfter(attempts), Results: results, Cause: cause}
 }
 
 // entryRejectedError says Kinesis refused an entry for a reason a resend cannot fix.

@@ -34,14 +34,12 @@ func TestMain(m *testing.M) {
 // fastConfig retries quickly so that tests of the retry paths take milliseconds.
 func fastConfig() Config {
 	return Config{
-		RetryBudget:           2 * time.Second,
-		AttemptTimeout:        2 * time.Second,
-		InitialBackoff:        20 * time.Millisecond,
-		MaxBackoff:            80 * time.Millisecond,
-		MaxInFlightBatches:    8,
-		MaxInFlightBytes:      MaxCallBytes,
-		BusyRetryAfter:        time.Second,
-		UnavailableRetryAfter: 3 * time.Second,
+		RetryBudget:        2 * time.Second,
+		AttemptTimeout:     2 * time.Second,
+		InitialBackoff:     20 * time.Millisecond,
+		MaxBackoff:         80 * time.Millisecond,
+		MaxInFlightBatches: 8,
+		MaxInFlightBytes:   MaxCallBytes,
 	}
 }
 
@@ -212,8 +210,9 @@ func TestPublishBudgetExhaustedReportsWhatWasAcknowledged(t *testing.T) {
 	if elapsed > cfg.RetryBudget+200*time.Millisecond {
 		t.Errorf("Publish took %s with a budget of %s", elapsed, cfg.RetryBudget)
 	}
-	if unavailable.RetryAfter != cfg.UnavailableRetryAfter {
-		t.Errorf("RetryAfter = %s, want %s", unavailable.RetryAfter, cfg.UnavailableRetryAfter)
+	// Every call carried the stuck entries, so the calls are the attempts.
+	if want := cfg.UnavailableRetryAfter(len(f.flaky.Calls())); unavailable.RetryAfter != want {
+		t.Errorf("RetryAfter = %s after %d attempts, want %s", unavailable.RetryAfter, len(f.flaky.Calls()), want)
 	}
 	if !slices.Equal(results, unavailable.Results) {
 		t.Errorf("returned results differ from the error's")
@@ -351,8 +350,9 @@ func TestPublishBusyWhenTooManyBatchesInFlight(t *testing.T) {
 	start := time.Now()
 	_, err := f.pub.Publish(t.Context(), testevents.Batch(1, true))
 	var busy *BusyError
-	if !errors.As(err, &busy) || busy.RetryAfter != cfg.BusyRetryAfter {
-		t.Fatalf("second Publish error = %v, want *BusyError with RetryAfter %s", err, cfg.BusyRetryAfter)
+	// The first batch holds its slot until its retry budget ends at the latest.
+	if !errors.As(err, &busy) || busy.RetryAfter > cfg.RetryBudget || busy.RetryAfter < time.Second {
+		t.Fatalf("second Publish error = %v, want *BusyError with RetryAfter within [1s, %s]", err, cfg.RetryBudget)
 	}
 	if elapsed := time.Since(start); elapsed > 100*time.Millisecond {
 		t.Errorf("busy answer took %s, want it at once", elapsed)
@@ -375,15 +375,16 @@ func TestPublishBusyWhenTooManyBytesInFlight(t *testing.T) {
 	cfg := fastConfig()
 	f := newFixture(t, cfg)
 	// Hold all but a few bytes of the budget, as concurrent batches would.
-	if !f.pub.acquire(cfg.MaxInFlightBytes - 100) {
-		t.Fatal("could not take the byte budget")
+	held, err := f.pub.Reserve(cfg.MaxInFlightBytes - 100)
+	if err != nil {
+		t.Fatalf("could not take the byte budget: %v", err)
 	}
-	_, err := f.pub.Publish(t.Context(), testevents.Batch(5, true))
+	_, err = f.pub.Publish(t.Context(), testevents.Batch(5, true))
 	var busy *BusyError
 	if !errors.As(err, &busy) {
 		t.Fatalf("Publish error = %v, want *BusyError", err)
 	}
-	f.pub.release(cfg.MaxInFlightBytes - 100)
+	held.Release()
 	if _, err := f.pub.Publish(t.Context(), testevents.Batch(5, true)); err != nil {
 		t.Fatalf("Publish once bytes were released: %v", err)
 	}
@@ -482,4 +483,67 @@ func TestPublishCallerGivesUp(t *testing.T) {
 		t.Errorf("results = %+v, want events 1 and 2 acknowledged and 0 not", results)
 	}
 	checkAcknowledgedAreInStream(t, events, results, f.readStream(t))
+}
+
+func TestUnavailableRetryAfterContinuesTheBackoff(t *testing.T) {
+	cfg := Config{InitialBackoff: 500 * time.Millisecond, MaxBackoff: 4 * time.Second}
+	for attempts, want := range map[int]time.Duration{
+		0:  time.Second, // never below a second, the unit of Retry-After
+		1:  time.Second,
+		2:  time.Second,
+		3:  2 * time.Second,
+		4:  4 * time.Second,
+		5:  4 * time.Second, // capped
+		50: 4 * time.Second,
+	} {
+		if got := cfg.UnavailableRetryAfter(attempts); got != want {
+			t.Errorf("after %d attempts: %s, want %s", attempts, got, want)
+		}
+	}
+}
+
+func TestReservationBoundsInFlightBytes(t *testing.T) {
+	cfg := fastConfig()
+	cfg.MaxInFlightBytes = 2 * MaxCallBytes
+	f := newFixture(t, cfg)
+	first, err := f.pub.Reserve(MaxCallBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.pub.Reserve(MaxCallBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var busy *BusyError
+	if _, err := f.pub.Reserve(1); !errors.As(err, &busy) {
+		t.Fatalf("a third reservation over the byte budget: %v, want *BusyError", err)
+	}
+	// A batch published within a reservation uses it rather than taking more.
+	events := testevents.Batch(3, true)
+	results, err := f.pub.PublishReserved(t.Context(), first, events)
+	if err != nil || len(results) != 3 || !results[2].Acknowledged() {
+		t.Fatalf("PublishReserved: %v, %+v", err, results)
+	}
+	first.Release()
+	first.Release() // twice does nothing
+	second.Release()
+	// Everything was given back: a full budget can be reserved again.
+	all, err := f.pub.Reserve(cfg.MaxInFlightBytes)
+	if err != nil {
+		t.Fatalf("reserving the whole budget after every release: %v", err)
+	}
+	all.Release()
+
+	// A reservation smaller than the batch's records grows, within the budget.
+	small, err := f.pub.Reserve(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Release()
+	if _, err := f.pub.PublishReserved(t.Context(), small, testevents.Batch(2, true)); err != nil {
+		t.Fatalf("PublishReserved with a small reservation: %v", err)
+	}
+	if small.bytes <= 10 {
+		t.Errorf("the reservation holds %d bytes after a larger batch, want it grown", small.bytes)
+	}
 }
