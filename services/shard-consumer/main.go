@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +24,7 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/config"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 func main() {
@@ -72,8 +74,25 @@ func run(cfg config.Config) error {
 	}
 	defer loaderConn.Close()
 
+	leasePool, err := pgxpool.New(ctx, cfg.LeaseDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("lease store pool: %w", err)
+	}
+	defer leasePool.Close()
+	if err := lease.Migrate(ctx, leasePool, cfg.LeaseSchema, logger); err != nil {
+		return fmt.Errorf("migrate lease store: %w", err)
+	}
+	leaseStore, err := lease.NewPostgresStore(leasePool, cfg.LeaseSchema)
+	if err != nil {
+		return err
+	}
+	leases, err := lease.NewManager(cfg.Lease(), leaseStore, lease.RealClock{}, logger)
+	if err != nil {
+		return err
+	}
+
 	c, err := consumer.New(cfg.Consumer(), kinesisClient,
-		transformv1.NewTransformServiceClient(transformerConn), loadv1.NewLoadServiceClient(loaderConn), logger)
+		transformv1.NewTransformServiceClient(transformerConn), loadv1.NewLoadServiceClient(loaderConn), leases, logger)
 	if err != nil {
 		return err
 	}
@@ -82,6 +101,7 @@ func run(cfg config.Config) error {
 		return err
 	}
 	srv.AddReadyCheck("shards", c.Ready)
+	srv.AdminHandle("GET /leases", assignmentHandler(cfg.WorkerID(), leases, c))
 	srv.AddWorker("consumer", c.Run)
 	logger.Info("starting shard-consumer", "version", buildinfo.String(), "stream", cfg.Stream.Name)
 	return srv.Run(ctx)

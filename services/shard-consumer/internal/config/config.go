@@ -12,6 +12,7 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 // Config is the whole configuration of the shard-consumer.
@@ -29,6 +30,10 @@ type Config struct {
 	Batch             consumer.BatchConfig `embed:""`
 	RetryInitial      time.Duration        `name:"retry-initial" env:"BOXSCORE_RETRY_INITIAL" default:"100ms" help:"First wait after a transient failure."`
 	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
+
+	LeaseDatabaseURL  string        `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches)."`
+	LeaseSchema       string        `name:"lease-schema" env:"BOXSCORE_LEASE_SCHEMA" default:"boxscore_lease" help:"Schema of the lease table."`
+	LeaseFailoverTime time.Duration `name:"lease-failover-time" env:"BOXSCORE_LEASE_FAILOVER_TIME" default:"10s" help:"A lease not renewed for this long (on the taker's own clock) is taken over; shards of a dead replica resume within about this time."`
 }
 
 // Validate reports every problem with the config.
@@ -49,22 +54,41 @@ func (c *Config) Validate() error {
 	if c.RPCTimeout <= 0 {
 		errs = append(errs, errors.New("rpc-timeout must be positive"))
 	}
+	if c.LeaseDatabaseURL == "" {
+		errs = append(errs, errors.New("lease-database-url is required"))
+	}
+	if err := lease.ValidateSchema(c.LeaseSchema); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LeaseFailoverTime < time.Second {
+		errs = append(errs, errors.New("lease-failover-time must be at least 1s"))
+	}
 	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
 		errs = append(errs, errors.New("retry-initial must be positive and at most retry-max"))
 	}
 	return errors.Join(errs...)
 }
 
+// WorkerID is this replica's identity: --consumer-id, or hostname-pid (unique per process,
+// so a restarted replica never mistakes its predecessor's leases for its own).
+func (c *Config) WorkerID() string {
+	if c.ConsumerID != "" {
+		return c.ConsumerID
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// Lease returns the lease manager's part of the config.
+func (c *Config) Lease() lease.Config {
+	return lease.Config{Stream: c.Stream.Name, WorkerID: c.WorkerID(), FailoverTime: c.LeaseFailoverTime}
+}
+
 // Consumer returns the consumer's part of the config.
 func (c *Config) Consumer() consumer.Config {
-	id := c.ConsumerID
-	if id == "" {
-		host, _ := os.Hostname()
-		id = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
 	return consumer.Config{
 		Stream:            c.Stream.Name,
-		ConsumerID:        id,
+		ConsumerID:        c.WorkerID(),
 		PollInterval:      c.PollInterval,
 		ShardSyncInterval: c.ShardSyncInterval,
 		RPCTimeout:        c.RPCTimeout,

@@ -20,8 +20,11 @@ func (c BatchConfig) Validate() error {
 	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
 		errs = append(errs, errors.New("batch-max-records must be within 1..10000 (the GetRecords limit)"))
 	}
-	if c.MaxBytes < 1<<20 {
-		errs = append(errs, errors.New("batch-max-bytes must be at least 1 MiB (a Kinesis record may be 1 MiB)"))
+	if c.MaxBytes < 1<<20 || c.MaxBytes > 8<<20 {
+		// At least one record of the largest size Kinesis allows; at most half of the
+		// transformer's 16 MiB message limit, since its answer may carry the records back
+		// as rejections.
+		errs = append(errs, errors.New("batch-max-bytes must be within 1 MiB..8 MiB"))
 	}
 	if c.MaxAge <= 0 {
 		errs = append(errs, errors.New("batch-max-age must be positive"))

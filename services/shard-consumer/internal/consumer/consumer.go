@@ -1,6 +1,10 @@
 // Package consumer reads every shard of the stream and moves its records through the
 // transformer into the warehouse, committing each shard's checkpoint with the data.
 //
+// Ownership: a shard is read only while this consumer holds its lease (see Leases); the
+// lease's fencing token is claimed in the warehouse before the first read and carried by
+// every commit, so a consumer that lost a lease cannot commit.
+//
 // Order and resharding: a shard is read only after its parents (one for a split, two for a
 // merge) were read to their end and checkpointed as finished, so records of one partition
 // key (one player) are loaded in the order the stream holds them, across reshards. A closed
@@ -13,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +28,7 @@ import (
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 // Config tunes the consumer.
@@ -36,19 +42,37 @@ type Config struct {
 	Retry             RetryPolicy
 }
 
+// Leases is the consumer group: it hands this consumer the shards it may read
+// (*lease.Manager in production).
+type Leases interface {
+	// Run keeps the leases (renewals, takes, balancing) until ctx ends, then releases the
+	// ones still held.
+	Run(ctx context.Context) error
+	// SetShards tells which shards exist and still need reading.
+	SetShards(ids []string)
+	// Events delivers acquisitions (with the fencing token) and losses.
+	Events() <-chan lease.Event
+	// Release gives a lease back (a finished shard).
+	Release(ctx context.Context, shardID string) error
+}
+
 // Consumer owns the shard readers of one stream.
 type Consumer struct {
 	cfg         Config
 	stream      stream.API
 	transformer transformv1.TransformServiceClient
 	loader      loadv1.LoadServiceClient
+	leases      Leases
 	log         *slog.Logger
 	metrics     *metrics
 	synced      atomic.Bool
+
+	mu       sync.Mutex
+	assigned map[string]int64 // shards being read -> token, for the admin endpoint
 }
 
 // New builds a consumer.
-func New(cfg Config, api stream.API, transformer transformv1.TransformServiceClient, loader loadv1.LoadServiceClient, logger *slog.Logger) (*Consumer, error) {
+func New(cfg Config, api stream.API, transformer transformv1.TransformServiceClient, loader loadv1.LoadServiceClient, leases Leases, logger *slog.Logger) (*Consumer, error) {
 	if cfg.PollInterval < 200*time.Millisecond {
 		return nil, fmt.Errorf("poll interval %s is below 200ms: Kinesis allows 5 GetRecords calls per second per shard", cfg.PollInterval)
 	}
@@ -56,7 +80,8 @@ func New(cfg Config, api stream.API, transformer transformv1.TransformServiceCli
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, stream: api, transformer: transformer, loader: loader, log: logger, metrics: m}, nil
+	return &Consumer{cfg: cfg, stream: api, transformer: transformer, loader: loader, leases: leases,
+		log: logger, metrics: m, assigned: map[string]int64{}}, nil
 }
 
 // Ready reports whether the consumer has seen the stream's shards.
@@ -67,87 +92,197 @@ func (c *Consumer) Ready(context.Context) error {
 	return nil
 }
 
+// Reading returns the shards this consumer is reading, with their fencing tokens.
+func (c *Consumer) Reading() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.assigned))
+	for k, v := range c.assigned {
+		out[k] = v
+	}
+	return out
+}
+
 type readerDone struct {
 	shardID string
 	err     error
 }
 
-// Run reads until ctx ends, then waits for every shard reader to commit what it holds.
+type runningReader struct {
+	cancel context.CancelCauseFunc
+}
+
+// coordinator is the state of one Run: which shards exist, which leases are held, which
+// readers run and which shards are finished.
+type coordinator struct {
+	c        *Consumer
+	shards   map[string]types.Shard
+	held     map[string]int64
+	running  map[string]runningReader
+	finished map[string]bool
+	done     chan readerDone
+}
+
+// Run reads the shards whose leases this consumer holds until ctx ends, then waits for
+// every reader to commit what it holds, and only then gives the leases back.
 func (c *Consumer) Run(ctx context.Context) error {
-	running := map[string]bool{}
-	finished := map[string]bool{}
-	done := make(chan readerDone)
-	sync := time.NewTimer(0)
-	defer sync.Stop()
+	leaseCtx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+	leasesDone := make(chan error, 1)
+	go func() { leasesDone <- c.leases.Run(leaseCtx) }()
+	defer func() {
+		stopLeases()
+		if err := <-leasesDone; err != nil {
+			c.log.Error("lease manager", "error", err)
+		}
+	}()
+
+	co := &coordinator{c: c, shards: map[string]types.Shard{}, held: map[string]int64{},
+		running: map[string]runningReader{}, finished: map[string]bool{}, done: make(chan readerDone)}
+	syncTimer := time.NewTimer(0)
+	defer syncTimer.Stop()
+	retryStart := time.NewTimer(time.Hour)
+	defer retryStart.Stop()
 
 	for {
 		select {
 		case <-ctx.Done():
-			for len(running) > 0 {
-				d := <-done
-				delete(running, d.shardID)
+			for len(co.running) > 0 {
+				d := <-co.done
+				co.stopped(d.shardID)
 			}
 			c.log.Info("all shard readers stopped")
 			return nil
-		case d := <-done:
-			delete(running, d.shardID)
-			c.metrics.readers.Add(ctx, -1)
-			switch {
-			case d.err == nil:
-				finished[d.shardID] = true
-			case ctx.Err() == nil:
-				c.log.Error("shard reader failed; restarting it", "shard_id", d.shardID, "error", d.err)
-			}
-			// A finished parent may free its children; a failed reader restarts soon.
-			resetTimer(sync, c.cfg.Retry.Initial)
-		case <-sync.C:
-			shards, err := c.listShards(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					c.log.Error("list shards", "error", err)
+		case err := <-leasesDone:
+			return fmt.Errorf("lease manager stopped: %w", err)
+		case ev := <-c.leases.Events():
+			if ev.Kind == lease.Lost {
+				delete(co.held, ev.ShardID)
+				if r, ok := co.running[ev.ShardID]; ok {
+					c.log.Warn("lease lost; stopping the shard without committing", "shard_id", ev.ShardID)
+					r.cancel(ErrLeaseLost)
 				}
-				resetTimer(sync, c.cfg.ShardSyncInterval)
 				continue
 			}
-			c.synced.Store(true)
-			for _, shard := range readyShards(shards, running, finished) {
-				id := aws.ToString(shard.ShardId)
-				running[id] = true
-				c.metrics.readers.Add(ctx, 1)
-				r := &shardReader{c: c, shard: shard, log: c.log.With("shard_id", id)}
-				go func() { done <- readerDone{shardID: id, err: r.run(ctx)} }()
+			c.log.Info("lease acquired", "shard_id", ev.ShardID, "token", ev.Token)
+			co.held[ev.ShardID] = ev.Token
+			co.startReady(ctx)
+		case d := <-co.done:
+			co.stopped(d.shardID)
+			switch {
+			case d.err == nil:
+				co.finished[d.shardID] = true
+				delete(co.held, d.shardID)
+				co.publishShards()
+				if err := c.leases.Release(ctx, d.shardID); err != nil {
+					c.log.Warn("release finished shard", "shard_id", d.shardID, "error", err)
+				}
+				// A finished parent may free its children.
+				co.startReady(ctx)
+			case errors.Is(d.err, ErrLeaseLost):
+				delete(co.held, d.shardID)
+			case ctx.Err() == nil:
+				c.log.Error("shard reader failed; restarting it", "shard_id", d.shardID, "error", d.err)
+				resetTimer(retryStart, c.cfg.Retry.Max)
 			}
-			resetTimer(sync, c.cfg.ShardSyncInterval)
+		case <-retryStart.C:
+			co.startReady(ctx)
+		case <-syncTimer.C:
+			if err := co.sync(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("list shards", "error", err)
+			}
+			co.startReady(ctx)
+			resetTimer(syncTimer, c.cfg.ShardSyncInterval)
 		}
 	}
 }
 
-// readyShards returns the shards to start now: not running, not finished, and with every
-// parent that still exists finished. A parent missing from the listing has aged out of the
-// stream's retention, so there is nothing left to wait for.
-func readyShards(shards []types.Shard, running, finished map[string]bool) []types.Shard {
-	listed := make(map[string]bool, len(shards))
-	for _, s := range shards {
-		listed[aws.ToString(s.ShardId)] = true
+func (co *coordinator) sync(ctx context.Context) error {
+	shards, err := co.c.listShards(ctx)
+	if err != nil {
+		return err
 	}
-	var ready []types.Shard
+	co.shards = make(map[string]types.Shard, len(shards))
 	for _, s := range shards {
-		id := aws.ToString(s.ShardId)
-		if running[id] || finished[id] {
+		co.shards[aws.ToString(s.ShardId)] = s
+	}
+	co.publishShards()
+	co.c.synced.Store(true)
+	return nil
+}
+
+// publishShards hands the lease manager the shards that still need reading.
+func (co *coordinator) publishShards() {
+	ids := make([]string, 0, len(co.shards))
+	for id := range co.shards {
+		if !co.finished[id] {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	co.c.leases.SetShards(ids)
+}
+
+func (co *coordinator) stopped(shardID string) {
+	if r, ok := co.running[shardID]; ok {
+		r.cancel(nil)
+		delete(co.running, shardID)
+		co.c.metrics.readers.Add(context.Background(), -1)
+		co.c.mu.Lock()
+		delete(co.c.assigned, shardID)
+		co.c.mu.Unlock()
+	}
+}
+
+// startReady starts a reader for every held shard that is known, not running, not
+// finished, and whose parents are finished.
+func (co *coordinator) startReady(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	ids := make([]string, 0, len(co.held))
+	for id := range co.held {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		shard, known := co.shards[id]
+		if _, running := co.running[id]; running || !known || co.finished[id] {
 			continue
 		}
-		blocked := false
-		for _, parent := range []*string{s.ParentShardId, s.AdjacentParentShardId} {
-			if p := aws.ToString(parent); p != "" && listed[p] && !finished[p] {
-				blocked = true
-			}
+		if !co.parentsFinished(ctx, shard) {
+			continue
 		}
-		if !blocked {
-			ready = append(ready, s)
-		}
+		token := co.held[id]
+		readerCtx, cancel := context.WithCancelCause(ctx)
+		co.running[id] = runningReader{cancel: cancel}
+		co.c.metrics.readers.Add(ctx, 1)
+		co.c.mu.Lock()
+		co.c.assigned[id] = token
+		co.c.mu.Unlock()
+		r := &shardReader{c: co.c, shard: shard, token: token, log: co.c.log.With("shard_id", id, "lease_token", token)}
+		go func() { co.done <- readerDone{shardID: id, err: r.run(readerCtx)} }()
 	}
-	sort.Slice(ready, func(i, j int) bool { return aws.ToString(ready[i].ShardId) < aws.ToString(ready[j].ShardId) })
-	return ready
+}
+
+// parentsFinished reports whether every parent of the shard that still exists was read to
+// its end and checkpointed as finished — by this consumer or by any other. A parent
+// missing from the listing has aged out of the stream's retention.
+func (co *coordinator) parentsFinished(ctx context.Context, shard types.Shard) bool {
+	for _, parent := range []*string{shard.ParentShardId, shard.AdjacentParentShardId} {
+		p := aws.ToString(parent)
+		if p == "" || co.finished[p] {
+			continue
+		}
+		if _, listed := co.shards[p]; !listed {
+			continue
+		}
+		resp, err := co.c.loader.GetCheckpoint(ctx, &loadv1.GetCheckpointRequest{Stream: co.c.cfg.Stream, ShardId: p})
+		if err != nil || !resp.GetCheckpoint().GetShardEnd() {
+			return false
+		}
+		co.finished[p] = true
+	}
+	return true
 }
 
 // listShards lists every shard of the stream, open and closed, page by page.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 // passThroughTransformer turns each record into a row whose event id is the record's data,
@@ -63,7 +65,7 @@ func (w *memoryWarehouse) Load(_ context.Context, req *loadv1.LoadRequest, _ ...
 		return nil, status.Error(codes.Unavailable, "loader restarting")
 	}
 	stored := w.checkpoints[req.GetShardId()]
-	if stored.GetSequenceNumber() != req.GetExpectedSequenceNumber() {
+	if stored.GetSequenceNumber() != req.GetExpectedSequenceNumber() || stored.GetLeaseToken() != req.GetLeaseToken() {
 		return nil, status.Error(codes.FailedPrecondition, "checkpoint mismatch")
 	}
 	for _, row := range req.GetRows() {
@@ -72,7 +74,8 @@ func (w *memoryWarehouse) Load(_ context.Context, req *loadv1.LoadRequest, _ ...
 	for _, rej := range req.GetRejections() {
 		w.rejected = append(w.rejected, rej.GetPosition().GetSequenceNumber())
 	}
-	cp := &loadv1.Checkpoint{Stream: req.GetStream(), ShardId: req.GetShardId(), SequenceNumber: req.GetSequenceNumber(), ShardEnd: req.GetShardEnd()}
+	cp := &loadv1.Checkpoint{Stream: req.GetStream(), ShardId: req.GetShardId(), SequenceNumber: req.GetSequenceNumber(),
+		ShardEnd: req.GetShardEnd(), LeaseToken: stored.GetLeaseToken(), Owner: stored.GetOwner()}
 	w.checkpoints[req.GetShardId()] = cp
 	w.commits = append(w.commits, req.GetShardId())
 	if w.loseAnswer > 0 {
@@ -80,6 +83,22 @@ func (w *memoryWarehouse) Load(_ context.Context, req *loadv1.LoadRequest, _ ...
 		return nil, status.Error(codes.DeadlineExceeded, "answer lost")
 	}
 	return &loadv1.LoadResponse{Checkpoint: cp, Inserted: int32(len(req.GetRows()))}, nil
+}
+
+func (w *memoryWarehouse) ClaimShard(_ context.Context, req *loadv1.ClaimShardRequest, _ ...grpc.CallOption) (*loadv1.ClaimShardResponse, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cp := w.checkpoints[req.GetShardId()]
+	if cp == nil {
+		cp = &loadv1.Checkpoint{Stream: req.GetStream(), ShardId: req.GetShardId()}
+	}
+	if req.GetLeaseToken() < cp.GetLeaseToken() {
+		return nil, status.Error(codes.FailedPrecondition, "claimed with a greater token")
+	}
+	claimed := &loadv1.Checkpoint{Stream: cp.GetStream(), ShardId: cp.GetShardId(), SequenceNumber: cp.GetSequenceNumber(),
+		ShardEnd: cp.GetShardEnd(), LeaseToken: req.GetLeaseToken(), Owner: req.GetOwner()}
+	w.checkpoints[req.GetShardId()] = claimed
+	return &loadv1.ClaimShardResponse{Checkpoint: claimed}, nil
 }
 
 func (w *memoryWarehouse) GetCheckpoint(_ context.Context, req *loadv1.GetCheckpointRequest, _ ...grpc.CallOption) (*loadv1.GetCheckpointResponse, error) {
@@ -157,7 +176,7 @@ func greater(a, b string) bool {
 
 func startConsumer(t *testing.T, client *kinesis.Client, cfg consumer.Config, w *memoryWarehouse) (stop func()) {
 	t.Helper()
-	c, err := consumer.New(cfg, client, passThroughTransformer{}, w, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := consumer.New(cfg, client, passThroughTransformer{}, w, newSoleOwner(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,3 +334,34 @@ func waitActive(t *testing.T, client *kinesis.Client, name string) {
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})
 }
+
+// soleOwner is a consumer group of one: every shard is acquired at once, with a token
+// greater than the last run's, as a lease store would hand out.
+type soleOwner struct {
+	mu     sync.Mutex
+	held   map[string]bool
+	events chan lease.Event
+}
+
+var soleOwnerTokens atomic.Int64
+
+func newSoleOwner() *soleOwner {
+	return &soleOwner{held: map[string]bool{}, events: make(chan lease.Event, 1024)}
+}
+
+func (o *soleOwner) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+func (o *soleOwner) SetShards(ids []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, id := range ids {
+		if !o.held[id] {
+			o.held[id] = true
+			o.events <- lease.Event{Kind: lease.Acquired, ShardID: id, Token: soleOwnerTokens.Add(1)}
+		}
+	}
+}
+
+func (o *soleOwner) Events() <-chan lease.Event { return o.events }
+
+func (o *soleOwner) Release(context.Context, string) error { return nil }

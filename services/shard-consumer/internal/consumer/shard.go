@@ -22,6 +22,10 @@ import (
 // not where this reader believed it was) and it must start again from the stored checkpoint.
 var errRestartShard = errors.New("checkpoint moved underneath the reader")
 
+// ErrLeaseLost means another consumer claimed the shard with a greater fencing token: this
+// reader must stop at once, without committing anything.
+var ErrLeaseLost = errors.New("shard claimed by another consumer")
+
 // shardReader reads one shard from its committed checkpoint to its end (closed shards) or
 // until stopped, and hands records downstream in batches. It never reads ahead of what it
 // is committing: one batch is in flight at a time, which is the backpressure when the
@@ -29,6 +33,7 @@ var errRestartShard = errors.New("checkpoint moved underneath the reader")
 type shardReader struct {
 	c     *Consumer
 	shard types.Shard
+	token int64 // fencing token of this consumer's lease on the shard
 	log   *slog.Logger
 
 	committed  string // sequence number stored in the warehouse; "" when none
@@ -50,12 +55,18 @@ func (r *shardReader) run(ctx context.Context) error {
 }
 
 func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
+	// Claiming with the lease's token fences off any former owner before the first read.
 	cp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.Checkpoint, error) {
-		resp, err := r.c.loader.GetCheckpoint(ctx, &loadv1.GetCheckpointRequest{Stream: r.c.cfg.Stream, ShardId: r.shardID()})
+		resp, err := r.c.loader.ClaimShard(ctx, &loadv1.ClaimShardRequest{
+			Stream: r.c.cfg.Stream, ShardId: r.shardID(), LeaseToken: r.token, Owner: r.c.cfg.ConsumerID,
+		})
+		if status.Code(err) == codes.FailedPrecondition {
+			return nil, backoffPermanent(fmt.Errorf("%w: claim with token %d refused: %v", ErrLeaseLost, r.token, err))
+		}
 		return resp.GetCheckpoint(), err
-	}, r.notify("get checkpoint"))
+	}, r.notify("claim shard"))
 	if err != nil {
-		return fmt.Errorf("get checkpoint: %w", err)
+		return fmt.Errorf("claim shard: %w", err)
 	}
 	if cp.GetShardEnd() {
 		r.log.Debug("shard already finished")
@@ -72,6 +83,10 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 	batch := newBatch(r.c.cfg.Batch)
 	for {
 		if ctx.Err() != nil {
+			if errors.Is(context.Cause(ctx), ErrLeaseLost) {
+				// Another consumer owns the shard now: what is held is its to read again.
+				return context.Cause(ctx)
+			}
 			// Stopping: commit what is held so the next owner starts right after it.
 			return errors.Join(r.flush(ctx, batch, false), ctx.Err())
 		}
@@ -220,6 +235,7 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error 
 		Rows:                   rows,
 		Rejections:             rejections,
 		ConsumerId:             r.c.cfg.ConsumerID,
+		LeaseToken:             r.token,
 	}
 	resp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.LoadResponse, error) {
 		callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
@@ -272,6 +288,10 @@ func (r *shardReader) resolveMismatch(ctx context.Context, req *loadv1.LoadReque
 		return nil, err
 	}
 	stored := resp.GetCheckpoint()
+	if stored.GetLeaseToken() != req.GetLeaseToken() {
+		return nil, backoffPermanent(fmt.Errorf("%w: stored token %d (owner %q), ours %d",
+			ErrLeaseLost, stored.GetLeaseToken(), stored.GetOwner(), req.GetLeaseToken()))
+	}
 	if stored.GetSequenceNumber() == req.GetSequenceNumber() && stored.GetShardEnd() == req.GetShardEnd() {
 		r.log.Info("batch was already committed by an earlier attempt", "sequence_number", stored.GetSequenceNumber())
 		return &loadv1.LoadResponse{Checkpoint: stored}, nil
@@ -287,7 +307,11 @@ func (r *shardReader) notify(op string) func(error, time.Duration) {
 	}
 }
 
+// isExpiredIterator reports whether the iterator is no longer usable: expired (older than
+// five minutes) or refused (a stream endpoint restarted under it). Either way a new one is
+// taken after the last record read.
 func isExpiredIterator(err error) bool {
 	var expired *types.ExpiredIteratorException
-	return errors.As(err, &expired)
+	var invalid *types.InvalidArgumentException
+	return errors.As(err, &expired) || errors.As(err, &invalid)
 }

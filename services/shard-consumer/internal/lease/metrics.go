@@ -1,0 +1,48 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+type metrics struct {
+	held          metric.Int64Gauge
+	takes         metric.Int64Counter
+	steals        metric.Int64Counter
+	losses        metric.Int64Counter
+	renewFailures metric.Int64Counter
+	attrs         metric.MeasurementOption
+}
+
+func newMetrics(stream string) (*metrics, error) {
+	m := otel.Meter("github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease")
+	out := metrics{attrs: metric.WithAttributes(attribute.String("stream", stream))}
+	var err, e error
+	if out.held, e = m.Int64Gauge("boxscore.lease.held", metric.WithDescription("Shard leases this worker holds."), metric.WithUnit("{lease}")); e != nil {
+		err = e
+	}
+	if out.takes, e = m.Int64Counter("boxscore.lease.takes", metric.WithDescription("Leases taken (unowned, expired or stolen)."), metric.WithUnit("{lease}")); e != nil {
+		err = e
+	}
+	if out.steals, e = m.Int64Counter("boxscore.lease.steals", metric.WithDescription("Leases taken from a live worker to balance the group."), metric.WithUnit("{lease}")); e != nil {
+		err = e
+	}
+	if out.losses, e = m.Int64Counter("boxscore.lease.losses", metric.WithDescription("Leases lost: taken by another worker or not renewed in time."), metric.WithUnit("{lease}")); e != nil {
+		err = e
+	}
+	if out.renewFailures, e = m.Int64Counter("boxscore.lease.renew_failures", metric.WithDescription("Renewals that failed with an error (not a refusal)."), metric.WithUnit("{renewal}")); e != nil {
+		err = e
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease metrics: %w", err)
+	}
+	return &out, nil
+}
+
+func (m *metrics) heldNow(n int) {
+	m.held.Record(context.Background(), int64(n), m.attrs)
+}
