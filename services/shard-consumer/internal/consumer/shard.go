@@ -38,8 +38,12 @@ type shardReader struct {
 
 	committed  string // sequence number stored in the warehouse; "" when none
 	lastRead   string // sequence number of the last record read from Kinesis
-	lastCallAt time.Time
+	nextCallAt time.Time
 }
+
+// readBytesPerSecond is Kinesis' read limit per shard (2 MB/s, shared by every reader of
+// the shard with the 5 calls/s limit).
+const readBytesPerSecond = 2 << 20
 
 // run reads the shard until it is finished (returns nil after the shard-end checkpoint) or
 // ctx ends (returns ctx's error after committing what it holds).
@@ -156,19 +160,20 @@ func (r *shardReader) newIterator(ctx context.Context) (*string, error) {
 	return out.ShardIterator, nil
 }
 
-// getRecords calls GetRecords no more often than the configured poll interval (Kinesis
-// allows 5 calls per second per shard, shared by every reader of the stream), waiting the
-// full interval when the previous call came back empty.
+// getRecords stays within the per-shard read limits of Kinesis: calls at least the poll
+// interval apart (5 calls/s), and after a call that returned B bytes, at least B/2 MB
+// seconds before the next (2 MB/s).
 func (r *shardReader) getRecords(ctx context.Context, iterator *string) (*kinesis.GetRecordsOutput, error) {
 	return retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetRecordsOutput, error) {
-		if wait := time.Until(r.lastCallAt.Add(r.c.cfg.PollInterval)); wait > 0 {
+		if wait := time.Until(r.nextCallAt); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-time.After(wait):
 			}
 		}
-		r.lastCallAt = time.Now()
+		calledAt := time.Now()
+		r.nextCallAt = calledAt.Add(r.c.cfg.PollInterval)
 		out, err := r.c.stream.GetRecords(ctx, &kinesis.GetRecordsInput{
 			ShardIterator: iterator,
 			Limit:         aws.Int32(int32(r.c.cfg.Batch.MaxRecords)),
@@ -176,8 +181,21 @@ func (r *shardReader) getRecords(ctx context.Context, iterator *string) (*kinesi
 		if isExpiredIterator(err) {
 			return nil, backoffPermanent(err)
 		}
+		if err == nil {
+			r.nextCallAt = nextReadAt(calledAt, r.c.cfg.PollInterval, out.Records)
+		}
 		return out, err
 	}, r.notify("get records"))
+}
+
+// nextReadAt is when the next GetRecords may be called after one made at calledAt that
+// returned records.
+func nextReadAt(calledAt time.Time, poll time.Duration, records []types.Record) time.Time {
+	var bytes int
+	for i := range records {
+		bytes += len(records[i].Data) + len(aws.ToString(records[i].PartitionKey))
+	}
+	return calledAt.Add(max(poll, time.Duration(bytes)*time.Second/readBytesPerSecond))
 }
 
 func (r *shardReader) toSource(rec *types.Record) *transformv1.SourceRecord {
