@@ -247,7 +247,6 @@ func TestReplayKilledHalfwayThenRerunEndsWithTheFullSeason(t *testing.T) {
 	e.assertFullSeason(t)
 }
 
-
 // syncBuffer is a buffer the command's output goroutine writes while the test reads it.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -7,12 +7,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"runtime"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -57,12 +60,20 @@ func RepoRoot() (string, error) {
 	}
 }
 
+// SourceEnv names an environment variable that, when set, is the directory (holding
+// go.work) the services are built from instead of this repository, e.g. an export of
+// another commit, to run these tests against it.
+const SourceEnv = "BOXSCORE_STACK_SOURCE"
+
 // Binaries builds the four services once per test binary (with -race, so the end-to-end
 // run also hunts data races in the services) and returns the directory holding them.
 func Binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		root, err := RepoRoot()
+		if src := os.Getenv(SourceEnv); src != "" {
+			root, err = src, nil
+		}
 		if err != nil {
 			buildErr = err
 			return
@@ -101,60 +112,147 @@ type Config struct {
 	KinesisEndpoint string
 	Stream          string
 	DatabaseURL     string
-	// Env is added to every service's environment (e.g. batch sizes).
+	// Env holds extra flags, keyed by service name (for every replica of it) or by
+	// instance name (for one replica, e.g. "shard-consumer-2"), added after the stack's own.
 	Env map[string][]string
+	// RestartDelay is how long a supervised instance stays down after it exits before it
+	// is started again (Kubernetes restarts a container after a short back-off). Default
+	// 300ms.
+	RestartDelay time.Duration
 }
 
-// Stack is a running set of services.
+// Stack is a running set of services: one or more instances of each.
 type Stack struct {
-	t     testing.TB
-	cfg   Config
-	bin   string
-	dir   string
-	ports map[string]Ports
-	mu    sync.Mutex
-	procs map[string]*Process
+	t   testing.TB
+	cfg Config
+	bin string
+	dir string
+
+	mu        sync.Mutex
+	instances map[string]*instance
+	closed    bool // StopAll ran: supervisors restart nothing
+	restarts  sync.WaitGroup
 }
 
-// Process is one running service.
+// instance is one replica of a service under a stable name, across restarts.
+type instance struct {
+	name, service string
+	ports         Ports
+	supervised    bool
+	stopping      bool     // stopped for good: not restarted
+	proc          *Process // the running process; nil while down
+	generation    int      // processes started so far
+	exits         []Exit
+}
+
+// Process is one run of a service instance, from start to exit.
 type Process struct {
 	Name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error
+	// ConsumerID is the identity the process was given (--consumer-id), for consumers.
+	ConsumerID string
+	Started    time.Time
+	cmd        *exec.Cmd
+	log        *os.File
+	done       chan struct{}
+	err        error
+	exit       Exit
+	signal     syscall.Signal // the last signal the stack sent, 0 if none
+	signalled  time.Time
 }
 
-// New allocates ports and builds the binaries; Start launches the services.
+// Exit describes how one process of an instance ended.
+type Exit struct {
+	Name string
+	// Signal is what the stack sent before the exit (SIGTERM, SIGKILL), 0 if it exited on
+	// its own.
+	Signal syscall.Signal
+	// Code is the exit status, -1 when a signal ended the process.
+	Code int
+	// Err is what Wait returned: nil for a clean exit 0.
+	Err error
+	// After is the time from the signal to the exit (0 without a signal).
+	After time.Duration
+	At    time.Time
+}
+
+func (e Exit) String() string {
+	if e.Signal == 0 {
+		return fmt.Sprintf("%s exited on its own: %v", e.Name, e.Err)
+	}
+	return fmt.Sprintf("%s exited %v %s after %v (code %d)", e.Name, e.Err, e.After.Round(time.Millisecond), e.Signal, e.Code)
+}
+
+// New allocates ports for one instance of each service and builds the binaries; Start
+// launches them.
 func New(t testing.TB, cfg Config) *Stack {
 	t.Helper()
-	s := &Stack{t: t, cfg: cfg, bin: Binaries(t), dir: t.TempDir(), ports: map[string]Ports{}, procs: map[string]*Process{}}
+	if cfg.RestartDelay == 0 {
+		cfg.RestartDelay = 300 * time.Millisecond
+	}
+	s := &Stack{t: t, cfg: cfg, bin: Binaries(t), dir: t.TempDir(), instances: map[string]*instance{}}
 	for _, name := range Services {
-		p := Ports{GRPC: freePort(t), Admin: freePort(t)}
-		if name == Gateway {
-			p.HTTP = freePort(t)
-		}
-		s.ports[name] = p
+		s.addInstance(name, 1)
 	}
 	t.Cleanup(s.StopAll)
 	return s
 }
 
-// Ports returns a service's ports.
-func (s *Stack) Ports(name string) Ports { return s.ports[name] }
+// InstanceName is the name of replica n (from 1) of a service: the service's name for the
+// first, "shard-consumer-2" for the second.
+func InstanceName(service string, n int) string {
+	if n <= 1 {
+		return service
+	}
+	return fmt.Sprintf("%s-%d", service, n)
+}
+
+func (s *Stack) addInstance(service string, n int) *instance {
+	name := InstanceName(service, n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if inst, ok := s.instances[name]; ok {
+		return inst
+	}
+	p := Ports{GRPC: freePort(s.t), Admin: freePort(s.t)}
+	if service == Gateway {
+		p.HTTP = freePort(s.t)
+	}
+	inst := &instance{name: name, service: service, ports: p}
+	s.instances[name] = inst
+	return inst
+}
+
+func (s *Stack) instance(name string) *instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst := s.instances[name]
+	if inst == nil {
+		s.t.Fatalf("stack: no instance %q", name)
+	}
+	return inst
+}
+
+// Ports returns an instance's ports.
+func (s *Stack) Ports(name string) Ports {
+	inst := s.instance(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return inst.ports
+}
 
 // CLIPath is the path of the built boxscore command.
 func (s *Stack) CLIPath() string { return filepath.Join(s.bin, CLI) }
 
-// GatewayURL is the base URL of the ingest API.
-func (s *Stack) GatewayURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.ports[Gateway].HTTP) }
+// GatewayURL is the base URL of the ingest API (of the first gateway).
+func (s *Stack) GatewayURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.Ports(Gateway).HTTP) }
 
-// AdminURL is the base URL of a service's admin server.
+// AdminURL is the base URL of an instance's admin server.
 func (s *Stack) AdminURL(name string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d", s.ports[name].Admin)
+	return fmt.Sprintf("http://127.0.0.1:%d", s.Ports(name).Admin)
 }
 
-// StartAll starts every service in dependency order and waits until each is ready.
+// StartAll starts one instance of every service in dependency order and waits until each
+// is ready.
 func (s *Stack) StartAll() {
 	s.t.Helper()
 	for _, name := range Services {
@@ -162,8 +260,42 @@ func (s *Stack) StartAll() {
 	}
 }
 
-func (s *Stack) args(name string) []string {
-	p := s.ports[name]
+// StartReplica starts replica n (from 1) of a service, with ports of its own, and waits
+// until it is ready. It returns the instance's name.
+func (s *Stack) StartReplica(service string, n int) string {
+	s.t.Helper()
+	inst := s.addInstance(service, n)
+	s.Start(inst.name)
+	return inst.name
+}
+
+// Accepts reports whether a service's binary lists flag (e.g. "--lease-failover-time") in
+// its --help, so tests can pass a flag only once the service has it.
+func (s *Stack) Accepts(service, flag string) bool {
+	s.t.Helper()
+	return Accepts(s.t, service, flag)
+}
+
+var helpCache sync.Map // service -> its --help output
+
+// Accepts reports whether a service's binary (built once per test binary) lists flag in its
+// --help; use it before New, to build Config.Env.
+func Accepts(t testing.TB, service, flag string) bool {
+	t.Helper()
+	help, ok := helpCache.Load(service)
+	if !ok {
+		out, err := exec.Command(filepath.Join(Binaries(t), service), "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s --help: %v\n%s", service, err, out)
+		}
+		help, _ = helpCache.LoadOrStore(service, string(out))
+	}
+	text := help.(string)
+	return strings.Contains(text, flag+" ") || strings.Contains(text, flag+"=")
+}
+
+func (s *Stack) args(inst *instance, consumerID string) []string {
+	p := s.Ports(inst.name)
 	args := []string{
 		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", p.GRPC),
 		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", p.Admin),
@@ -171,48 +303,225 @@ func (s *Stack) args(name string) []string {
 		"--log-format", "json",
 		"--log-level", "debug",
 	}
-	switch name {
+	switch inst.service {
 	case Gateway:
 		args = append(args, "--http-addr", fmt.Sprintf("127.0.0.1:%d", p.HTTP),
 			"--stream", s.cfg.Stream, "--kinesis-endpoint", s.cfg.KinesisEndpoint)
 	case Consumer:
 		args = append(args, "--stream", s.cfg.Stream, "--kinesis-endpoint", s.cfg.KinesisEndpoint,
-			"--transformer-addr", fmt.Sprintf("127.0.0.1:%d", s.ports[Transformer].GRPC),
-			"--loader-addr", fmt.Sprintf("127.0.0.1:%d", s.ports[Loader].GRPC),
-			"--shard-sync-interval", "2s", "--batch-max-age", "200ms")
+			"--transformer-addr", fmt.Sprintf("127.0.0.1:%d", s.Ports(Transformer).GRPC),
+			"--loader-addr", fmt.Sprintf("127.0.0.1:%d", s.Ports(Loader).GRPC),
+			"--shard-sync-interval", "2s", "--batch-max-age", "200ms",
+			"--consumer-id", consumerID, "--lease-database-url", s.cfg.DatabaseURL)
 	case Loader:
 		args = append(args, "--database-url", s.cfg.DatabaseURL)
 	}
-	return append(args, s.cfg.Env[name]...)
+	args = append(args, s.cfg.Env[inst.service]...)
+	if inst.name != inst.service {
+		args = append(args, s.cfg.Env[inst.name]...)
+	}
+	return args
 }
 
-// Start launches one service and waits until its /readyz answers 200.
+// Start launches an instance (of a service name, or of a replica name from StartReplica)
+// and waits until its /readyz answers 200.
 func (s *Stack) Start(name string) *Process {
 	s.t.Helper()
-	logPath := filepath.Join(s.dir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(s.bin, name), s.args(name)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=us-east-1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
-	}
-	p := &Process{Name: name, cmd: cmd, log: logFile, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	inst := s.instance(name)
 	s.mu.Lock()
-	s.procs[name] = p
+	inst.stopping = false
+	running := inst.proc
 	s.mu.Unlock()
-	if err := s.waitReady(name, p, 60*time.Second); err != nil {
+	if running != nil {
+		s.t.Fatalf("start %s: already running", name)
+	}
+	for attempt := 1; ; attempt++ {
+		p, err := s.launch(inst)
+		if err != nil {
+			s.t.Fatalf("start %s: %v", name, err)
+		}
+		err = s.waitReady(name, p, 60*time.Second)
+		if err == nil {
+			return p
+		}
+		// Another process took a port between the check and the bind: on a first start
+		// nothing depends on the ports yet, so take new ones.
+		s.mu.Lock()
+		first := inst.generation == attempt
+		s.mu.Unlock()
+		if first && attempt < 3 && strings.Contains(s.LogTail(name, 5), "address already in use") {
+			p := Ports{GRPC: freePort(s.t), Admin: freePort(s.t)}
+			if inst.service == Gateway {
+				p.HTTP = freePort(s.t)
+			}
+			s.mu.Lock()
+			inst.ports = p
+			s.mu.Unlock()
+			continue
+		}
 		s.t.Fatalf("%s not ready: %v\n--- %s log (tail) ---\n%s", name, err, name, s.LogTail(name, 40))
 	}
-	return p
+}
+
+// launch starts one process of inst and the goroutine that waits for it (and, for a
+// supervised instance, restarts it once it exits).
+func (s *Stack) launch(inst *instance) (*Process, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("the stack is stopped")
+	}
+	generation := inst.generation
+	inst.generation++
+	s.mu.Unlock()
+
+	logFile, err := os.OpenFile(filepath.Join(s.dir, inst.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	consumerID := fmt.Sprintf("%s.%d", inst.name, generation)
+	cmd := exec.Command(filepath.Join(s.bin, inst.service), s.args(inst, consumerID)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=us-east-1")
+	// Killed with the test binary. Pdeathsig fires when the starting OS thread exits, so
+	// the process is started and waited for on a locked thread that lives as long as it
+	// does (other code, e.g. kinesalitetest, ends locked threads on purpose).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &Process{Name: inst.name, ConsumerID: consumerID, cmd: cmd, log: logFile, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		p.Started = time.Now()
+		s.mu.Lock()
+		inst.proc = p
+		s.mu.Unlock()
+		started <- nil
+		err := cmd.Wait()
+		s.exited(inst, p, err)
+	}()
+	if err := <-started; err != nil {
+		_ = logFile.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// exited records how p ended and, for a supervised instance that was not stopped for
+// good, schedules its restart.
+func (s *Stack) exited(inst *instance, p *Process, err error) {
+	now := time.Now()
+	_ = p.log.Close()
+	s.mu.Lock()
+	p.err = err
+	p.exit = Exit{Name: inst.name, Signal: p.signal, Code: p.cmd.ProcessState.ExitCode(), Err: err, At: now}
+	if p.signal != 0 {
+		p.exit.After = now.Sub(p.signalled)
+	}
+	inst.exits = append(inst.exits, p.exit)
+	if inst.proc == p {
+		inst.proc = nil
+	}
+	restart := inst.supervised && !inst.stopping && !s.closed
+	if restart {
+		s.restarts.Add(1)
+	}
+	s.mu.Unlock()
+	close(p.done)
+	if restart {
+		go s.restart(inst)
+	}
+}
+
+// restart starts a supervised instance again after the restart delay, retrying (with the
+// delay doubling up to 5s, as Kubernetes' crash-loop back-off) while it cannot be started.
+func (s *Stack) restart(inst *instance) {
+	defer s.restarts.Done()
+	delay := s.cfg.RestartDelay
+	for {
+		time.Sleep(delay)
+		s.mu.Lock()
+		skip := inst.stopping || s.closed || inst.proc != nil
+		s.mu.Unlock()
+		if skip {
+			return
+		}
+		if _, err := s.launch(inst); err == nil {
+			return
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// Supervise makes the stack restart the instance whenever its process exits (killed,
+// stopped by Terminate, or crashed), as Kubernetes restarts a container. Restarted
+// processes are not waited for: use WaitReady.
+func (s *Stack) Supervise(name string) {
+	inst := s.instance(name)
+	s.mu.Lock()
+	inst.supervised = true
+	s.mu.Unlock()
+}
+
+// Restarts is how many times the instance's process exited and was (or is being)
+// restarted by the supervisor: its processes so far minus one.
+func (s *Stack) Restarts(name string) int {
+	inst := s.instance(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(inst.generation-1, 0)
+}
+
+// Exits lists how the instance's processes ended so far.
+func (s *Stack) Exits(name string) []Exit {
+	inst := s.instance(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Exit(nil), inst.exits...)
+}
+
+// Current returns the instance's running process, nil while it is down.
+func (s *Stack) Current(name string) *Process {
+	inst := s.instance(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return inst.proc
+}
+
+// WaitReady waits until the instance has a running process whose /readyz answers 200
+// (after a supervised restart, the new process).
+func (s *Stack) WaitReady(name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p := s.Current(name); p != nil {
+			if err := s.waitReady(name, p, time.Until(deadline)); err == nil {
+				return nil
+			} else if time.Now().After(deadline) {
+				return err
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has no running process after %s", name, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Ready reports whether the instance runs and its /readyz answers 200 now.
+func (s *Stack) Ready(name string) bool {
+	if s.Current(name) == nil {
+		return false
+	}
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get(s.AdminURL(name) + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func (s *Stack) waitReady(name string, p *Process, timeout time.Duration) error {
@@ -235,22 +544,44 @@ func (s *Stack) waitReady(name string, p *Process, timeout time.Duration) error 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no 200 from %s within %s (last error: %v)", url, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
+// signal sends sig to the instance's running process and returns the process, nil when
+// the instance is down.
+func (s *Stack) signal(name string, sig syscall.Signal) *Process {
+	inst := s.instance(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := inst.proc
+	if p == nil {
+		return nil
+	}
+	if sig == syscall.SIGTERM || sig == syscall.SIGKILL {
+		p.signal, p.signalled = sig, time.Now()
+	}
+	_ = p.cmd.Process.Signal(sig)
+	if sig == syscall.SIGTERM {
+		// A stopped process would never see the SIGTERM.
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	return p
+}
+
 // Stop sends SIGTERM and waits for a clean exit, failing the test if the service does not
-// exit within the timeout or exits with an error.
+// exit within the timeout or exits with an error. The instance stays down, supervised or
+// not.
 func (s *Stack) Stop(name string, timeout time.Duration) {
 	s.t.Helper()
+	inst := s.instance(name)
 	s.mu.Lock()
-	p := s.procs[name]
-	delete(s.procs, name)
+	inst.stopping = true
 	s.mu.Unlock()
+	p := s.signal(name, syscall.SIGTERM)
 	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -261,31 +592,83 @@ func (s *Stack) Stop(name string, timeout time.Duration) {
 		<-p.done
 		s.t.Errorf("%s did not exit within %s of SIGTERM", name, timeout)
 	}
-	_ = p.log.Close()
 }
 
-// Kill sends SIGKILL: no shutdown at all, as a crash or an OOM kill.
-func (s *Stack) Kill(name string) {
-	s.mu.Lock()
-	p := s.procs[name]
-	delete(s.procs, name)
-	s.mu.Unlock()
+// Terminate sends SIGTERM, as Kubernetes does to a pod it replaces, and waits up to timeout
+// for the exit, killing the process after that. A supervised instance is restarted. The
+// returned Exit says how it went; ok is false when the instance was not running.
+func (s *Stack) Terminate(name string, timeout time.Duration) (exit Exit, ok bool) {
+	p := s.signal(name, syscall.SIGTERM)
 	if p == nil {
-		return
+		return Exit{}, false
 	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	_ = p.log.Close()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.exit, true
 }
 
-// StopAll stops every running service, newest dependency last.
+// Kill sends SIGKILL: no shutdown at all, as a crash or an OOM kill. It returns once the
+// process is gone; a supervised instance is then restarted, any other stays down.
+func (s *Stack) Kill(name string) {
+	if p := s.signal(name, syscall.SIGKILL); p != nil {
+		<-p.done
+	}
+}
+
+// Pause stops the instance's process with SIGSTOP: it holds its connections and leases
+// but does nothing, as a process stalled by a long GC pause, a frozen VM or a network
+// partition.
+func (s *Stack) Pause(name string) {
+	s.t.Helper()
+	if s.signal(name, syscall.SIGSTOP) == nil {
+		s.t.Fatalf("pause %s: not running", name)
+	}
+}
+
+// Resume continues a paused instance (SIGCONT).
+func (s *Stack) Resume(name string) {
+	s.t.Helper()
+	if s.signal(name, syscall.SIGCONT) == nil {
+		s.t.Fatalf("resume %s: not running", name)
+	}
+}
+
+// StopAll stops every instance, dependents first, and ends supervision.
 func (s *Stack) StopAll() {
+	var order []string
+	s.mu.Lock()
 	for i := len(Services) - 1; i >= 0; i-- {
-		s.Stop(Services[i], 30*time.Second)
+		var names []string
+		for name, inst := range s.instances {
+			if inst.service == Services[i] {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		order = append(order, names...)
+	}
+	s.mu.Unlock()
+	// Stop first (so nothing is restarted), then close: a restart in flight may still start
+	// a process, which the second round stops.
+	for _, name := range order {
+		s.Stop(name, 30*time.Second)
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.restarts.Wait()
+	for _, name := range order {
+		s.Stop(name, 30*time.Second)
 	}
 }
 
-// LogTail returns the last n lines of a service's log.
+// LogTail returns the last n lines of an instance's log (every process of it, appended).
 func (s *Stack) LogTail(name string, n int) string {
 	data, err := os.ReadFile(filepath.Join(s.dir, name+".log"))
 	if err != nil {
@@ -298,21 +681,26 @@ func (s *Stack) LogTail(name string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// Log returns a service's whole log.
+// Log returns an instance's whole log.
 func (s *Stack) Log(name string) string {
 	data, _ := os.ReadFile(filepath.Join(s.dir, name+".log"))
 	return string(data)
 }
 
+// freePort returns a free port below Linux's ephemeral range (32768-60999 by default), so
+// an outgoing connection's source port never takes it between the check and a restart.
 func freePort(t testing.TB) int {
 	t.Helper()
 	var lc net.ListenConfig
-	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + mathrand.IntN(12000)
+		l, err := lc.Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return port
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	n, _ := strconv.Atoi(port)
-	return n
+	t.Fatal("stack: no free port found in 20000-31999")
+	return 0
 }

@@ -26,7 +26,7 @@ func TestHelperStartAndExit(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	fmt.Println("PID", p.cmd.Process.Pid)
+	fmt.Println("PID", p.cur.cmd.Process.Pid)
 	os.Exit(0)
 }
 

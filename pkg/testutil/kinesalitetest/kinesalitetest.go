@@ -102,6 +102,10 @@ type Options struct {
 	// DataDir, if set, is the LevelDB directory: streams and records survive
 	// a restart on the same directory. Empty keeps everything in memory.
 	DataDir string
+	// Port, if set, is the 127.0.0.1 port to listen on; 0 lets the kernel
+	// pick a free one. Either way a restart (Start after Stop or Kill) listens
+	// on the same port again, so endpoints handed out stay valid.
+	Port int
 }
 
 // Process is a kinesalite process of its own, for tests that stop or
@@ -109,13 +113,19 @@ type Options struct {
 type Process struct {
 	Server
 
+	opts Options // Port is the bound port once the first run listens
+
+	mu  sync.Mutex
+	cur *run // nil while stopped
+}
+
+// run is one life of the process, from start to exit.
+type run struct {
 	cmd    *exec.Cmd
 	stderr *tailBuffer
 	exited chan struct{} // closed once the process has exited and waitErr is set
 	// waitErr is cmd.Wait's result; read it only after exited is closed.
-	waitErr  error
-	stopOnce sync.Once
-	stopErr  error
+	waitErr error
 }
 
 // Launch starts a kinesalite process for this test only; it is stopped when
@@ -127,7 +137,7 @@ func Launch(t testing.TB, opts Options) *Process {
 		t.Fatalf("kinesalitetest: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := process.stop(); err != nil {
+		if err := process.stop(syscall.SIGTERM); err != nil {
 			t.Errorf("kinesalitetest: %v", err)
 		}
 	})
@@ -139,53 +149,116 @@ func Launch(t testing.TB, opts Options) *Process {
 // the process did not exit cleanly. Calling it again does nothing.
 func (p *Process) Stop(t testing.TB) {
 	t.Helper()
-	if err := p.stop(); err != nil {
+	if err := p.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("kinesalitetest: %v", err)
 	}
 }
 
-func (p *Process) stop() error {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.exited:
-			p.stopErr = fmt.Errorf("kinesalite at %s exited before it was stopped: %v%s", p.Endpoint, p.waitErr, p.stderr.suffix())
-			return
-		default:
+// Kill ends the process with SIGKILL, as a crash would. Records it
+// acknowledged are already written to the operating system, so with a
+// DataDir they survive.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	if err := p.stop(syscall.SIGKILL); err != nil {
+		t.Fatalf("kinesalitetest: %v", err)
+	}
+}
+
+// Start starts a stopped (or killed) process again with the same options,
+// on the same port, and waits until it listens.
+func (p *Process) Start(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != nil {
+		t.Fatalf("kinesalitetest: Start: kinesalite at %s is already running", p.Endpoint)
+	}
+	r, endpoint, err := launch(p.opts)
+	if err != nil {
+		t.Fatalf("kinesalitetest: restart on %s: %v", p.Endpoint, err)
+	}
+	if endpoint != p.Endpoint {
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+		t.Fatalf("kinesalitetest: restarted kinesalite listens on %s, want %s", endpoint, p.Endpoint)
+	}
+	p.cur = r
+}
+
+// Restart stops the process gracefully and starts it again on the same port.
+func (p *Process) Restart(t testing.TB) {
+	t.Helper()
+	p.Stop(t)
+	p.Start(t)
+}
+
+// stop ends the running process with sig (SIGTERM: gracefully, killed after
+// stopTimeout). Stopping a stopped process does nothing.
+func (p *Process) stop(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.cur
+	if r == nil {
+		return nil
+	}
+	p.cur = nil
+	select {
+	case <-r.exited:
+		return fmt.Errorf("kinesalite at %s exited before it was stopped: %v%s", p.Endpoint, r.waitErr, r.stderr.suffix())
+	default:
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("signal kinesalite at %s: %w", p.Endpoint, err)
+	}
+	if sig == syscall.SIGKILL {
+		<-r.exited
+		return nil
+	}
+	select {
+	case <-r.exited:
+		if r.waitErr != nil {
+			return fmt.Errorf("kinesalite at %s did not exit cleanly: %w%s", p.Endpoint, r.waitErr, r.stderr.suffix())
 		}
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.stopErr = fmt.Errorf("signal kinesalite at %s: %w", p.Endpoint, err)
-			return
-		}
-		select {
-		case <-p.exited:
-			if p.waitErr != nil {
-				p.stopErr = fmt.Errorf("kinesalite at %s did not exit cleanly: %w%s", p.Endpoint, p.waitErr, p.stderr.suffix())
-			}
-		case <-time.After(stopTimeout):
-			killErr := p.cmd.Process.Kill()
-			<-p.exited
-			p.stopErr = fmt.Errorf("kinesalite at %s ignored SIGTERM for %s and was killed (kill: %v)%s", p.Endpoint, stopTimeout, killErr, p.stderr.suffix())
-		}
-	})
-	return p.stopErr
+		return nil
+	case <-time.After(stopTimeout):
+		killErr := r.cmd.Process.Kill()
+		<-r.exited
+		return fmt.Errorf("kinesalite at %s ignored SIGTERM for %s and was killed (kill: %v)%s", p.Endpoint, stopTimeout, killErr, r.stderr.suffix())
+	}
 }
 
 // listeningLine is what server.js prints once it accepts connections.
 var listeningLine = regexp.MustCompile(`^kinesalite listening on (http://127\.0\.0\.1:(\d+))$`)
 
-// startProcess launches node server.js on a free loopback port and waits
-// for it to say where it listens.
+// startProcess launches node server.js and waits for it to say where it
+// listens.
 func startProcess(opts Options) (*Process, error) {
-	serverJS, err := serverScript()
+	r, endpoint, err := launch(opts)
 	if err != nil {
 		return nil, err
 	}
+	p := &Process{Server: Server{Endpoint: endpoint}, opts: opts, cur: r}
+	// Restarts listen where this run does.
+	_, port, _ := strings.Cut(strings.TrimPrefix(endpoint, "http://"), ":")
+	if p.opts.Port, err = strconv.Atoi(port); err != nil {
+		return nil, errors.Join(fmt.Errorf("port of %s: %w", endpoint, err), p.stop(syscall.SIGKILL))
+	}
+	return p, nil
+}
+
+// launch starts one run of node server.js on opts.Port (0: a free port) and
+// returns its endpoint once it listens.
+func launch(opts Options) (*run, string, error) {
+	serverJS, err := serverScript()
+	if err != nil {
+		return nil, "", err
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return nil, fmt.Errorf("node (Node.js 20+) is needed to run kinesalite: %w", err)
+		return nil, "", fmt.Errorf("node (Node.js 20+) is needed to run kinesalite: %w", err)
 	}
 
-	args := []string{serverJS, "--host", "127.0.0.1", "--port", "0", "--shard-limit", strconv.Itoa(testShardLimit)}
+	args := []string{serverJS, "--host", "127.0.0.1", "--port", strconv.Itoa(opts.Port), "--shard-limit", strconv.Itoa(testShardLimit)}
 	if opts.DataDir != "" {
 		args = append(args, "--path", opts.DataDir)
 	}
@@ -194,8 +267,8 @@ func startProcess(opts Options) (*Process, error) {
 	setDieWithParent(cmd)
 	stdout := newLineWatcher()
 	cmd.Stdout = stdout
-	p := &Process{cmd: cmd, stderr: &tailBuffer{limit: 8 << 10}, exited: make(chan struct{})}
-	cmd.Stderr = p.stderr
+	r := &run{cmd: cmd, stderr: &tailBuffer{limit: 8 << 10}, exited: make(chan struct{})}
+	cmd.Stderr = r.stderr
 
 	// The child is killed when the OS thread that started it exits
 	// (Pdeathsig is per thread, not per process). Start and Wait on one
@@ -211,11 +284,11 @@ func startProcess(opts Options) (*Process, error) {
 			return
 		}
 		started <- nil
-		p.waitErr = cmd.Wait()
-		close(p.exited)
+		r.waitErr = cmd.Wait()
+		close(r.exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start %s %s: %w", node, serverJS, err)
+		return nil, "", fmt.Errorf("start %s %s: %w", node, serverJS, err)
 	}
 
 	select {
@@ -223,17 +296,16 @@ func startProcess(opts Options) (*Process, error) {
 		m := listeningLine.FindStringSubmatch(line)
 		if m == nil {
 			_ = cmd.Process.Kill() // the error only says it already exited
-			<-p.exited
-			return nil, fmt.Errorf("kinesalite printed %q, want %q", line, "kinesalite listening on http://127.0.0.1:PORT")
+			<-r.exited
+			return nil, "", fmt.Errorf("kinesalite printed %q, want %q", line, "kinesalite listening on http://127.0.0.1:PORT")
 		}
-		p.Endpoint = m[1]
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("kinesalite exited before listening: %v%s", p.waitErr, p.stderr.suffix())
+		return r, m[1], nil
+	case <-r.exited:
+		return nil, "", fmt.Errorf("kinesalite exited before listening: %v%s", r.waitErr, r.stderr.suffix())
 	case <-time.After(startTimeout):
 		_ = cmd.Process.Kill() // the error only says it already exited
-		<-p.exited
-		return nil, fmt.Errorf("kinesalite did not listen within %s%s", startTimeout, p.stderr.suffix())
+		<-r.exited
+		return nil, "", fmt.Errorf("kinesalite did not listen within %s%s", startTimeout, r.stderr.suffix())
 	}
 }
 

@@ -2,6 +2,8 @@ package kinesalitetest
 
 import (
 	"bytes"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,5 +83,70 @@ func TestInMemoryServerStartsEmpty(t *testing.T) {
 	}
 	if len(out.StreamNames) != 0 {
 		t.Errorf("a fresh in-memory server lists streams %v, want none", out.StreamNames)
+	}
+}
+
+// A restarted process listens on the port it had, so the endpoint that
+// services were given stays valid; streams and records survive a kill too.
+func TestRestartKeepsThePortAndTheRecords(t *testing.T) {
+	p := Launch(t, Options{DataDir: t.TempDir()})
+	endpoint := p.Endpoint
+	client := p.Client(t)
+	if err := createStream(t.Context(), client, "kept", 1); err != nil {
+		t.Fatal(err)
+	}
+	put := func(body string) {
+		t.Helper()
+		if _, err := client.PutRecord(t.Context(), &kinesis.PutRecordInput{StreamName: aws.String("kept"),
+			PartitionKey: aws.String("k"), Data: []byte(body)}); err != nil {
+			t.Fatalf("PutRecord %q: %v", body, err)
+		}
+	}
+	put("before restart")
+	p.Restart(t)
+	put("before kill")
+	p.Kill(t)
+	if _, err := client.ListStreams(t.Context(), &kinesis.ListStreamsInput{}); err == nil {
+		t.Fatal("a killed kinesalite still answers")
+	}
+	p.Start(t)
+	if p.Endpoint != endpoint {
+		t.Fatalf("endpoint after restarts = %s, want %s", p.Endpoint, endpoint)
+	}
+
+	shards, err := client.ListShards(t.Context(), &kinesis.ListShardsInput{StreamName: aws.String("kept")})
+	if err != nil {
+		t.Fatalf("ListShards after restarts on the old endpoint: %v", err)
+	}
+	it, err := client.GetShardIterator(t.Context(), &kinesis.GetShardIteratorInput{StreamName: aws.String("kept"),
+		ShardId: shards.Shards[0].ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.GetRecords(t.Context(), &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, r := range got.Records {
+		bodies = append(bodies, string(r.Data))
+	}
+	if len(bodies) != 2 || bodies[0] != "before restart" || bodies[1] != "before kill" {
+		t.Fatalf("records after a restart and a kill = %q, want both", bodies)
+	}
+}
+
+// Options.Port pins the port from the first start.
+func TestLaunchOnAGivenPort(t *testing.T) {
+	first := Launch(t, Options{})
+	first.Stop(t)
+	port := first.Endpoint[strings.LastIndex(first.Endpoint, ":")+1:]
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Launch(t, Options{Port: n})
+	if p.Endpoint != first.Endpoint {
+		t.Fatalf("endpoint = %s, want %s", p.Endpoint, first.Endpoint)
 	}
 }
