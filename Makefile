@@ -17,6 +17,9 @@ export BOXSCORE_SHARDS ?= 4
 export BOXSCORE_DB     ?= boxscore
 export KINESIS_PORT    ?= 4567
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+# The cross-service packages (test/) start whole stacks: one package at a time keeps them
+# from starving each other of the two cores CI has.
+TEST_MODULE_FLAGS ?= -p 1
 
 .PHONY: help
 help: ## Show this help.
@@ -43,7 +46,8 @@ test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-e
 	@log=$$(mktemp); status=0; \
 	for m in $(MODULES); do \
 		echo "== go test $$m"; \
-		(cd $$m && go test $(GO_TEST_FLAGS) ./...) 2>&1 | tee -a "$$log" || status=1; \
+		flags="$(GO_TEST_FLAGS)"; [[ $$m != test ]] || flags="$$flags $(TEST_MODULE_FLAGS)"; \
+		(cd $$m && go test $$flags ./...) 2>&1 | tee -a "$$log" || status=1; \
 	done; \
 	passed=$$(grep -c '^ok ' "$$log" || true); failed=$$(grep -c '^FAIL\s' "$$log" || true); rm -f "$$log"; \
 	echo "packages: $$passed passed, $$failed failed"; \

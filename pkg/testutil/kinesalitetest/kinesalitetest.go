@@ -69,9 +69,10 @@ type Server struct {
 }
 
 var shared struct {
-	once   sync.Once
-	server *Server
-	err    error
+	once    sync.Once
+	server  *Server
+	process *Process
+	err     error
 }
 
 // Start returns the kinesalite of this test binary, starting it on first
@@ -89,12 +90,39 @@ func Start(t testing.TB) *Server {
 		process, shared.err = startProcess(Options{})
 		if shared.err == nil {
 			shared.server = &process.Server
+			shared.process = process
 		}
 	})
 	if shared.err != nil {
 		t.Fatalf("kinesalitetest: %v", shared.err)
 	}
+	// A shared kinesalite that died takes every later test of the binary with it: say why,
+	// instead of leaving each test to report "connection refused".
+	if err := shared.process.exitError(); err != nil {
+		t.Fatalf("kinesalitetest: the shared kinesalite is gone: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := shared.process.exitError(); err != nil {
+			t.Errorf("kinesalitetest: the shared kinesalite died during the test: %v", err)
+		}
+	})
 	return shared.server
+}
+
+// exitError describes how the process ended, or is nil while it runs.
+func (p *Process) exitError() error {
+	p.mu.Lock()
+	r := p.cur
+	p.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	select {
+	case <-r.exited:
+		return fmt.Errorf("kinesalite at %s exited: %v%s", p.Endpoint, r.waitErr, r.stderr.suffix())
+	default:
+		return nil
+	}
 }
 
 // Options configure a kinesalite process started by Launch.
