@@ -104,3 +104,15 @@ func isStatEventContentType(ct string) bool {
 	}
 	return mediaType == "application/x-protobuf" && params["proto"] == "boxscore.stats.v1.StatEvent"
 }
+
+// EnvelopeTraceContext returns the W3C trace context a Kinesis record body carries in its
+// envelope, or nil when the body is not an envelope or its producer sent none (older
+// producers): such a record simply has no producing span to link to.
+func EnvelopeTraceContext(data []byte) map[string]string {
+	// Only the trace context is wanted: the payload is left undecoded, as bytes.
+	env := &streamv1.Envelope{}
+	if err := proto.Unmarshal(data, env); err != nil {
+		return nil
+	}
+	return env.GetTraceContext()
+}

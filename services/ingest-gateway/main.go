@@ -95,7 +95,10 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	svc := ingest.NewService(publisher)
+	svc, err := ingest.NewService(publisher)
+	if err != nil {
+		return err
+	}
 
 	// gRPC reads a whole message before the handler can reserve its budget: bounding the
 	// concurrent streams per connection bounds what gRPC clients can make it hold.

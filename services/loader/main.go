@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
 
 	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
@@ -76,7 +78,13 @@ func run(cfg Config) error {
 		_ = tel.Shutdown(flushCtx)
 	}()
 
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	poolConfig, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("database-url: %w", err)
+	}
+	// Statements run inside a traced Load become spans under it (no spans without a parent).
+	poolConfig.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
 	if err != nil {
 		return fmt.Errorf("warehouse pool: %w", err)
 	}
@@ -88,6 +96,9 @@ func run(cfg Config) error {
 	}
 	store, err := warehouse.NewStore(pool, cfg.Schema)
 	if err != nil {
+		return err
+	}
+	if err := store.Instrument(otel.Meter("github.com/boxscore-dev/boxscore/services/loader")); err != nil {
 		return err
 	}
 

@@ -35,7 +35,16 @@ func (p refusingPublisher) PublishReserved(_ context.Context, _ *publish.Reserva
 func newTestHandler(t *testing.T) http.Handler {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return NewHandler(ingest.NewService(refusingPublisher{t}), logger)
+	return NewHandler(newService(t, refusingPublisher{t}), logger)
+}
+
+func newService(t *testing.T, p ingest.Publisher) *ingest.Service {
+	t.Helper()
+	svc, err := ingest.NewService(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 func post(t *testing.T, h http.Handler, contentType, body string) (*http.Response, Problem) {
@@ -264,7 +273,7 @@ func (panickingPublisher) PublishReserved(context.Context, *publish.Reservation,
 }
 
 func TestPanicBecomesProblem(t *testing.T) {
-	h := NewHandler(ingest.NewService(panickingPublisher{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := NewHandler(newService(t, panickingPublisher{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	resp, p := post(t, h, "application/json", testevents.JSONArray(t, testevents.Batch(1, false)))
 	if resp.StatusCode != http.StatusInternalServerError || p.Type != problemTypeBase+"internal" {
 		t.Fatalf("status %d, problem %+v; want a 500 internal problem", resp.StatusCode, p)

@@ -8,6 +8,10 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
@@ -62,11 +66,89 @@ type Publisher interface {
 // Service validates and publishes batches.
 type Service struct {
 	publisher Publisher
+	metrics   metrics
 }
 
-// NewService returns a service publishing through p.
-func NewService(p Publisher) *Service {
-	return &Service{publisher: p}
+// NewService returns a service publishing through p. It records its metrics through the
+// global meter provider.
+func NewService(p Publisher) (*Service, error) {
+	m, err := newMetrics(otel.Meter("github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"))
+	if err != nil {
+		return nil, err
+	}
+	return &Service{publisher: p, metrics: m}, nil
+}
+
+// Reasons of the events.rejected metric.
+const (
+	RejectedInvalid           = "invalid"            // the batch failed validation (all its events)
+	RejectedTooLarge          = "too_large"          // an event's record exceeds the Kinesis limit (all the batch's events)
+	RejectedTooManyEvents     = "too_many_events"    // the batch is over MaxBatchEvents
+	RejectedBusy              = "busy"               // the in-flight budget was exhausted
+	RejectedStreamUnavailable = "stream_unavailable" // not acknowledged within the retry budget
+	RejectedStreamRejected    = "stream_rejected"    // Kinesis refused them for good
+	RejectedInternal          = "internal"
+)
+
+type metrics struct {
+	received, accepted, rejected metric.Int64Counter
+	busyRequests                 metric.Int64Counter
+}
+
+func newMetrics(meter metric.Meter) (metrics, error) {
+	var m metrics
+	var errs [4]error
+	m.received, errs[0] = meter.Int64Counter("boxscore.ingest.events.received", metric.WithUnit("{event}"),
+		metric.WithDescription("Events received in batches that were read and decoded."))
+	m.accepted, errs[1] = meter.Int64Counter("boxscore.ingest.events.accepted", metric.WithUnit("{event}"),
+		metric.WithDescription("Events the stream acknowledged (answered as accepted)."))
+	m.rejected, errs[2] = meter.Int64Counter("boxscore.ingest.events.rejected", metric.WithUnit("{event}"),
+		metric.WithDescription("Events not accepted, by reason (invalid, too_large, too_many_events, busy, stream_unavailable, stream_rejected, internal)."))
+	m.busyRequests, errs[3] = meter.Int64Counter("boxscore.ingest.requests.busy", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests refused before their body was read because the in-flight budget was exhausted."))
+	if err := errors.Join(errs[:]...); err != nil {
+		return metrics{}, fmt.Errorf("ingest metrics: %w", err)
+	}
+	return m, nil
+}
+
+// count records the outcome of one submitted batch.
+func (m metrics) count(ctx context.Context, events int, results []publish.Result, err error) {
+	m.received.Add(ctx, int64(events))
+	acked := 0
+	for _, r := range results {
+		if r.Acknowledged() {
+			acked++
+		}
+	}
+	m.accepted.Add(ctx, int64(acked))
+	if err == nil || events == 0 {
+		return
+	}
+	reason := RejectedInternal
+	var (
+		invalid     *InvalidBatchError
+		tooMany     *TooManyEventsError
+		busy        *publish.BusyError
+		unavailable *publish.UnavailableError
+		rejected    *publish.RejectedError
+	)
+	switch {
+	case errors.As(err, &invalid):
+		reason = RejectedInvalid
+		if len(invalid.Violations) == 1 && invalid.Violations[0].Reason == RejectedTooLarge {
+			reason = RejectedTooLarge
+		}
+	case errors.As(err, &tooMany):
+		reason = RejectedTooManyEvents
+	case errors.As(err, &busy):
+		reason = RejectedBusy
+	case errors.As(err, &unavailable):
+		reason = RejectedStreamUnavailable
+	case errors.As(err, &rejected):
+		reason = RejectedStreamRejected
+	}
+	m.rejected.Add(ctx, int64(events-acked), metric.WithAttributes(attribute.String("reason", reason)))
 }
 
 // Reserve takes a share of the publisher's in-flight budget (one batch slot and bytes)
@@ -75,6 +157,7 @@ func NewService(p Publisher) *Service {
 func (s *Service) Reserve(bytes int64) (*publish.Reservation, error) {
 	res, err := s.publisher.Reserve(bytes)
 	if err != nil {
+		s.metrics.busyRequests.Add(context.Background(), 1)
 		return nil, fmt.Errorf("reserve %d bytes: %w", bytes, err)
 	}
 	return res, nil
@@ -89,6 +172,12 @@ func (s *Service) Submit(ctx context.Context, events []*statsv1.StatEvent) ([]pu
 
 // SubmitReserved is Submit within a reservation taken with Reserve (nil: none).
 func (s *Service) SubmitReserved(ctx context.Context, res *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
+	results, err := s.submit(ctx, res, events)
+	s.metrics.count(ctx, len(events), results, err)
+	return results, err
+}
+
+func (s *Service) submit(ctx context.Context, res *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
 	if err := Validate(events); err != nil {
 		return nil, err
 	}
@@ -105,7 +194,7 @@ func (s *Service) SubmitReserved(ctx context.Context, res *publish.Reservation, 
 			Index:   tooLarge.Index,
 			EventID: events[tooLarge.Index].GetEventId(),
 			Violation: statevent.Violation{
-				Reason: "too_large",
+				Reason: RejectedTooLarge,
 				Detail: fmt.Sprintf("the event's record is %d bytes, Kinesis takes at most %d", tooLarge.Size, publish.MaxRecordBytes),
 			},
 		}}}

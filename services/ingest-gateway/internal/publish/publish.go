@@ -26,12 +26,12 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
+	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
 
 // Kinesis limits of one PutRecords call and one record.
@@ -215,8 +215,7 @@ func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, event
 // encode turns every event into its envelope record. All records of a batch share one
 // acceptance time and the trace context of the publish span.
 func (p *Publisher) encode(ctx context.Context, events []*statsv1.StatEvent) ([]entry, int64, error) {
-	carrier := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	carrier := telemetry.InjectMap(ctx)
 	acceptedAt := p.now()
 	entries := make([]entry, len(events))
 	var total int64

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,6 +29,7 @@ import (
 type Store struct {
 	pool    *pgxpool.Pool
 	dialect Dialect
+	metrics *metrics // nil: not instrumented
 }
 
 // NewStore returns a Store writing to the PostgreSQL tables in schema (migrated by
@@ -104,10 +106,13 @@ func (s *Store) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (
 func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.LoadResponse, error) {
 	b, err := prepareBatch(req)
 	if err != nil {
+		s.metrics.recordLoad(ctx, err, nil, nil, time.Time{})
 		return nil, err
 	}
 	resp := &loadv1.LoadResponse{}
+	var written commitResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		written = commitResult{} // a retried transaction function starts over
 		stored, advanced, err := s.dialect.AdvanceCheckpoint(ctx, tx, b.checkpoint)
 		if err != nil {
 			return err
@@ -132,6 +137,7 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 			}
 		}
 		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(len(refused))
+		written.writes, written.refused = writes, len(refused)
 
 		if err := s.dialect.UpsertPlayers(ctx, tx, latestPlayers(b.rows, writes)); err != nil {
 			return err
@@ -150,8 +156,11 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 			return err
 		}
 		resp.DeadLettered = int32(deadLettered)
+		written.letters = letters
 		return nil
 	})
+	written.inserted, written.updated, written.unchanged = resp.Inserted, resp.Updated, resp.Unchanged
+	s.metrics.recordLoad(ctx, err, b, &written, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("load %s/%s up to %s: %w", req.GetStream(), req.GetShardId(), req.GetSequenceNumber(), err)
 	}

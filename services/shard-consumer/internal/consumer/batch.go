@@ -4,7 +4,11 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
+	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
 
 // BatchConfig says when a batch is handed downstream: whichever limit is reached first.
@@ -37,6 +41,15 @@ type batch struct {
 	records []*transformv1.SourceRecord
 	bytes   int
 	started time.Time
+	// links point at the producing span of the batch's records, one per distinct span: the
+	// records of one PutRecords call share their producer's span.
+	links  []trace.Link
+	linked map[spanKey]bool
+}
+
+type spanKey struct {
+	trace trace.TraceID
+	span  trace.SpanID
 }
 
 func newBatch(cfg BatchConfig) *batch { return &batch{cfg: cfg} }
@@ -47,6 +60,17 @@ func (b *batch) add(r *transformv1.SourceRecord) {
 	}
 	b.records = append(b.records, r)
 	b.bytes += len(r.GetData())
+	// A record of an older producer, without a trace context, simply adds no link.
+	if link, ok := telemetry.LinkFromMap(statevent.EnvelopeTraceContext(r.GetData())); ok {
+		key := spanKey{link.SpanContext.TraceID(), link.SpanContext.SpanID()}
+		if !b.linked[key] {
+			if b.linked == nil {
+				b.linked = map[spanKey]bool{}
+			}
+			b.linked[key] = true
+			b.links = append(b.links, link)
+		}
+	}
 }
 
 func (b *batch) empty() bool { return len(b.records) == 0 }
@@ -62,4 +86,6 @@ func (b *batch) due(now time.Time) bool {
 func (b *batch) reset() {
 	b.records = nil
 	b.bytes = 0
+	b.links = nil
+	b.linked = nil
 }

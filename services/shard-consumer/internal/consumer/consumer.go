@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
@@ -65,6 +67,7 @@ type Consumer struct {
 	leases      Leases
 	log         *slog.Logger
 	metrics     *metrics
+	tracer      trace.Tracer
 	synced      atomic.Bool
 
 	mu       sync.Mutex
@@ -81,7 +84,7 @@ func New(cfg Config, api stream.API, transformer transformv1.TransformServiceCli
 		return nil, err
 	}
 	return &Consumer{cfg: cfg, stream: api, transformer: transformer, loader: loader, leases: leases,
-		log: logger, metrics: m, assigned: map[string]int64{}}, nil
+		log: logger, metrics: m, tracer: otel.Tracer("github.com/boxscore-dev/boxscore/services/shard-consumer"), assigned: map[string]int64{}}, nil
 }
 
 // Ready reports whether the consumer has seen the stream's shards.

@@ -18,6 +18,8 @@ type metrics struct {
 	duration  metric.Float64Histogram
 	retries   metric.Int64Counter
 	readers   metric.Int64UpDownCounter
+	stage     metric.Float64Histogram
+	size      metric.Int64Histogram
 }
 
 func newMetrics() (*metrics, error) {
@@ -45,6 +47,14 @@ func newMetrics() (*metrics, error) {
 	if out.readers, e = m.Int64UpDownCounter("boxscore.consumer.shards_owned", metric.WithDescription("Shards this consumer is reading."), metric.WithUnit("{shard}")); e != nil {
 		err = e
 	}
+	if out.stage, e = m.Float64Histogram("boxscore.consumer.stage_duration", metric.WithDescription("Time of one stage (transform, load) of one batch, retries included."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)); e != nil {
+		err = e
+	}
+	if out.size, e = m.Int64Histogram("boxscore.consumer.batch_records", metric.WithDescription("Records in one committed batch."), metric.WithUnit("{record}"),
+		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)); e != nil {
+		err = e
+	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
@@ -65,8 +75,14 @@ func (m *metrics) lag(ctx context.Context, shardID string, millis int64) {
 
 func (m *metrics) batchCommitted(ctx context.Context, shardID string, records, rejected int, d time.Duration) {
 	m.batches.Add(ctx, 1, shardAttr(shardID))
+	m.size.Record(ctx, int64(records), shardAttr(shardID))
 	m.rejected.Add(ctx, int64(rejected), shardAttr(shardID))
 	m.duration.Record(ctx, d.Seconds(), shardAttr(shardID))
+}
+
+// stageTook records the duration of one stage of one batch.
+func (m *metrics) stageTook(ctx context.Context, stage string, d time.Duration) {
+	m.stage.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("stage", stage)))
 }
 
 func (m *metrics) retried(ctx context.Context, op string) {

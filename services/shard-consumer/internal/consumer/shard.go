@@ -10,6 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -216,12 +220,33 @@ func (r *shardReader) toSource(rec *types.Record) *transformv1.SourceRecord {
 
 // flush transforms and loads the batch, committing the checkpoint with it. With shardEnd
 // it also marks the shard finished, even when the batch is empty.
-func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error {
+func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err error) {
 	if b.empty() && !shardEnd {
 		return nil
 	}
 	ctx, cancel := r.flushContext(ctx)
 	defer cancel()
+	// The batch is one CONSUMER span (a new trace), linked to the producing span of its
+	// records; the transformer's and the loader's spans, and the SQL, hang under it.
+	ctx, span := r.c.tracer.Start(ctx, "process "+r.c.cfg.Stream, trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(b.links...),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String("aws_kinesis"),
+			semconv.MessagingDestinationName(r.c.cfg.Stream),
+			semconv.MessagingDestinationPartitionID(r.shardID()),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingBatchMessageCount(len(b.records)),
+			attribute.Bool("boxscore.shard_end", shardEnd),
+			attribute.Int64("boxscore.lease_token", r.token),
+		))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(otelcodes.Error, err.Error())
+		}
+		span.End()
+	}()
 	started := time.Now()
 	target := r.lastRead
 	if target == "" {
@@ -231,11 +256,13 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error 
 	var rows []*transformv1.BattingGameRow
 	var rejections []*transformv1.Rejection
 	if !b.empty() {
+		transformStarted := time.Now()
 		resp, err := retry(ctx, r.c.cfg.Retry, func() (*transformv1.TransformResponse, error) {
 			callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
 			defer cancel()
 			return r.c.transformer.Transform(callCtx, &transformv1.TransformRequest{Records: b.records})
-		}, r.notify("transform"))
+		}, r.notifyContext(ctx, "transform"))
+		r.c.metrics.stageTook(ctx, "transform", time.Since(transformStarted))
 		if err != nil {
 			return fmt.Errorf("transform batch of %d records: %w", len(b.records), err)
 		}
@@ -255,6 +282,7 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error 
 		ConsumerId:             r.c.cfg.ConsumerID,
 		LeaseToken:             r.token,
 	}
+	loadStarted := time.Now()
 	resp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.LoadResponse, error) {
 		callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
 		defer cancel()
@@ -266,13 +294,16 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error 
 			return r.resolveMismatch(ctx, req)
 		}
 		return resp, err
-	}, r.notify("load"))
+	}, r.notifyContext(ctx, "load"))
+	r.c.metrics.stageTook(ctx, "load", time.Since(loadStarted))
 	if err != nil {
 		return fmt.Errorf("load batch ending at %s: %w", target, err)
 	}
 	r.committed = resp.GetCheckpoint().GetSequenceNumber()
 	r.c.metrics.batchCommitted(ctx, r.shardID(), len(b.records), len(rejections), time.Since(started))
-	r.log.Debug("batch committed", "records", len(b.records), "rows", len(rows), "rejections", len(rejections),
+	span.SetAttributes(attribute.Int("boxscore.rows", len(rows)), attribute.Int("boxscore.rejections", len(rejections)),
+		attribute.String("boxscore.sequence_number", r.committed))
+	r.log.DebugContext(ctx, "batch committed", "records", len(b.records), "rows", len(rows), "rejections", len(rejections),
 		"inserted", resp.GetInserted(), "updated", resp.GetUpdated(), "unchanged", resp.GetUnchanged(),
 		"sequence_number", r.committed, "shard_end", shardEnd, "duration", time.Since(started))
 	b.reset()
@@ -311,7 +342,7 @@ func (r *shardReader) resolveMismatch(ctx context.Context, req *loadv1.LoadReque
 			ErrLeaseLost, stored.GetLeaseToken(), stored.GetOwner(), req.GetLeaseToken()))
 	}
 	if stored.GetSequenceNumber() == req.GetSequenceNumber() && stored.GetShardEnd() == req.GetShardEnd() {
-		r.log.Info("batch was already committed by an earlier attempt", "sequence_number", stored.GetSequenceNumber())
+		r.log.InfoContext(ctx, "batch was already committed by an earlier attempt", "sequence_number", stored.GetSequenceNumber())
 		return &loadv1.LoadResponse{Checkpoint: stored}, nil
 	}
 	return nil, backoffPermanent(fmt.Errorf("%w: stored %q, batch expected %q", errRestartShard,
@@ -319,9 +350,14 @@ func (r *shardReader) resolveMismatch(ctx context.Context, req *loadv1.LoadReque
 }
 
 func (r *shardReader) notify(op string) func(error, time.Duration) {
+	return r.notifyContext(context.Background(), op)
+}
+
+// notifyContext is notify for an operation inside a span: the log line carries its trace.
+func (r *shardReader) notifyContext(ctx context.Context, op string) func(error, time.Duration) {
 	return func(err error, wait time.Duration) {
-		r.c.metrics.retried(context.Background(), op)
-		r.log.Warn("transient failure, retrying", "operation", op, "error", err, "wait", wait)
+		r.c.metrics.retried(ctx, op)
+		r.log.WarnContext(ctx, "transient failure, retrying", "operation", op, "error", err, "wait", wait)
 	}
 }
 

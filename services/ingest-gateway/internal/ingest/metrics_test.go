@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/testevents"
+)
+
+// halfPublisher acknowledges the first half of every batch and then gives up as a throttled
+// stream does.
+type halfPublisher struct{}
+
+func (halfPublisher) Reserve(int64) (*publish.Reservation, error) { return nil, &publish.BusyError{} }
+
+func (halfPublisher) PublishReserved(_ context.Context, _ *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
+	results := make([]publish.Result, len(events))
+	for i, ev := range events {
+		results[i] = publish.Result{Index: i, EventID: ev.GetEventId()}
+		if i < len(events)/2 {
+			results[i].ShardID, results[i].SequenceNumber = "shardId-000000000000", "1"
+		} else {
+			results[i].ErrorCode = "ProvisionedThroughputExceededException"
+		}
+	}
+	return results, &publish.UnavailableError{Results: results}
+}
+
+func TestEventsCountedByOutcome(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &Service{publisher: halfPublisher{}, metrics: m}
+	ctx := context.Background()
+
+	if _, err := svc.Submit(ctx, testevents.Batch(6, true)); err == nil {
+		t.Fatal("a half-acknowledged batch was answered as a success")
+	}
+	invalid := testevents.Batch(3, true)
+	invalid[1].Batting.AtBats = nil
+	if _, err := svc.Submit(ctx, invalid); err == nil {
+		t.Fatal("an invalid batch was accepted")
+	}
+	if _, err := svc.Reserve(100); err == nil {
+		t.Fatal("reserve succeeded on a busy publisher")
+	}
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, metric := range sm.Metrics {
+			for _, dp := range metric.Data.(metricdata.Sum[int64]).DataPoints {
+				key := metric.Name
+				if reason, ok := dp.Attributes.Value(attribute.Key("reason")); ok {
+					key += "{" + reason.AsString() + "}"
+				}
+				got[key] += dp.Value
+			}
+		}
+	}
+	want := map[string]int64{
+		"boxscore.ingest.events.received":                     9,
+		"boxscore.ingest.events.accepted":                     3,
+		"boxscore.ingest.events.rejected{stream_unavailable}": 3,
+		"boxscore.ingest.events.rejected{invalid}":            3,
+		"boxscore.ingest.requests.busy":                       1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+}
