@@ -3,6 +3,7 @@
 package config
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -26,7 +27,7 @@ type Config struct {
 	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in checkpoints and logs (default: hostname-pid)."`
 	PollInterval      time.Duration        `name:"poll-interval" env:"BOXSCORE_POLL_INTERVAL" default:"250ms" help:"Least time between two GetRecords calls on one shard (Kinesis allows 5 per second per shard)."`
 	ShardSyncInterval time.Duration        `name:"shard-sync-interval" env:"BOXSCORE_SHARD_SYNC_INTERVAL" default:"10s" help:"How often the shard list is refreshed to find new (resharded) shards."`
-	RPCTimeout        time.Duration        `name:"rpc-timeout" env:"BOXSCORE_RPC_TIMEOUT" default:"30s" help:"Deadline of one Transform or Load call."`
+	RPCTimeout        time.Duration        `name:"rpc-timeout" env:"BOXSCORE_RPC_TIMEOUT" default:"10s" help:"Deadline of one Transform or Load call; keep it below the shutdown timeout, since a batch in flight at SIGTERM gets one more RPC timeout to commit."`
 	Batch             consumer.BatchConfig `embed:""`
 	RetryInitial      time.Duration        `name:"retry-initial" env:"BOXSCORE_RETRY_INITIAL" default:"100ms" help:"First wait after a transient failure."`
 	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
@@ -69,14 +70,17 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// WorkerID is this replica's identity: --consumer-id, or hostname-pid (unique per process,
-// so a restarted replica never mistakes its predecessor's leases for its own).
+// WorkerID is this replica's identity: --consumer-id, or hostname-pid-random. The random
+// part keeps it unique per process even where the pid is always 1 (a container restarted
+// in its pod), so a restarted replica never mistakes its predecessor's leases for its own.
 func (c *Config) WorkerID() string {
-	if c.ConsumerID != "" {
-		return c.ConsumerID
+	if c.ConsumerID == "" {
+		host, _ := os.Hostname()
+		var suffix [3]byte
+		_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails on Linux
+		c.ConsumerID = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), suffix)
 	}
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
+	return c.ConsumerID
 }
 
 // Lease returns the lease manager's part of the config.
