@@ -5,7 +5,7 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules
 
 SERVICES     := ingest-gateway shard-consumer transformer loader
-MODULES      := pkg services/ingest-gateway services/shard-consumer services/transformer services/loader test
+MODULES      := pkg services/ingest-gateway services/shard-consumer services/transformer services/loader test charts/test
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS      := -X github.com/boxscore-dev/boxscore/pkg/buildinfo.Version=$(VERSION)
 BIN          := bin
@@ -90,3 +90,13 @@ status: ## Show what the local stack runs.
 .PHONY: demo
 demo: up ## The season demo: stack up, the CSV into local S3, replayed day by day, the report and chart.
 	@bash k8s/local/demo.sh
+
+.PHONY: images
+images: ## Build and push the four service images with ko (needs ko and a registry: KO_DOCKER_REPO=<registry/prefix>).
+	@command -v ko >/dev/null || { echo "ko is not installed: https://ko.build/install/"; exit 1; }
+	@test -n "$${KO_DOCKER_REPO:-}" || { echo "set KO_DOCKER_REPO to the registry to push to, e.g. KO_DOCKER_REPO=123456789012.dkr.ecr.us-east-1.amazonaws.com/boxscore"; exit 1; }
+	VERSION=$(VERSION) ko build --base-import-paths --tags $(VERSION) $(addprefix ./services/,$(SERVICES))
+
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict and helm template of charts/boxscore over every CI value file, objects decoded strictly (pinned Helm SDK).
+	cd charts/test && go test -count=1 -run 'TestLintStrict|TestRenderedObjectsHoldPolicies|TestSchemaRejectsTypos|TestSkaffoldConfig' ./...

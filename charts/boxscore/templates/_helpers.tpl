@@ -1,0 +1,202 @@
+{{/* Names, labels and the per-component view of the values. */}}
+
+{{- define "boxscore.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-wide prefix: <release>-boxscore, or the release name when it already says boxscore. */}}
+{{- define "boxscore.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "boxscore.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels every object of the release carries. */}}
+{{- define "boxscore.labels" -}}
+helm.sh/chart: {{ include "boxscore.chart" . }}
+app.kubernetes.io/name: {{ include "boxscore.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: boxscore
+{{- end }}
+
+{{/* Selects every pod of the release (NetworkPolicy peers). */}}
+{{- define "boxscore.releaseSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "boxscore.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The components, each merged over `default`, as a dict name -> merged values (JSON, because
+templates can only return strings). Disabled components are left out.
+Usage: $components := include "boxscore.components" . | fromJson
+*/}}
+{{- define "boxscore.components" -}}
+{{- $out := dict }}
+{{- range $name, $component := .Values.components }}
+{{- if $component.enabled }}
+{{- $merged := mergeOverwrite (deepCopy $.Values.default) (deepCopy $component) }}
+{{- $_ := set $merged "name" $name }}
+{{- $_ := set $out $name $merged }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* Context for the per-component helpers: dict "root" $ "c" <merged component>. */}}
+
+{{- define "boxscore.componentFullname" -}}
+{{- printf "%s-%s" (include "boxscore.fullname" .root) .c.name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "boxscore.componentSelectorLabels" -}}
+{{ include "boxscore.releaseSelectorLabels" .root }}
+app.kubernetes.io/component: {{ .c.name }}
+{{- end }}
+
+{{- define "boxscore.componentLabels" -}}
+{{ include "boxscore.labels" .root }}
+app.kubernetes.io/component: {{ .c.name }}
+{{- end }}
+
+{{- define "boxscore.serviceAccountName" -}}
+{{- if .c.serviceAccount.create }}
+{{- default (include "boxscore.componentFullname" .) .c.serviceAccount.name }}
+{{- else }}
+{{- required (printf "components.%s.serviceAccount.name is required when serviceAccount.create is false" .c.name) .c.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* repository:tag, or repository@digest when a digest pins it. */}}
+{{- define "boxscore.image" -}}
+{{- $repository := required (printf "components.%s.image.repository is required" .c.name) .c.image.repository }}
+{{- if .c.image.digest }}
+{{- printf "%s@%s" $repository .c.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .root.Chart.AppVersion .c.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Replicas of a component that no autoscaler owns; the consumer follows the shard count. */}}
+{{- define "boxscore.replicas" -}}
+{{- if and (eq .c.name "shard-consumer") (kindIs "invalid" .c.replicas) }}
+{{- $shards := int .root.Values.stream.shards }}
+{{- $per := int .root.Values.stream.shardsPerReplica }}
+{{- div (add $shards (sub $per 1)) $per }}
+{{- else }}
+{{- int (default 1 .c.replicas) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when an autoscaler (HPA or KEDA) owns the replica count of the component. */}}
+{{- define "boxscore.autoscaled" -}}
+{{- if eq .c.name "shard-consumer" }}
+{{- if and .c.keda .c.keda.enabled }}true{{ end }}
+{{- else if .c.autoscaling.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The port of a URL: its explicit port, else 443 for https and 80 for http. */}}
+{{- define "boxscore.urlPort" -}}
+{{- $u := urlParse . }}
+{{- $hostPort := splitList ":" $u.host }}
+{{- if gt (len $hostPort) 1 }}
+{{- last $hostPort }}
+{{- else if eq $u.scheme "http" }}80
+{{- else }}443
+{{- end }}
+{{- end }}
+
+{{/* Port the gateway and the consumer use for AWS (Kinesis): 443, or the endpoint override's. */}}
+{{- define "boxscore.awsPort" -}}
+{{- if .Values.stream.endpoint }}
+{{- include "boxscore.urlPort" .Values.stream.endpoint }}
+{{- else }}443
+{{- end }}
+{{- end }}
+
+{{/* PostgreSQL connection string without credentials: pgx takes them from PGUSER/PGPASSWORD. */}}
+{{- define "boxscore.warehouseURL" -}}
+{{- $w := .Values.warehouse }}
+{{- printf "postgres://%s:%d/%s?sslmode=%s" (required "warehouse.host is required: the warehouse endpoint's host name" $w.host) (int $w.port) $w.database $w.sslMode }}
+{{- end }}
+
+{{/* The lease store, with the warehouse's settings where its own are empty. */}}
+{{- define "boxscore.leaseStore" -}}
+{{- $l := deepCopy .Values.leaseStore }}
+{{- $w := .Values.warehouse }}
+{{- if not $l.host }}
+{{- if eq $w.engine "redshift" }}
+{{- fail "leaseStore.host is required when warehouse.engine is redshift: leases need PostgreSQL (docs/consumer-group.md)" }}
+{{- end }}
+{{- $_ := set $l "host" (required "warehouse.host is required: the warehouse endpoint's host name" $w.host) }}
+{{- $_ := set $l "port" $w.port }}
+{{- $_ := set $l "cidrs" $w.cidrs }}
+{{- $_ := set $l "sslMode" $w.sslMode }}
+{{- end }}
+{{- if not $l.database }}{{ $_ := set $l "database" $w.database }}{{ end }}
+{{- if not $l.existingSecret.name }}{{ $_ := set $l "existingSecret" $w.existingSecret }}{{ end }}
+{{- toJson $l }}
+{{- end }}
+
+{{- define "boxscore.leaseStoreURL" -}}
+{{- $l := include "boxscore.leaseStore" . | fromJson }}
+{{- printf "postgres://%s:%d/%s?sslmode=%s" $l.host (int $l.port) $l.database $l.sslMode }}
+{{- end }}
+
+{{/*
+The component's configuration (BOXSCORE_* variables), the ConfigMap's data. Listen addresses
+are not here but on the container, beside the ports they must match.
+*/}}
+{{- define "boxscore.config" -}}
+{{- $root := .root }}
+{{- $c := .c }}
+{{- $v := $root.Values }}
+{{- $cfg := dict }}
+{{- $_ := set $cfg "BOXSCORE_LOG_LEVEL" $v.telemetry.logLevel }}
+{{- $_ := set $cfg "BOXSCORE_LOG_FORMAT" $v.telemetry.logFormat }}
+{{- $_ := set $cfg "BOXSCORE_DRAIN_DELAY" (printf "%ds" (int $c.shutdown.drainDelaySeconds)) }}
+{{- $_ := set $cfg "BOXSCORE_SHUTDOWN_TIMEOUT" (printf "%ds" (int $c.shutdown.timeoutSeconds)) }}
+{{- if or (eq $c.name "ingest-gateway") (eq $c.name "shard-consumer") }}
+{{- $_ := set $cfg "BOXSCORE_STREAM" $v.stream.name }}
+{{- $_ := set $cfg "AWS_REGION" $v.stream.region }}
+{{- if $v.stream.endpoint }}{{ $_ := set $cfg "BOXSCORE_KINESIS_ENDPOINT" $v.stream.endpoint }}{{ end }}
+{{- end }}
+{{- if eq $c.name "shard-consumer" }}
+{{- $_ := set $cfg "BOXSCORE_TRANSFORMER_ADDR" (printf "%s:%d" (include "boxscore.componentFullname" (dict "root" $root "c" (dict "name" "transformer"))) (int $v.components.transformer.ports.grpc)) }}
+{{- $_ := set $cfg "BOXSCORE_LOADER_ADDR" (printf "%s:%d" (include "boxscore.componentFullname" (dict "root" $root "c" (dict "name" "loader"))) (int $v.components.loader.ports.grpc)) }}
+{{- $_ := set $cfg "BOXSCORE_LEASE_DATABASE_URL" (include "boxscore.leaseStoreURL" $root) }}
+{{- $_ := set $cfg "BOXSCORE_LEASE_SCHEMA" $v.leaseStore.schema }}
+{{- end }}
+{{- if eq $c.name "loader" }}
+{{- $_ := set $cfg "BOXSCORE_DATABASE_URL" (include "boxscore.warehouseURL" $root) }}
+{{- $_ := set $cfg "BOXSCORE_WAREHOUSE_SCHEMA" $v.warehouse.schema }}
+{{- $_ := set $cfg "BOXSCORE_MIGRATE" (toString $v.warehouse.migrate) }}
+{{- end }}
+{{- range $key, $value := $c.config }}
+{{- $_ := set $cfg $key (toString $value) }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/* The Secret holding a component's database credentials, or nothing. */}}
+{{- define "boxscore.dbSecret" -}}
+{{- if eq .c.name "loader" }}
+{{- toJson .root.Values.warehouse.existingSecret }}
+{{- else if eq .c.name "shard-consumer" }}
+{{- toJson (include "boxscore.leaseStore" .root | fromJson).existingSecret }}
+{{- else }}
+{{- toJson dict }}
+{{- end }}
+{{- end }}
