@@ -81,8 +81,10 @@ func TestFullyThrottledStreamAnswers503(t *testing.T) {
 		t.Fatalf("acknowledged %+v, not acknowledged %+v; want none and all %d", p.Acknowledged, p.NotAcknowledged, len(events))
 	}
 	for i, na := range p.NotAcknowledged {
-		if na.Index != i || na.EventID == "" || na.ErrorCode != "ProvisionedThroughputExceededException" {
-			t.Errorf("not acknowledged %d = %+v, want its index, id and the throttling error", i, na)
+		// The last error seen: the throttling, or the end of the budget cutting the last
+		// attempt short (on a loaded machine an attempt can outlast what is left of it).
+		if na.Index != i || na.EventID == "" || (na.ErrorCode != "ProvisionedThroughputExceededException" && na.ErrorCode != "Timeout") {
+			t.Errorf("not acknowledged %d = %+v, want its index, id and the throttling error (or the budget's timeout)", i, na)
 		}
 		if i%2 == 0 && na.EventID != events[i].GetEventId() {
 			t.Errorf("event %d: id %q, want the client's %q", i, na.EventID, events[i].GetEventId())
