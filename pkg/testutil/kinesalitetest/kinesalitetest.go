@@ -84,45 +84,78 @@ func Start(t testing.TB) *Server {
 		return &Server{Endpoint: strings.TrimRight(endpoint, "/")}
 	}
 	shared.once.Do(func() {
-		// Not tied to any test: it lives as long as the test binary, which
-		// kills it on exit (see startProcess).
+		// Not tied to any test: it lives as long as the test binary, which kills it on exit
+		// (see startProcess). Its data is on disk so that, like a managed stream, it
+		// survives the process: if kinesalite dies (it has, rarely, under the heaviest
+		// suites, for reasons its stderr will tell), it is started again on the same port
+		// with its streams and records, and the death is reported to the tests.
+		dir, err := os.MkdirTemp("", "kinesalitetest-")
+		if err != nil {
+			shared.err = err
+			return
+		}
 		var process *Process
-		process, shared.err = startProcess(Options{})
+		process, shared.err = startProcess(Options{DataDir: dir})
 		if shared.err == nil {
 			shared.server = &process.Server
 			shared.process = process
+			go process.keepAlive()
 		}
 	})
 	if shared.err != nil {
 		t.Fatalf("kinesalitetest: %v", shared.err)
 	}
-	// A shared kinesalite that died takes every later test of the binary with it: say why,
-	// instead of leaving each test to report "connection refused".
-	if err := shared.process.exitError(); err != nil {
-		t.Fatalf("kinesalitetest: the shared kinesalite is gone: %v", err)
-	}
+	deathsBefore := shared.process.deathCount()
 	t.Cleanup(func() {
-		if err := shared.process.exitError(); err != nil {
-			t.Errorf("kinesalitetest: the shared kinesalite died during the test: %v", err)
+		for _, death := range shared.process.deathsSince(deathsBefore) {
+			t.Logf("kinesalitetest: the shared kinesalite died during the test and was restarted: %s", death)
 		}
 	})
 	return shared.server
 }
 
-// exitError describes how the process ended, or is nil while it runs.
-func (p *Process) exitError() error {
+// keepAlive restarts the process on its port whenever it exits unasked, recording why.
+func (p *Process) keepAlive() {
+	for {
+		p.mu.Lock()
+		r := p.cur
+		p.mu.Unlock()
+		if r == nil {
+			return
+		}
+		<-r.exited
+		p.mu.Lock()
+		if p.cur != r { // stopped or replaced on purpose
+			p.mu.Unlock()
+			return
+		}
+		p.deaths = append(p.deaths, fmt.Sprintf("%v%s", r.waitErr, r.stderr.suffix()))
+		next, _, err := launch(p.opts)
+		for attempt := 0; err != nil && attempt < 20; attempt++ {
+			time.Sleep(100 * time.Millisecond)
+			next, _, err = launch(p.opts)
+		}
+		if err != nil {
+			p.deaths = append(p.deaths, fmt.Sprintf("restart failed: %v", err))
+			p.cur = nil
+			p.mu.Unlock()
+			return
+		}
+		p.cur = next
+		p.mu.Unlock()
+	}
+}
+
+func (p *Process) deathCount() int {
 	p.mu.Lock()
-	r := p.cur
-	p.mu.Unlock()
-	if r == nil {
-		return nil
-	}
-	select {
-	case <-r.exited:
-		return fmt.Errorf("kinesalite at %s exited: %v%s", p.Endpoint, r.waitErr, r.stderr.suffix())
-	default:
-		return nil
-	}
+	defer p.mu.Unlock()
+	return len(p.deaths)
+}
+
+func (p *Process) deathsSince(n int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.deaths[n:]...)
 }
 
 // Options configure a kinesalite process started by Launch.
@@ -143,8 +176,9 @@ type Process struct {
 
 	opts Options // Port is the bound port once the first run listens
 
-	mu  sync.Mutex
-	cur *run // nil while stopped
+	mu     sync.Mutex
+	cur    *run     // nil while stopped
+	deaths []string // unasked exits of a kept-alive process, with their stderr
 }
 
 // run is one life of the process, from start to exit.
