@@ -248,8 +248,21 @@ func (co *coordinator) startReady(ctx context.Context) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
+		if _, running := co.running[id]; running {
+			continue
+		}
+		if co.finished[id] {
+			// A lease of a finished shard: taken while this consumer learnt (from a child's
+			// parent check) that another one had finished it. Nothing is left to read; held,
+			// it would be renewed forever and counted in this consumer's share.
+			delete(co.held, id)
+			if err := co.c.leases.Release(ctx, id); err != nil {
+				co.c.log.Warn("release finished shard", "shard_id", id, "error", err)
+			}
+			continue
+		}
 		shard, known := co.shards[id]
-		if _, running := co.running[id]; running || !known || co.finished[id] {
+		if !known {
 			continue
 		}
 		if !co.parentsFinished(ctx, shard) {
@@ -284,6 +297,7 @@ func (co *coordinator) parentsFinished(ctx context.Context, shard types.Shard) b
 			return false
 		}
 		co.finished[p] = true
+		co.publishShards() // no longer a lease to take
 	}
 	return true
 }
