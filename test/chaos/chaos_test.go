@@ -34,7 +34,7 @@ func TestChaos(t *testing.T) {
 	dbURL := pg.CreateDatabase(t, "warehouse")
 
 	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL,
-		Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: consumerLeaseFlags(t, dbURL)}})
+		Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: consumerLeaseFlags(dbURL)}})
 	supervised(t, s)
 	e := newEnv(t, s, streamName, kinesalite.Client(t), dbURL)
 	e.schemaReady()
@@ -246,7 +246,7 @@ func TestRollingRestartLosesAndDuplicatesNothing(t *testing.T) {
 		env[name] = []string{"--shutdown-timeout", shutdownTimeout.String()}
 	}
 	env[stack.Gateway] = append(env[stack.Gateway], gatewayFlags...)
-	env[stack.Consumer] = append(env[stack.Consumer], consumerLeaseFlags(t, dbURL)...)
+	env[stack.Consumer] = append(env[stack.Consumer], consumerLeaseFlags(dbURL)...)
 	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL, Env: env})
 	supervised(t, s)
 	e := newEnv(t, s, streamName, kinesalite.Client(t), dbURL)

@@ -592,11 +592,8 @@ func supervised(t *testing.T, s *stack.Stack) {
 	s.StartAll()
 }
 
-// consumerLeaseFlags are the consumer's lease flags for fault tests, when it has them.
-func consumerLeaseFlags(t *testing.T, dbURL string) []string {
-	t.Helper()
-	if !stack.Accepts(t, stack.Consumer, "--lease-failover-time") {
-		return nil
-	}
+// consumerLeaseFlags are the consumer's lease flags for fault tests: a short failover time
+// so that takeovers happen within the tests' patience.
+func consumerLeaseFlags(dbURL string) []string {
 	return []string{"--lease-database-url", dbURL, "--lease-failover-time", "3s"}
 }

@@ -30,10 +30,7 @@ func TestPausedConsumerCommitsNothingAfterLosingItsShards(t *testing.T) {
 	streamName := kinesalitetest.UniqueName(t)
 	kinesalite.CreateStream(t, streamName, 4)
 	dbURL := pgtest.NewDatabase(t)
-	lease := consumerLeaseFlags(t, dbURL)
-	if lease == nil {
-		t.Fatal("shard-consumer has no --lease-failover-time flag: shard leases (several replicas sharing the shards) are not implemented yet")
-	}
+	lease := consumerLeaseFlags(dbURL)
 	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL,
 		Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: lease}})
 	s.StartAll()

@@ -225,9 +225,6 @@ type env struct {
 // shardCount shards and waits for the warehouse schema.
 func newGroup(t *testing.T, replicas int) *env {
 	t.Helper()
-	if !stack.Accepts(t, stack.Consumer, "--lease-failover-time") {
-		t.Fatal("shard-consumer has no --lease-failover-time flag: shard leases are not implemented")
-	}
 	kinesalite := kinesalitetest.Start(t)
 	streamName := kinesalitetest.UniqueName(t)
 	kinesalite.CreateStream(t, streamName, shardCount)

@@ -269,30 +269,6 @@ func (s *Stack) StartReplica(service string, n int) string {
 	return inst.name
 }
 
-// Accepts reports whether a service's binary lists flag (e.g. "--lease-failover-time") in
-// its --help, so tests can pass a flag only once the service has it.
-func (s *Stack) Accepts(service, flag string) bool {
-	s.t.Helper()
-	return Accepts(s.t, service, flag)
-}
-
-var helpCache sync.Map // service -> its --help output
-
-// Accepts reports whether a service's binary (built once per test binary) lists flag in its
-// --help; use it before New, to build Config.Env.
-func Accepts(t testing.TB, service, flag string) bool {
-	t.Helper()
-	help, ok := helpCache.Load(service)
-	if !ok {
-		out, err := exec.Command(filepath.Join(Binaries(t), service), "--help").CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s --help: %v\n%s", service, err, out)
-		}
-		help, _ = helpCache.LoadOrStore(service, string(out))
-	}
-	text := help.(string)
-	return strings.Contains(text, flag+" ") || strings.Contains(text, flag+"=")
-}
 
 func (s *Stack) args(inst *instance, consumerID string) []string {
 	p := s.Ports(inst.name)
