@@ -269,7 +269,6 @@ func (s *Stack) StartReplica(service string, n int) string {
 	return inst.name
 }
 
-
 func (s *Stack) args(inst *instance, consumerID string) []string {
 	p := s.Ports(inst.name)
 	args := []string{
