@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 )
 
 // Environment variables naming the pod, set by the chart through the downward API.
@@ -205,4 +209,26 @@ func (t *Telemetry) MetricsHandler() http.Handler {
 // Call it last, after the servers stopped, so the spans of the shutdown are not lost.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return errors.Join(t.tracerProvider.Shutdown(ctx), t.meterProvider.Shutdown(ctx))
+}
+
+// Start does a service's telemetry start-up in order: the logger (to stderr), then the
+// providers. Defer the returned flush first thing after, so that it runs last, once the
+// servers have stopped, and the final spans and metrics are exported (within 5 s).
+func Start(ctx context.Context, cfg Config, serviceName string) (*slog.Logger, *Telemetry, func(), error) {
+	logger, err := NewLogger(cfg, os.Stderr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("logger: %w", err)
+	}
+	tel, err := Setup(ctx, serviceName, buildinfo.String())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("telemetry: %w", err)
+	}
+	flush := func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(flushCtx); err != nil {
+			logger.Warn("flush telemetry", "error", err)
+		}
+	}
+	return logger, tel, flush, nil
 }

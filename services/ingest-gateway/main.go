@@ -71,21 +71,11 @@ func main() {
 func run(cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	logger, err := telemetry.NewLogger(cfg.Telemetry, os.Stderr)
+	logger, tel, flushTelemetry, err := telemetry.Start(ctx, cfg.Telemetry, "ingest-gateway")
 	if err != nil {
-		return fmt.Errorf("logger: %w", err)
+		return err
 	}
-	tel, err := telemetry.Setup(ctx, "ingest-gateway", buildinfo.String())
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
-	}
-	defer func() { // last, so the spans and metrics of the shutdown are flushed too
-		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(flushCtx); err != nil {
-			logger.Warn("flush telemetry", "error", err)
-		}
-	}()
+	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
 
 	kinesisClient, err := stream.NewKinesisClient(ctx, cfg.Stream)
 	if err != nil {

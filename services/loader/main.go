@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/exaring/otelpgx"
@@ -64,19 +63,11 @@ func run(cfg Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	logger, err := telemetry.NewLogger(cfg.Telemetry, os.Stderr)
+	logger, tel, flushTelemetry, err := telemetry.Start(ctx, cfg.Telemetry, "loader")
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, "loader", buildinfo.String())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(flushCtx)
-	}()
+	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
 
 	poolConfig, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {

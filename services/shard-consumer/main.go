@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,19 +44,11 @@ func run(cfg config.Config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	logger, err := telemetry.NewLogger(cfg.Telemetry, os.Stderr)
+	logger, tel, flushTelemetry, err := telemetry.Start(ctx, cfg.Telemetry, "shard-consumer")
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, "shard-consumer", buildinfo.String())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = tel.Shutdown(flushCtx)
-	}()
+	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
 
 	kinesisClient, err := stream.NewKinesisClient(ctx, cfg.Stream)
 	if err != nil {

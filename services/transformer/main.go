@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 	"go.opentelemetry.io/otel"
@@ -53,21 +52,11 @@ func main() {
 
 // run serves until ctx is cancelled (a signal), then shuts down gracefully.
 func run(ctx context.Context, cfg config) error {
-	logger, err := telemetry.NewLogger(cfg.Telemetry, os.Stderr)
+	logger, tel, flushTelemetry, err := telemetry.Start(ctx, cfg.Telemetry, "transformer")
 	if err != nil {
-		return fmt.Errorf("logger: %w", err)
+		return err
 	}
-	tel, err := telemetry.Setup(ctx, "transformer", buildinfo.String())
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
-	}
-	defer func() { // last, so the spans and metrics of the shutdown are flushed too
-		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(flushCtx); err != nil {
-			logger.Warn("flush telemetry", "error", err)
-		}
-	}()
+	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
 
 	svc, err := grpcserver.New(logger, otel.Meter("github.com/boxscore-dev/boxscore/services/transformer"))
 	if err != nil {
