@@ -108,11 +108,13 @@ func (c *Consumer) Reading() map[string]int64 {
 
 type readerDone struct {
 	shardID string
+	token   int64
 	err     error
 }
 
 type runningReader struct {
 	cancel context.CancelCauseFunc
+	token  int64
 }
 
 // coordinator is the state of one Run: which shards exist, which leases are held, which
@@ -159,9 +161,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return fmt.Errorf("lease manager stopped: %w", err)
 		case ev := <-c.leases.Events():
 			if ev.Kind == lease.Lost {
-				delete(co.held, ev.ShardID)
-				if r, ok := co.running[ev.ShardID]; ok {
-					c.log.Warn("lease lost; stopping the shard without committing", "shard_id", ev.ShardID)
+				// Events name their token: a loss of an older lease must not undo a newer
+				// acquisition of the same shard (a paused replica that resumes loses its
+				// old leases and may take one back under a new token at once).
+				if co.held[ev.ShardID] == ev.Token {
+					delete(co.held, ev.ShardID)
+				}
+				if r, ok := co.running[ev.ShardID]; ok && r.token == ev.Token {
+					c.log.Warn("lease lost; stopping the shard without committing", "shard_id", ev.ShardID, "lease_token", ev.Token)
 					r.cancel(ErrLeaseLost)
 				}
 				continue
@@ -182,7 +189,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// A finished parent may free its children.
 				co.startReady(ctx)
 			case errors.Is(d.err, ErrLeaseLost):
-				delete(co.held, d.shardID)
+				if co.held[d.shardID] == d.token {
+					delete(co.held, d.shardID)
+				}
+				// The shard may be held again under a newer token: read it under that one.
+				co.startReady(ctx)
 			case ctx.Err() == nil:
 				c.log.Error("shard reader failed; restarting it", "shard_id", d.shardID, "error", d.err)
 				resetTimer(retryStart, c.cfg.Retry.Max)
@@ -270,13 +281,13 @@ func (co *coordinator) startReady(ctx context.Context) {
 		}
 		token := co.held[id]
 		readerCtx, cancel := context.WithCancelCause(ctx)
-		co.running[id] = runningReader{cancel: cancel}
+		co.running[id] = runningReader{cancel: cancel, token: token}
 		co.c.metrics.readers.Add(ctx, 1)
 		co.c.mu.Lock()
 		co.c.assigned[id] = token
 		co.c.mu.Unlock()
 		r := &shardReader{c: co.c, shard: shard, token: token, log: co.c.log.With("shard_id", id, "lease_token", token)}
-		go func() { co.done <- readerDone{shardID: id, err: r.run(readerCtx)} }()
+		go func() { co.done <- readerDone{shardID: id, token: token, err: r.run(readerCtx)} }()
 	}
 }
 

@@ -365,3 +365,49 @@ func (o *soleOwner) SetShards(ids []string) {
 func (o *soleOwner) Events() <-chan lease.Event { return o.events }
 
 func (o *soleOwner) Release(context.Context, string) error { return nil }
+
+// scriptedLeases hands out leases as the test says.
+type scriptedLeases struct{ events chan lease.Event }
+
+func (s *scriptedLeases) Run(ctx context.Context) error         { <-ctx.Done(); return nil }
+func (s *scriptedLeases) SetShards([]string)                    {}
+func (s *scriptedLeases) Events() <-chan lease.Event            { return s.events }
+func (s *scriptedLeases) Release(context.Context, string) error { return nil }
+
+// A replica that resumes after a pause loses its old lease of a shard and may take the
+// shard back under a new token at once: the late loss of the old lease must not stop it
+// from reading under the new one.
+func TestLeaseRetakenUnderANewTokenIsRead(t *testing.T) {
+	srv := kinesalitetest.Start(t)
+	client := srv.Client(t)
+	name := kinesalitetest.UniqueName(t)
+	srv.CreateStream(t, name, 1)
+	shards, err := client.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shardID := aws.ToString(shards.Shards[0].ShardId)
+
+	w := newMemoryWarehouse()
+	leases := &scriptedLeases{events: make(chan lease.Event, 8)}
+	c, err := consumer.New(testConfig(name), client, passThroughTransformer{}, w, leases, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	put(t, client, name, records("a", 50, 3))
+	leases.events <- lease.Event{Kind: lease.Acquired, ShardID: shardID, Token: 1}
+	waitUntil(t, 20*time.Second, "50 rows under token 1", func() bool { return len(w.allLoaded()) == 50 })
+
+	leases.events <- lease.Event{Kind: lease.Acquired, ShardID: shardID, Token: 2}
+	leases.events <- lease.Event{Kind: lease.Lost, ShardID: shardID, Token: 1}
+	put(t, client, name, records("b", 50, 3))
+	waitUntil(t, 20*time.Second, "100 rows, the last under token 2", func() bool {
+		cp, _ := w.GetCheckpoint(context.Background(), &loadv1.GetCheckpointRequest{ShardId: shardID})
+		return len(w.allLoaded()) == 100 && cp.GetCheckpoint().GetLeaseToken() == 2
+	})
+}
