@@ -27,15 +27,15 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/flakystream"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/flakystream"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/streamtest"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/grpcapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/httpapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/readiness"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/streamtest"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/testevents"
 )
 
 // uuidV7 matches the ids the gateway assigns.

@@ -19,10 +19,10 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/throttleproxy"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/httpapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/testevents"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/throttleproxy"
 )
 
 // These tests run the gateway against kinesalite behind a throttleproxy.Proxy, which

@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/testevents"
 )
 
 // These tests cover everything the gateway answers before it reaches the stream; the

@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/testevents"
 )
 
 // halfPublisher acknowledges the first half of every batch and then gives up as a throttled

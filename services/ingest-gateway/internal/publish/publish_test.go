@@ -20,10 +20,10 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/flakystream"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/flakystream"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/streamtest"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/testevents"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/streamtest"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
 )
 
 func TestMain(m *testing.M) {

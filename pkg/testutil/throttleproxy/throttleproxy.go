@@ -1,6 +1,6 @@
 // Package throttleproxy is an HTTP proxy in front of kinesalite that throttles PutRecords
 // the way Kinesis does, for tests: kinesalite itself never throttles. Unlike
-// internal/flakystream, it sits on the wire, so the gateway's production Kinesis client
+// testutil/flakystream, it sits on the wire, so the gateway's production Kinesis client
 // parses real throttling answers.
 //
 // By configuration it answers a share of PutRecords calls with HTTP 400 and a
