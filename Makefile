@@ -5,7 +5,7 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules
 
 SERVICES     := ingest-gateway shard-consumer transformer loader
-MODULES      := pkg services/ingest-gateway services/shard-consumer services/transformer services/loader test charts/test
+MODULES      := pkg cmd/boxscore services/ingest-gateway services/shard-consumer services/transformer services/loader test charts/test
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS      := -X github.com/boxscore-dev/boxscore/pkg/buildinfo.Version=$(VERSION)
 BIN          := bin
@@ -32,7 +32,7 @@ build: ## Build the four services and the boxscore CLI (replay, extract, report,
 		echo "go build $$s"; \
 		go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/$$s ./services/$$s; \
 	done
-	@echo "go build boxscore"; go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/boxscore ./pkg/cmd/boxscore
+	@echo "go build boxscore"; go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/boxscore ./cmd/boxscore
 
 .PHONY: deps
 deps: $(KINESALITE)/node_modules/.package-lock.json ## Install what tests and the local stack need (kinesalite, PostgreSQL).

@@ -86,7 +86,7 @@ func Binaries(t testing.TB) string {
 		for _, s := range append(Services, CLI) {
 			pkg := "./services/" + s
 			if s == CLI {
-				pkg = "./pkg/cmd/boxscore"
+				pkg = "./cmd/boxscore"
 			}
 			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, s), pkg)
 			cmd.Dir = root

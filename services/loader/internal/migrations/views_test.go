@@ -1,21 +1,17 @@
 package migrations_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
 	"encoding/csv"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,13 +20,13 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
-	"github.com/boxscore-dev/boxscore/pkg/report"
+	"github.com/boxscore-dev/boxscore/pkg/seasonview"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
 )
 
 // The season views are checked against the demo season (k8s/local/demo/README.md):
 // every expected number below is computed here, from the CSV, with the
-// official formulas, never by the views or by package report.
+// official formulas, never by the views or by package seasonview.
 
 const demoCSV = "../../../../k8s/local/demo/dodgers-2024-mar-jun.csv"
 
@@ -106,8 +102,8 @@ func rounded(r *big.Rat) string {
 	return r.FloatString(3)
 }
 
-// rateText writes a report.Rate the way rounded does, to compare them.
-func rateText(r report.Rate) string {
+// rateText writes a seasonview.Rate the way rounded does, to compare them.
+func rateText(r seasonview.Rate) string {
 	if !r.Valid {
 		return "NULL"
 	}
@@ -245,9 +241,9 @@ func TestBattingSeasonMatchesTheCSV(t *testing.T) {
 	}
 	games := gamesByPlayer(lines)
 
-	board, err := report.Season(t.Context(), pool, migrations.DefaultSchema, 2024)
+	board, err := seasonview.Season(t.Context(), pool, migrations.DefaultSchema, 2024)
 	if err != nil {
-		t.Fatalf("report.Season: %v", err)
+		t.Fatalf("seasonview.Season: %v", err)
 	}
 	if len(board) != len(want) {
 		t.Fatalf("leaderboard has %d players, want %d", len(board), len(want))
@@ -281,7 +277,7 @@ func TestBattingSeasonMatchesTheCSV(t *testing.T) {
 		}
 		rates := []struct {
 			stat string
-			got  report.Rate
+			got  seasonview.Rate
 			want *big.Rat
 		}{{"AVG", got.AVG, w.avg()}, {"OBP", got.OBP, w.obp()}, {"SLG", got.SLG, w.slg()}, {"OPS", got.OPS, w.ops()}}
 		for _, r := range rates {
@@ -303,9 +299,9 @@ func TestBattingSeasonMatchesTheCSV(t *testing.T) {
 	}
 
 	// Another season is empty, not an error.
-	other, err := report.Season(t.Context(), pool, migrations.DefaultSchema, 2023)
+	other, err := seasonview.Season(t.Context(), pool, migrations.DefaultSchema, 2023)
 	if err != nil || len(other) != 0 {
-		t.Errorf("report.Season(2023) = %d rows, %v; want none and no error", len(other), err)
+		t.Errorf("seasonview.Season(2023) = %d rows, %v; want none and no error", len(other), err)
 	}
 }
 
@@ -315,15 +311,15 @@ func TestBattingCumulativeRunsThroughTheSeason(t *testing.T) {
 	pool := migratedWith(t, lines)
 	games := gamesByPlayer(lines)
 
-	series, err := report.CumulativeOPS(t.Context(), pool, migrations.DefaultSchema, 2024)
+	series, err := seasonview.CumulativeOPS(t.Context(), pool, migrations.DefaultSchema, 2024)
 	if err != nil {
-		t.Fatalf("report.CumulativeOPS: %v", err)
+		t.Fatalf("seasonview.CumulativeOPS: %v", err)
 	}
-	board, err := report.Season(t.Context(), pool, migrations.DefaultSchema, 2024)
+	board, err := seasonview.Season(t.Context(), pool, migrations.DefaultSchema, 2024)
 	if err != nil {
-		t.Fatalf("report.Season: %v", err)
+		t.Fatalf("seasonview.Season: %v", err)
 	}
-	seasonOPS := map[int64]report.Rate{}
+	seasonOPS := map[int64]seasonview.Rate{}
 	for _, p := range board {
 		seasonOPS[p.ID] = p.OPS
 	}
@@ -411,9 +407,9 @@ FROM `+migrations.DefaultSchema+`.batting_cumulative WHERE player_id = $1 ORDER 
 		t.Errorf("runner's cumulative rates = %v, want %v", got, want)
 	}
 
-	board, err := report.Season(t.Context(), pool, migrations.DefaultSchema, 2024)
+	board, err := seasonview.Season(t.Context(), pool, migrations.DefaultSchema, 2024)
 	if err != nil {
-		t.Fatalf("report.Season: %v", err)
+		t.Fatalf("seasonview.Season: %v", err)
 	}
 	if len(board) != 2 || board[0].ID != walker.playerID || board[1].ID != runner.playerID {
 		t.Fatalf("leaderboard = %+v, want the walker, then the runner (no OPS sorts last)", board)
@@ -422,11 +418,11 @@ FROM `+migrations.DefaultSchema+`.batting_cumulative WHERE player_id = $1 ORDER 
 		t.Errorf("runner's season = G %d SB %d, rates %v %v %v %v; want G 1 SB 1 and no rates", r.Games, r.StolenBases, r.AVG, r.OBP, r.SLG, r.OPS)
 	}
 
-	series, err := report.CumulativeOPS(t.Context(), pool, migrations.DefaultSchema, 2024)
+	series, err := seasonview.CumulativeOPS(t.Context(), pool, migrations.DefaultSchema, 2024)
 	if err != nil {
-		t.Fatalf("report.CumulativeOPS: %v", err)
+		t.Fatalf("seasonview.CumulativeOPS: %v", err)
 	}
-	points := series[report.Player{ID: walker.playerID, Name: walker.name}]
+	points := series[seasonview.Player{ID: walker.playerID, Name: walker.name}]
 	if len(points) != 2 || points[0].OPS.Valid || !points[1].OPS.Valid || points[1].OPS.Thousandths != 900 {
 		t.Errorf("walker's cumulative OPS = %+v, want no OPS after the walk, then .900", points)
 	}
@@ -575,56 +571,4 @@ func viewsIn(t *testing.T, pool *pgxpool.Pool, schema string) []string {
 		t.Fatalf("list views: %v", err)
 	}
 	return names
-}
-
-// TestReportCommand runs the CLI command end to end on the demo season.
-func TestReportCommand(t *testing.T) {
-	t.Parallel()
-	pool := migratedWith(t, readDemo(t))
-	chartPath := filepath.Join(t.TempDir(), "not", "yet", "there", "ops.svg")
-	cmd := report.Command{
-		DatabaseURL: pool.Config().ConnString(),
-		Schema:      migrations.DefaultSchema,
-		Season:      2024,
-		Chart:       chartPath,
-		Note:        "Simulated batting lines on the real 2024 Dodgers schedule",
-	}
-	var stdout bytes.Buffer
-	if err := cmd.Run(t.Context(), &stdout); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	out := stdout.String()
-	for _, want := range []string{
-		"Player            G   PA   AB   R    H  2B  3B  HR  RBI  BB  SO  SB   AVG   OBP   SLG    OPS\n",
-		"Shohei Ohtani    83  386  332  79  103  13   5  28   70  51  72  32  .310  .404  .633  1.037\n",
-		"Cumulative OPS chart: " + chartPath + "\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if i, j := strings.Index(out, "Shohei Ohtani"), strings.Index(out, "Mookie Betts"); i < 0 || j < i {
-		t.Errorf("leaderboard not best OPS first:\n%s", out)
-	}
-	chart, err := os.ReadFile(chartPath)
-	if err != nil {
-		t.Fatalf("read chart: %v", err)
-	}
-	if err := xml.Unmarshal(chart, new(struct{})); err != nil {
-		t.Errorf("chart is not well-formed XML: %v", err)
-	}
-	for _, want := range []string{"Shohei Ohtani", "Freddie Freeman", "Mookie Betts", cmd.Note} {
-		if !bytes.Contains(chart, []byte(want)) {
-			t.Errorf("chart does not mention %q", want)
-		}
-	}
-	leftovers, err := filepath.Glob(filepath.Join(filepath.Dir(chartPath), ".*.tmp"))
-	if err != nil || len(leftovers) != 0 {
-		t.Errorf("temporary files left beside the chart: %v (%v)", leftovers, err)
-	}
-
-	cmd.Season = 2023
-	if err := cmd.Run(t.Context(), io.Discard); err == nil || !strings.Contains(err.Error(), "no batting lines for season 2023") {
-		t.Errorf("Run for a season without games = %v, want a no-batting-lines error", err)
-	}
 }

@@ -1,0 +1,66 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/boxscore-dev/boxscore/pkg/seasonview"
+)
+
+// tableColumns are the leaderboard's columns after Player, in order.
+var tableColumns = []string{"G", "PA", "AB", "R", "H", "2B", "3B", "HR", "RBI", "BB", "SO", "SB", "AVG", "OBP", "SLG", "OPS"}
+
+// columnGap separates the table's columns.
+const columnGap = "  "
+
+// WriteTable writes rows as an aligned plain-text table, best OPS first:
+// player names left-aligned, numbers right-aligned, rates baseball-style
+// (".312", "1.021"). rows itself is not reordered.
+func WriteTable(w io.Writer, rows []PlayerSeason) error {
+	sorted := slices.Clone(rows)
+	seasonview.SortByOPS(sorted)
+
+	nameWidth := len("Player")
+	for _, r := range sorted {
+		nameWidth = max(nameWidth, len([]rune(r.Name)))
+	}
+
+	// tabwriter right-aligns every cell with AlignRight, names included. So the
+	// name cell is padded here to one width (which left-aligns the names) and
+	// the gap between columns is part of the next cell, not tabwriter padding:
+	// no line starts or ends with spaces.
+	tw := tabwriter.NewWriter(w, 0, 0, 0, ' ', tabwriter.AlignRight)
+	writeRow := func(name string, cells []string) {
+		var line strings.Builder
+		line.WriteString(name)
+		line.WriteString(strings.Repeat(" ", nameWidth-len([]rune(name))))
+		line.WriteByte('\t')
+		for _, cell := range cells {
+			line.WriteString(columnGap)
+			line.WriteString(cell)
+			line.WriteByte('\t')
+		}
+		line.WriteByte('\n')
+		// tabwriter buffers until Flush, which reports any write error.
+		_, _ = io.WriteString(tw, line.String())
+	}
+
+	writeRow("Player", tableColumns)
+	for _, r := range sorted {
+		writeRow(r.Name, []string{
+			strconv.Itoa(r.Games), strconv.Itoa(r.PlateAppearances), strconv.Itoa(r.AtBats),
+			strconv.Itoa(r.Runs), strconv.Itoa(r.Hits), strconv.Itoa(r.Doubles),
+			strconv.Itoa(r.Triples), strconv.Itoa(r.HomeRuns), strconv.Itoa(r.RBI),
+			strconv.Itoa(r.BaseOnBalls), strconv.Itoa(r.StrikeOuts), strconv.Itoa(r.StolenBases),
+			r.AVG.String(), r.OBP.String(), r.SLG.String(), r.OPS.String(),
+		})
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("report: write table: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+// Command boxscore is the operator's CLI around the pipeline: extract game logs from the MLB
+// Stats API, replay a season from CSV (local or S3) into the ingest API, print the warehouse
+// report, and run a local S3-compatible store for the demo.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/extract"
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/report"
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
+)
+
+// cli is the command tree. Each subcommand's flags live with its package.
+type cli struct {
+	Replay  replayCmd        `cmd:"" help:"Replay a game-log CSV (path or s3://bucket/key) into the ingest API, day by day."`
+	Extract extractCmd       `cmd:"" help:"Pull players' season game logs from the MLB Stats API into CSV, or post them to the ingest API."`
+	Report  reportCmd        `cmd:"" help:"Print the season leaderboard from the warehouse and draw each player's cumulative OPS."`
+	S3      s3Cmd            `cmd:"" name:"s3" help:"A local S3-compatible store for development and the demo."`
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type s3Cmd struct {
+	Serve serveCmd `cmd:"" help:"Serve a local S3-compatible store on 127.0.0.1 until SIGTERM."`
+	Put   putCmd   `cmd:"" help:"Upload a file to s3://bucket/key (the bucket is created when missing)."`
+}
+
+// streams are the process's output streams, bound once for every subcommand; kong binds
+// by type, and two io.Writer parameters cannot be told apart.
+type streams struct{ stdout, stderr io.Writer }
+
+type replayCmd struct{ replay.Command }
+
+func (c *replayCmd) Run(ctx context.Context, s streams) error {
+	return c.Command.Run(ctx, s.stdout, s.stderr)
+}
+
+type extractCmd struct{ extract.Command }
+
+func (c *extractCmd) Run(ctx context.Context, s streams) error {
+	return c.Command.Run(ctx, s.stdout, s.stderr)
+}
+
+type reportCmd struct{ report.Command }
+
+func (c *reportCmd) Run(ctx context.Context, s streams) error { return c.Command.Run(ctx, s.stdout) }
+
+type serveCmd struct{ s3local.ServeCommand }
+
+func (c *serveCmd) Run(ctx context.Context, s streams) error {
+	return c.ServeCommand.Run(ctx, s.stdout, s.stderr)
+}
+
+type putCmd struct{ s3local.PutCommand }
+
+func (c *putCmd) Run(ctx context.Context, s streams) error {
+	return c.PutCommand.Run(ctx, s.stdout, s.stderr)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var root cli
+	kctx := kong.Parse(&root,
+		kong.Name("boxscore"),
+		kong.Description("Boxscore: extract, replay and report baseball batting lines."),
+		kong.UsageOnError(),
+		kong.Vars{"version": buildinfo.String()},
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Bind(streams{stdout: os.Stdout, stderr: os.Stderr}),
+	)
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "boxscore:", err)
+		stop()
+		os.Exit(1)
+	}
+}
