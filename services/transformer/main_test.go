@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
@@ -60,7 +61,7 @@ func TestRun(t *testing.T) {
 
 	resp, err := transformv1.NewTransformServiceClient(conn).Transform(t.Context(), &transformv1.TransformRequest{
 		Records: []*transformv1.SourceRecord{{
-			Position: &transformv1.SourcePosition{Stream: "s", ShardId: "shardId-0", SequenceNumber: "1"},
+			Position: &streamv1.RecordPosition{Stream: "s", ShardId: "shardId-0", SequenceNumber: "1"},
 			Data:     []byte("not an envelope"),
 		}},
 	})

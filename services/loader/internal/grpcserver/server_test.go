@@ -17,7 +17,8 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/grpcserver"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
@@ -80,8 +81,8 @@ func newStore(t *testing.T) *warehouse.Store {
 	return store
 }
 
-func row(playerID int64, seq string) *transformv1.BattingGameRow {
-	return &transformv1.BattingGameRow{
+func row(playerID int64, seq string) *warehousev1.BattingGameRow {
+	return &warehousev1.BattingGameRow{
 		EventId:  "evt-" + seq,
 		Version:  1,
 		Player:   &statsv1.Player{MlbId: playerID, Name: "Mookie Betts", Team: "LAD"},
@@ -91,11 +92,11 @@ func row(playerID int64, seq string) *transformv1.BattingGameRow {
 		Opponent: "STL",
 		Home:     true,
 		AtBats:   4, Hits: 2, Singles: 1, HomeRuns: 1, TotalBases: 5, ExtraBaseHits: 1, TimesOnBase: 2, PlateAppearances: 4,
-		Position: &transformv1.SourcePosition{Stream: testStream, ShardId: testShard, SequenceNumber: seq},
+		Position: &streamv1.RecordPosition{Stream: testStream, ShardId: testShard, SequenceNumber: seq},
 	}
 }
 
-func request(expected, seq string, rows ...*transformv1.BattingGameRow) *loadv1.LoadRequest {
+func request(expected, seq string, rows ...*warehousev1.BattingGameRow) *loadv1.LoadRequest {
 	return &loadv1.LoadRequest{
 		Stream: testStream, ShardId: testShard,
 		ExpectedSequenceNumber: expected, SequenceNumber: seq,
@@ -229,8 +230,8 @@ func TestDataRefusedByDatabaseIsInvalidArgument(t *testing.T) {
 	// A rejection the database cannot store: PostgreSQL text cannot hold NUL (SQLSTATE
 	// 22021). Rows it refuses are dead-lettered instead (next test).
 	req := request("", "100", row(605141, "100"))
-	req.Rejections = []*transformv1.Rejection{{
-		Position: &transformv1.SourcePosition{Stream: testStream, ShardId: testShard, SequenceNumber: "99"},
+	req.Rejections = []*warehousev1.Rejection{{
+		Position: &streamv1.RecordPosition{Stream: testStream, ShardId: testShard, SequenceNumber: "99"},
 		Stage:    "validate", Reason: "bad\x00reason",
 	}}
 	_, err := client.Load(t.Context(), req)

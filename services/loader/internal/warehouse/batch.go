@@ -11,7 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 )
 
 // sequenceNumberPattern is a Kinesis sequence number in canonical form: decimal digits
@@ -191,7 +192,7 @@ func validateCheckpointMove(v *violations, req *loadv1.LoadRequest) {
 
 // validatePosition checks that a record comes from the request's shard and lies in the
 // range the checkpoint moves over: after expected_sequence_number, up to sequence_number.
-func validatePosition(v *violations, field string, pos *transformv1.SourcePosition, req *loadv1.LoadRequest, checkRange, required bool) {
+func validatePosition(v *violations, field string, pos *streamv1.RecordPosition, req *loadv1.LoadRequest, checkRange, required bool) {
 	if pos == nil {
 		if required {
 			v.add(field, "must be set")
@@ -221,7 +222,7 @@ func validatePosition(v *violations, field string, pos *transformv1.SourcePositi
 }
 
 // convertRow validates one row and converts it to a FactRow.
-func convertRow(v *violations, field string, row *transformv1.BattingGameRow) (FactRow, bool) {
+func convertRow(v *violations, field string, row *warehousev1.BattingGameRow) (FactRow, bool) {
 	before := len(*v)
 	if row.GetEventId() == "" {
 		v.add(field+".event_id", "must not be empty")
@@ -324,7 +325,7 @@ type namedStat struct {
 }
 
 // countingStats lists a row's counting stats under their proto field names.
-func countingStats(row *transformv1.BattingGameRow) []namedStat {
+func countingStats(row *warehousev1.BattingGameRow) []namedStat {
 	return []namedStat{
 		{"plate_appearances", row.GetPlateAppearances()},
 		{"at_bats", row.GetAtBats()},

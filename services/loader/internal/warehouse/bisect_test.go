@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
 )
 
@@ -68,8 +68,8 @@ func addHitsCeiling(t *testing.T, pool *pgxpool.Pool) {
 
 // cleanRows returns n rows, players 1..n in game g1, at sequence numbers 1..n, that pass
 // the test CHECK.
-func cleanRows(n int) []*transformv1.BattingGameRow {
-	rows := make([]*transformv1.BattingGameRow, n)
+func cleanRows(n int) []*warehousev1.BattingGameRow {
+	rows := make([]*warehousev1.BattingGameRow, n)
 	for i := range rows {
 		seq := strconv.Itoa(i + 1)
 		row := newRow(int64(i+1), "g1", 1, "evt-"+seq, seq)
@@ -85,7 +85,7 @@ func maxAttempts(n, k int) int64 {
 	return int64(k*2*int(math.Ceil(math.Log2(float64(n)))) + 4)
 }
 
-func assertLoadLetter(t *testing.T, letter storedLetter, row *transformv1.BattingGameRow, reason, field, detail string) {
+func assertLoadLetter(t *testing.T, letter storedLetter, row *warehousev1.BattingGameRow, reason, field, detail string) {
 	t.Helper()
 	if letter.stage != warehouse.StageLoad || letter.reason != reason || letter.field == nil || *letter.field != field ||
 		letter.detail == nil || !strings.Contains(*letter.detail, detail) ||
@@ -93,7 +93,7 @@ func assertLoadLetter(t *testing.T, letter storedLetter, row *transformv1.Battin
 		t.Errorf("dead letter = %+v (detail %q field %q), want stage load, %s, field %s, detail ~%q at %s",
 			letter, deref(letter.detail), deref(letter.field), reason, field, detail, row.GetPosition().GetSequenceNumber())
 	}
-	var sent transformv1.BattingGameRow
+	var sent warehousev1.BattingGameRow
 	if err := protojson.Unmarshal(letter.payload, &sent); err != nil {
 		t.Fatalf("dead letter payload %q is not a protojson BattingGameRow: %v", letter.payload, err)
 	}
@@ -221,7 +221,7 @@ func TestTransientFailureDuringBisectionCommitsNothing(t *testing.T) {
 	const n = 500
 	rows := cleanRows(n)
 	// The last key is already stored; another session will hold its row lock.
-	locked := proto.Clone(rows[n-1]).(*transformv1.BattingGameRow)
+	locked := proto.Clone(rows[n-1]).(*warehousev1.BattingGameRow)
 	locked.Position.SequenceNumber = "1"
 	first := mustLoad(t, e.store, request("", "1", locked))
 	rows[n-1].Version = 2

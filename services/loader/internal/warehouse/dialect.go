@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 )
 
 // Dialect is the seam between the Load flow and one warehouse engine: every statement that
@@ -146,7 +146,7 @@ type FactRow struct {
 	TraceID              *string
 
 	// source is the request's row, kept to dead-letter it as sent if the database refuses it.
-	source *transformv1.BattingGameRow
+	source *warehousev1.BattingGameRow
 }
 
 // FactKey identifies a row of fact_batting_game.

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
 )
 
@@ -32,7 +32,7 @@ func assertFenced(t *testing.T, err error, wantSeq string, wantToken int64, want
 }
 
 // fencedShardRequest is a batch of shard "shardId-000000000005" under token.
-func fencedShardRequest(expected, seq string, token int64, rows ...*transformv1.BattingGameRow) *loadv1.LoadRequest {
+func fencedShardRequest(expected, seq string, token int64, rows ...*warehousev1.BattingGameRow) *loadv1.LoadRequest {
 	req := request(expected, seq, rows...)
 	req.ShardId, req.LeaseToken = "shardId-000000000005", token
 	for _, row := range rows {
@@ -71,7 +71,7 @@ func TestLeaseFencing(t *testing.T) {
 
 	// The former owner, back from a pause, is fenced off: nothing of its batch is written.
 	stale := fencedShardRequest("100", "200", 5, newRow(2, "g1", 1, "evt-2", "150"))
-	stale.Rejections = []*transformv1.Rejection{newRejection("160", "validate")}
+	stale.Rejections = []*warehousev1.Rejection{newRejection("160", "validate")}
 	stale.Rejections[0].Position.ShardId = shard
 	_, err = e.store.Load(t.Context(), stale)
 	assertFenced(t, err, "100", 6, "consumer-b")

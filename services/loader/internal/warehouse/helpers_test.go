@@ -14,7 +14,8 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
@@ -84,14 +85,14 @@ func mustClaim(t *testing.T, s *warehouse.Store, shardID string, token int64, ow
 	return cp
 }
 
-func position(seq string) *transformv1.SourcePosition {
-	return &transformv1.SourcePosition{Stream: testStream, ShardId: testShard, SequenceNumber: seq}
+func position(seq string) *streamv1.RecordPosition {
+	return &streamv1.RecordPosition{Stream: testStream, ShardId: testShard, SequenceNumber: seq}
 }
 
 // newRow returns a row whose every field holds a distinct, non-zero value derived from
 // its arguments, so a swapped or dropped column shows.
-func newRow(playerID int64, gameID string, version int64, eventID, seq string) *transformv1.BattingGameRow {
-	return &transformv1.BattingGameRow{
+func newRow(playerID int64, gameID string, version int64, eventID, seq string) *warehousev1.BattingGameRow {
+	return &warehousev1.BattingGameRow{
 		EventId:              eventID,
 		Version:              version,
 		Player:               &statsv1.Player{MlbId: playerID, Name: fmt.Sprintf("Player %d", playerID), Team: "LAD"},
@@ -129,8 +130,8 @@ func newRow(playerID int64, gameID string, version int64, eventID, seq string) *
 	}
 }
 
-func newRejection(seq, stage string) *transformv1.Rejection {
-	return &transformv1.Rejection{
+func newRejection(seq, stage string) *warehousev1.Rejection {
+	return &warehousev1.Rejection{
 		Position: position(seq),
 		Stage:    stage,
 		Reason:   "hits_exceed_at_bats",
@@ -141,7 +142,7 @@ func newRejection(seq, stage string) *transformv1.Rejection {
 	}
 }
 
-func request(expected, seq string, rows ...*transformv1.BattingGameRow) *loadv1.LoadRequest {
+func request(expected, seq string, rows ...*warehousev1.BattingGameRow) *loadv1.LoadRequest {
 	return &loadv1.LoadRequest{
 		Stream:                 testStream,
 		ShardId:                testShard,
@@ -235,7 +236,7 @@ func optionalTime(ts *timestamppb.Timestamp) *time.Time {
 }
 
 // wantFact is what row must look like once stored.
-func wantFact(row *transformv1.BattingGameRow) storedFact {
+func wantFact(row *warehousev1.BattingGameRow) storedFact {
 	return storedFact{
 		PlayerID: row.GetPlayer().GetMlbId(), GameID: row.GetGameId(), GameDate: row.GetGameDate(),
 		GameNumber: int16(row.GetGameNumber()), Season: int16(row.GetSeason()),
@@ -255,7 +256,7 @@ func wantFact(row *transformv1.BattingGameRow) storedFact {
 	}
 }
 
-func assertFact(t *testing.T, pool *pgxpool.Pool, row *transformv1.BattingGameRow) {
+func assertFact(t *testing.T, pool *pgxpool.Pool, row *warehousev1.BattingGameRow) {
 	t.Helper()
 	got := readFact(t, pool, row.GetPlayer().GetMlbId(), row.GetGameId())
 	if want := wantFact(row); !reflect.DeepEqual(got, want) {

@@ -14,7 +14,7 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
 )
 
@@ -62,7 +62,7 @@ func TestRedeliveredBatchIsRefusedAndChangesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
 	req := request("", "200", newRow(1, "g1", 1, "evt-1", "150"))
-	req.Rejections = []*transformv1.Rejection{newRejection("180", "validate")}
+	req.Rejections = []*warehousev1.Rejection{newRejection("180", "validate")}
 	mustLoad(t, e.store, req)
 	var loadedAt time.Time
 	if err := e.pool.QueryRow(t.Context(), `SELECT loaded_at FROM `+testSchema+`.fact_batting_game`).Scan(&loadedAt); err != nil {
@@ -195,7 +195,7 @@ func TestRejectionsLandInDeadLetterOnce(t *testing.T) {
 	req := request("", "40")
 	// The same rejection twice in one batch is written once; another stage for the same
 	// record is a separate dead letter.
-	req.Rejections = []*transformv1.Rejection{decode, validate, newRejection("32", "validate"), newRejection("32", "decode")}
+	req.Rejections = []*warehousev1.Rejection{decode, validate, newRejection("32", "validate"), newRejection("32", "decode")}
 	assertCounts(t, mustLoad(t, e.store, req), counts{deadLettered: 3})
 
 	letters := readLetters(t, e.pool)
@@ -234,7 +234,7 @@ func TestCheckpointMismatchWritesNothing(t *testing.T) {
 	for _, expected := range []string{"", "50", "99"} {
 		t.Run("expected="+expected, func(t *testing.T) {
 			req := request(expected, "300", newRow(2, "g2", 1, "evt-2", "250"))
-			req.Rejections = []*transformv1.Rejection{newRejection("260", "decode")}
+			req.Rejections = []*warehousev1.Rejection{newRejection("260", "decode")}
 			_, err := e.store.Load(t.Context(), req)
 			assertMismatch(t, err, "100", false)
 		})
@@ -378,7 +378,7 @@ func TestBatchWithOnlyRejectionsAdvancesCheckpoint(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
 	req := request("", "7")
-	req.Rejections = []*transformv1.Rejection{newRejection("7", "decode")}
+	req.Rejections = []*warehousev1.Rejection{newRejection("7", "decode")}
 	assertCounts(t, mustLoad(t, e.store, req), counts{deadLettered: 1})
 	assertCheckpoint(t, e.store, "7", false)
 }
@@ -451,7 +451,7 @@ func TestLoadRejectsInvalidRequests(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req := request("100", "200", newRow(1, "g1", 1, "evt-1", "150"))
-			req.Rejections = []*transformv1.Rejection{newRejection("160", "decode")}
+			req.Rejections = []*warehousev1.Rejection{newRejection("160", "decode")}
 			tc.edit(req)
 			_, err := e.store.Load(t.Context(), req)
 			assertViolation(t, err, tc.field)
@@ -477,7 +477,7 @@ func TestDimPlayerKeepsTheLatestGame(t *testing.T) {
 		}
 		return team
 	}
-	line := func(gameID, date, team, seq string) *transformv1.BattingGameRow {
+	line := func(gameID, date, team, seq string) *warehousev1.BattingGameRow {
 		row := newRow(5, gameID, 1, "evt-"+gameID, seq)
 		row.GameDate, row.Player = date, &statsv1.Player{MlbId: 5, Name: "Traded Player", Team: team}
 		return row
@@ -506,7 +506,7 @@ func TestDataErrorsArePermanent(t *testing.T) {
 	req := request("", "10", newRow(1, "g1", 1, "evt-1", "10"))
 	rejection := newRejection("9", "validate")
 	rejection.Detail = "NY\x00Y" // valid UTF-8, but PostgreSQL text cannot hold NUL
-	req.Rejections = []*transformv1.Rejection{rejection}
+	req.Rejections = []*warehousev1.Rejection{rejection}
 	_, err := e.store.Load(t.Context(), req)
 	if err == nil {
 		t.Fatal("Load with a NUL byte in a rejection succeeded, want a data error")

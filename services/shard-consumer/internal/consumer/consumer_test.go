@@ -20,6 +20,7 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
@@ -33,10 +34,10 @@ func (passThroughTransformer) Transform(_ context.Context, req *transformv1.Tran
 	resp := &transformv1.TransformResponse{}
 	for _, r := range req.GetRecords() {
 		if string(r.GetData()) == "poison" {
-			resp.Rejections = append(resp.Rejections, &transformv1.Rejection{Position: r.GetPosition(), Stage: "decode", Reason: "test", Payload: r.GetData()})
+			resp.Rejections = append(resp.Rejections, &warehousev1.Rejection{Position: r.GetPosition(), Stage: "decode", Reason: "test", Payload: r.GetData()})
 			continue
 		}
-		resp.Rows = append(resp.Rows, &transformv1.BattingGameRow{EventId: string(r.GetData()), Position: r.GetPosition()})
+		resp.Rows = append(resp.Rows, &warehousev1.BattingGameRow{EventId: string(r.GetData()), Position: r.GetPosition()})
 	}
 	return resp, nil
 }

@@ -19,7 +19,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 )
 
 // errRestartShard tells the shard loop that its position is stale (the stored checkpoint is
@@ -204,7 +206,7 @@ func nextReadAt(calledAt time.Time, poll time.Duration, records []types.Record) 
 
 func (r *shardReader) toSource(rec *types.Record) *transformv1.SourceRecord {
 	src := &transformv1.SourceRecord{
-		Position: &transformv1.SourcePosition{
+		Position: &streamv1.RecordPosition{
 			Stream:         r.c.cfg.Stream,
 			ShardId:        r.shardID(),
 			SequenceNumber: aws.ToString(rec.SequenceNumber),
@@ -253,8 +255,8 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err e
 		// A closed shard that never held a record: its ending sequence number marks it.
 		target = aws.ToString(r.shard.SequenceNumberRange.EndingSequenceNumber)
 	}
-	var rows []*transformv1.BattingGameRow
-	var rejections []*transformv1.Rejection
+	var rows []*warehousev1.BattingGameRow
+	var rejections []*warehousev1.Rejection
 	if !b.empty() {
 		transformStarted := time.Now()
 		resp, err := retry(ctx, r.c.cfg.Retry, func() (*transformv1.TransformResponse, error) {

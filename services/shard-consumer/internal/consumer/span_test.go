@@ -17,7 +17,9 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
@@ -30,7 +32,7 @@ func (s *spanSeeingTransformer) Transform(ctx context.Context, req *transformv1.
 	s.seen = append(s.seen, trace.SpanContextFromContext(ctx))
 	resp := &transformv1.TransformResponse{}
 	for _, r := range req.GetRecords() {
-		resp.Rows = append(resp.Rows, &transformv1.BattingGameRow{Position: r.GetPosition()})
+		resp.Rows = append(resp.Rows, &warehousev1.BattingGameRow{Position: r.GetPosition()})
 	}
 	return resp, nil
 }
@@ -84,7 +86,7 @@ func TestBatchIsAConsumerSpanLinkedToItsProducers(t *testing.T) {
 	b := newBatch(BatchConfig{MaxRecords: 500, MaxBytes: 4 << 20, MaxAge: time.Second})
 	for i, data := range bodies {
 		r.lastRead = string(rune('1' + i))
-		b.add(&transformv1.SourceRecord{Data: data, Position: &transformv1.SourcePosition{Stream: "stats", ShardId: r.shardID(), SequenceNumber: r.lastRead}})
+		b.add(&transformv1.SourceRecord{Data: data, Position: &streamv1.RecordPosition{Stream: "stats", ShardId: r.shardID(), SequenceNumber: r.lastRead}})
 	}
 	if err := r.flush(context.Background(), b, false); err != nil {
 		t.Fatal(err)

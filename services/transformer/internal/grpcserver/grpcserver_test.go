@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
@@ -76,8 +77,8 @@ func validEvent(playerID int64) *statsv1.StatEvent {
 	}
 }
 
-func position(seq int) *transformv1.SourcePosition {
-	return &transformv1.SourcePosition{Stream: "boxscore-stats", ShardId: "shardId-000000000001", SequenceNumber: fmt.Sprintf("%020d", seq)}
+func position(seq int) *streamv1.RecordPosition {
+	return &streamv1.RecordPosition{Stream: "boxscore-stats", ShardId: "shardId-000000000001", SequenceNumber: fmt.Sprintf("%020d", seq)}
 }
 
 func eventRecord(t *testing.T, seq int, ev *statsv1.StatEvent) *transformv1.SourceRecord {

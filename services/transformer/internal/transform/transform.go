@@ -14,6 +14,7 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
@@ -49,10 +50,10 @@ func Transform(records []*transformv1.SourceRecord) *transformv1.TransformRespon
 	return resp
 }
 
-func transformRecord(rec *transformv1.SourceRecord) (*transformv1.BattingGameRow, *transformv1.Rejection) {
+func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow, *warehousev1.Rejection) {
 	env, ev, err := statevent.DecodeEnvelope(rec.GetData())
 	if err != nil {
-		rej := &transformv1.Rejection{
+		rej := &warehousev1.Rejection{
 			Position: clonePosition(rec.GetPosition()),
 			Stage:    StageDecode,
 			Reason:   statevent.ReasonEnvelopeUndecodable,
@@ -79,7 +80,7 @@ func transformRecord(rec *transformv1.SourceRecord) (*transformv1.BattingGameRow
 		if eventID == "" {
 			eventID = ev.GetEventId()
 		}
-		return nil, &transformv1.Rejection{
+		return nil, &warehousev1.Rejection{
 			Position: clonePosition(rec.GetPosition()),
 			Stage:    StageValidate,
 			Reason:   violations[0].Reason,
@@ -116,7 +117,7 @@ func describe(vs []statevent.Violation) string {
 }
 
 // buildRow maps a valid event to its row. Every count is present: ValidateShape required it.
-func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1.StatEvent) *transformv1.BattingGameRow {
+func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1.StatEvent) *warehousev1.BattingGameRow {
 	b := ev.GetBatting()
 	g := ev.GetGame()
 	h, d, t, hr := b.GetHits(), b.GetDoubles(), b.GetTriples(), b.GetHomeRuns()
@@ -128,7 +129,7 @@ func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1
 	if eventID == "" {
 		eventID = env.GetEventId()
 	}
-	return &transformv1.BattingGameRow{
+	return &warehousev1.BattingGameRow{
 		EventId:              eventID,
 		Version:              ev.GetVersion(),
 		Player:               ev.GetPlayer(),
@@ -182,7 +183,7 @@ func TraceID(traceContext map[string]string) string {
 }
 
 // clonePosition copies a position so the response shares nothing mutable with the request.
-func clonePosition(p *transformv1.SourcePosition) *transformv1.SourcePosition {
+func clonePosition(p *streamv1.RecordPosition) *streamv1.RecordPosition {
 	if p == nil {
 		return nil
 	}

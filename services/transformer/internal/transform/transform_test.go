@@ -17,6 +17,7 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
@@ -50,8 +51,8 @@ func validEvent() *statsv1.StatEvent {
 	}
 }
 
-func position(seq int) *transformv1.SourcePosition {
-	return &transformv1.SourcePosition{
+func position(seq int) *streamv1.RecordPosition {
+	return &streamv1.RecordPosition{
 		Stream: "boxscore-stats", ShardId: "shardId-000000000000", SequenceNumber: fmt.Sprintf("4959%016d", seq),
 	}
 }
@@ -79,7 +80,7 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 }
 
 // transformOne runs Transform on one record and checks it gives exactly one outcome.
-func transformOne(t *testing.T, rec *transformv1.SourceRecord) (*transformv1.BattingGameRow, *transformv1.Rejection) {
+func transformOne(t *testing.T, rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow, *warehousev1.Rejection) {
 	t.Helper()
 	resp := Transform([]*transformv1.SourceRecord{rec})
 	switch {
@@ -98,7 +99,7 @@ func TestTransformMapsEveryField(t *testing.T) {
 	if rej != nil {
 		t.Fatalf("rejected: %v", rej)
 	}
-	want := &transformv1.BattingGameRow{
+	want := &warehousev1.BattingGameRow{
 		EventId:              "0190f5a2-7b1c-7cde-8a3b-1234567890ab",
 		Version:              3,
 		Player:               &statsv1.Player{MlbId: 660271, Name: "Shohei Ohtani", Team: "LAD"},
@@ -396,7 +397,7 @@ func TestTransformTestdata(t *testing.T) {
 					t.Fatalf("rejected: %v", rej)
 				}
 				// The expected row lists only some fields: compare those.
-				want := &transformv1.BattingGameRow{}
+				want := &warehousev1.BattingGameRow{}
 				if err := protojson.Unmarshal(tc.Row, want); err != nil {
 					t.Fatalf("row: %v", err)
 				}
@@ -469,7 +470,7 @@ func TestTransformOneOutcomePerRecord(t *testing.T) {
 	}
 	// Each position appears once, and each list keeps input order.
 	seen := map[string]bool{}
-	check := func(kind string, positions []*transformv1.SourcePosition) {
+	check := func(kind string, positions []*streamv1.RecordPosition) {
 		prev := ""
 		for _, p := range positions {
 			seq := p.GetSequenceNumber()
@@ -485,7 +486,7 @@ func TestTransformOneOutcomePerRecord(t *testing.T) {
 			}
 		}
 	}
-	var rowPositions, rejPositions []*transformv1.SourcePosition
+	var rowPositions, rejPositions []*streamv1.RecordPosition
 	for _, r := range resp.Rows {
 		rowPositions = append(rowPositions, r.Position)
 		if r.TraceId != "" && r.TraceId != testTraceID {

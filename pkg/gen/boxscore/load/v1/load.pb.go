@@ -7,7 +7,7 @@
 package loadv1
 
 import (
-	v1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	v1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -550,7 +550,7 @@ var File_boxscore_load_v1_load_proto protoreflect.FileDescriptor
 
 const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\n" +
-	"\x1bboxscore/load/v1/load.proto\x12\x10boxscore.load.v1\x1a%boxscore/transform/v1/transform.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
+	"\x1bboxscore/load/v1/load.proto\x12\x10boxscore.load.v1\x1a boxscore/warehouse/v1/rows.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
 	"\n" +
 	"Checkpoint\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
@@ -568,9 +568,9 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\x18expected_sequence_number\x18\x03 \x01(\tR\x16expectedSequenceNumber\x12'\n" +
 	"\x0fsequence_number\x18\x04 \x01(\tR\x0esequenceNumber\x12\x1b\n" +
 	"\tshard_end\x18\x05 \x01(\bR\bshardEnd\x129\n" +
-	"\x04rows\x18\x06 \x03(\v2%.boxscore.transform.v1.BattingGameRowR\x04rows\x12@\n" +
+	"\x04rows\x18\x06 \x03(\v2%.boxscore.warehouse.v1.BattingGameRowR\x04rows\x12@\n" +
 	"\n" +
-	"rejections\x18\a \x03(\v2 .boxscore.transform.v1.RejectionR\n" +
+	"rejections\x18\a \x03(\v2 .boxscore.warehouse.v1.RejectionR\n" +
 	"rejections\x12\x1f\n" +
 	"\vconsumer_id\x18\b \x01(\tR\n" +
 	"consumerId\x12\x1f\n" +
@@ -630,13 +630,13 @@ var file_boxscore_load_v1_load_proto_goTypes = []any{
 	(*ClaimShardRequest)(nil),     // 5: boxscore.load.v1.ClaimShardRequest
 	(*ClaimShardResponse)(nil),    // 6: boxscore.load.v1.ClaimShardResponse
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*v1.BattingGameRow)(nil),     // 8: boxscore.transform.v1.BattingGameRow
-	(*v1.Rejection)(nil),          // 9: boxscore.transform.v1.Rejection
+	(*v1.BattingGameRow)(nil),     // 8: boxscore.warehouse.v1.BattingGameRow
+	(*v1.Rejection)(nil),          // 9: boxscore.warehouse.v1.Rejection
 }
 var file_boxscore_load_v1_load_proto_depIdxs = []int32{
 	7, // 0: boxscore.load.v1.Checkpoint.updated_at:type_name -> google.protobuf.Timestamp
-	8, // 1: boxscore.load.v1.LoadRequest.rows:type_name -> boxscore.transform.v1.BattingGameRow
-	9, // 2: boxscore.load.v1.LoadRequest.rejections:type_name -> boxscore.transform.v1.Rejection
+	8, // 1: boxscore.load.v1.LoadRequest.rows:type_name -> boxscore.warehouse.v1.BattingGameRow
+	9, // 2: boxscore.load.v1.LoadRequest.rejections:type_name -> boxscore.warehouse.v1.Rejection
 	0, // 3: boxscore.load.v1.LoadResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
 	0, // 4: boxscore.load.v1.GetCheckpointResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
 	0, // 5: boxscore.load.v1.ClaimShardResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint

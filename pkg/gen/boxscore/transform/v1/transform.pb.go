@@ -7,7 +7,8 @@
 package transformv1
 
 import (
-	v1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	v1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
+	v11 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -23,75 +24,11 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SourcePosition is where a record sits in the stream.
-type SourcePosition struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Kinesis stream name.
-	Stream string `protobuf:"bytes,1,opt,name=stream,proto3" json:"stream,omitempty"`
-	// Shard id.
-	ShardId string `protobuf:"bytes,2,opt,name=shard_id,json=shardId,proto3" json:"shard_id,omitempty"`
-	// Sequence number in the shard.
-	SequenceNumber string `protobuf:"bytes,3,opt,name=sequence_number,json=sequenceNumber,proto3" json:"sequence_number,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
-}
-
-func (x *SourcePosition) Reset() {
-	*x = SourcePosition{}
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SourcePosition) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SourcePosition) ProtoMessage() {}
-
-func (x *SourcePosition) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SourcePosition.ProtoReflect.Descriptor instead.
-func (*SourcePosition) Descriptor() ([]byte, []int) {
-	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *SourcePosition) GetStream() string {
-	if x != nil {
-		return x.Stream
-	}
-	return ""
-}
-
-func (x *SourcePosition) GetShardId() string {
-	if x != nil {
-		return x.ShardId
-	}
-	return ""
-}
-
-func (x *SourcePosition) GetSequenceNumber() string {
-	if x != nil {
-		return x.SequenceNumber
-	}
-	return ""
-}
-
 // SourceRecord is one Kinesis record as the shard consumer read it.
 type SourceRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Where the record came from.
-	Position *SourcePosition `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
+	Position *v1.RecordPosition `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
 	// The record's partition key.
 	PartitionKey string `protobuf:"bytes,2,opt,name=partition_key,json=partitionKey,proto3" json:"partition_key,omitempty"`
 	// The record's data: an encoded boxscore.stream.v1.Envelope.
@@ -104,7 +41,7 @@ type SourceRecord struct {
 
 func (x *SourceRecord) Reset() {
 	*x = SourceRecord{}
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[1]
+	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +53,7 @@ func (x *SourceRecord) String() string {
 func (*SourceRecord) ProtoMessage() {}
 
 func (x *SourceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[1]
+	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,10 +66,10 @@ func (x *SourceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SourceRecord.ProtoReflect.Descriptor instead.
 func (*SourceRecord) Descriptor() ([]byte, []int) {
-	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{1}
+	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *SourceRecord) GetPosition() *SourcePosition {
+func (x *SourceRecord) GetPosition() *v1.RecordPosition {
 	if x != nil {
 		return x.Position
 	}
@@ -171,7 +108,7 @@ type TransformRequest struct {
 
 func (x *TransformRequest) Reset() {
 	*x = TransformRequest{}
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[2]
+	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +120,7 @@ func (x *TransformRequest) String() string {
 func (*TransformRequest) ProtoMessage() {}
 
 func (x *TransformRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[2]
+	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,7 +133,7 @@ func (x *TransformRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformRequest.ProtoReflect.Descriptor instead.
 func (*TransformRequest) Descriptor() ([]byte, []int) {
-	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{2}
+	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *TransformRequest) GetRecords() []*SourceRecord {
@@ -210,16 +147,16 @@ func (x *TransformRequest) GetRecords() []*SourceRecord {
 type TransformResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Curated rows, in input order.
-	Rows []*BattingGameRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
+	Rows []*v11.BattingGameRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
 	// Rejected records, in input order.
-	Rejections    []*Rejection `protobuf:"bytes,2,rep,name=rejections,proto3" json:"rejections,omitempty"`
+	Rejections    []*v11.Rejection `protobuf:"bytes,2,rep,name=rejections,proto3" json:"rejections,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TransformResponse) Reset() {
 	*x = TransformResponse{}
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[3]
+	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +168,7 @@ func (x *TransformResponse) String() string {
 func (*TransformResponse) ProtoMessage() {}
 
 func (x *TransformResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[3]
+	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,462 +181,19 @@ func (x *TransformResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransformResponse.ProtoReflect.Descriptor instead.
 func (*TransformResponse) Descriptor() ([]byte, []int) {
-	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{3}
+	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *TransformResponse) GetRows() []*BattingGameRow {
+func (x *TransformResponse) GetRows() []*v11.BattingGameRow {
 	if x != nil {
 		return x.Rows
 	}
 	return nil
 }
 
-func (x *TransformResponse) GetRejections() []*Rejection {
+func (x *TransformResponse) GetRejections() []*v11.Rejection {
 	if x != nil {
 		return x.Rejections
-	}
-	return nil
-}
-
-// BattingGameRow is one curated row of the fact table fact_batting_game.
-type BattingGameRow struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Event id of the report the row comes from.
-	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	// Source version of the line.
-	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// Player.
-	Player *v1.Player `protobuf:"bytes,3,opt,name=player,proto3" json:"player,omitempty"`
-	// Game id.
-	GameId string `protobuf:"bytes,4,opt,name=game_id,json=gameId,proto3" json:"game_id,omitempty"`
-	// Game date, YYYY-MM-DD.
-	GameDate string `protobuf:"bytes,5,opt,name=game_date,json=gameDate,proto3" json:"game_date,omitempty"`
-	// Doubleheader number (0, 1, 2).
-	GameNumber int32 `protobuf:"varint,6,opt,name=game_number,json=gameNumber,proto3" json:"game_number,omitempty"`
-	// Season year.
-	Season int32 `protobuf:"varint,7,opt,name=season,proto3" json:"season,omitempty"`
-	// Opponent abbreviation.
-	Opponent string `protobuf:"bytes,8,opt,name=opponent,proto3" json:"opponent,omitempty"`
-	// True when the player's team was at home.
-	Home bool `protobuf:"varint,9,opt,name=home,proto3" json:"home,omitempty"`
-	// Counting stats.
-	PlateAppearances int32 `protobuf:"varint,10,opt,name=plate_appearances,json=plateAppearances,proto3" json:"plate_appearances,omitempty"`
-	// At bats.
-	AtBats int32 `protobuf:"varint,11,opt,name=at_bats,json=atBats,proto3" json:"at_bats,omitempty"`
-	// Runs.
-	Runs int32 `protobuf:"varint,12,opt,name=runs,proto3" json:"runs,omitempty"`
-	// Hits.
-	Hits int32 `protobuf:"varint,13,opt,name=hits,proto3" json:"hits,omitempty"`
-	// Singles, derived: H - 2B - 3B - HR.
-	Singles int32 `protobuf:"varint,14,opt,name=singles,proto3" json:"singles,omitempty"`
-	// Doubles.
-	Doubles int32 `protobuf:"varint,15,opt,name=doubles,proto3" json:"doubles,omitempty"`
-	// Triples.
-	Triples int32 `protobuf:"varint,16,opt,name=triples,proto3" json:"triples,omitempty"`
-	// Home runs.
-	HomeRuns int32 `protobuf:"varint,17,opt,name=home_runs,json=homeRuns,proto3" json:"home_runs,omitempty"`
-	// Runs batted in.
-	Rbi int32 `protobuf:"varint,18,opt,name=rbi,proto3" json:"rbi,omitempty"`
-	// Walks.
-	BaseOnBalls int32 `protobuf:"varint,19,opt,name=base_on_balls,json=baseOnBalls,proto3" json:"base_on_balls,omitempty"`
-	// Intentional walks.
-	IntentionalWalks int32 `protobuf:"varint,20,opt,name=intentional_walks,json=intentionalWalks,proto3" json:"intentional_walks,omitempty"`
-	// Strikeouts.
-	StrikeOuts int32 `protobuf:"varint,21,opt,name=strike_outs,json=strikeOuts,proto3" json:"strike_outs,omitempty"`
-	// Hit by pitch.
-	HitByPitch int32 `protobuf:"varint,22,opt,name=hit_by_pitch,json=hitByPitch,proto3" json:"hit_by_pitch,omitempty"`
-	// Sacrifice bunts.
-	SacBunts int32 `protobuf:"varint,23,opt,name=sac_bunts,json=sacBunts,proto3" json:"sac_bunts,omitempty"`
-	// Sacrifice flies.
-	SacFlies int32 `protobuf:"varint,24,opt,name=sac_flies,json=sacFlies,proto3" json:"sac_flies,omitempty"`
-	// Stolen bases.
-	StolenBases int32 `protobuf:"varint,25,opt,name=stolen_bases,json=stolenBases,proto3" json:"stolen_bases,omitempty"`
-	// Caught stealing.
-	CaughtStealing int32 `protobuf:"varint,26,opt,name=caught_stealing,json=caughtStealing,proto3" json:"caught_stealing,omitempty"`
-	// Grounded into double play.
-	GroundIntoDoublePlay int32 `protobuf:"varint,27,opt,name=ground_into_double_play,json=groundIntoDoublePlay,proto3" json:"ground_into_double_play,omitempty"`
-	// Total bases: given by the source (and checked) or derived.
-	TotalBases int32 `protobuf:"varint,28,opt,name=total_bases,json=totalBases,proto3" json:"total_bases,omitempty"`
-	// Extra-base hits, derived: 2B + 3B + HR.
-	ExtraBaseHits int32 `protobuf:"varint,29,opt,name=extra_base_hits,json=extraBaseHits,proto3" json:"extra_base_hits,omitempty"`
-	// Times on base, derived: H + BB + HBP.
-	TimesOnBase int32 `protobuf:"varint,30,opt,name=times_on_base,json=timesOnBase,proto3" json:"times_on_base,omitempty"`
-	// When the source produced the line, if it said.
-	SourceTime *timestamppb.Timestamp `protobuf:"bytes,31,opt,name=source_time,json=sourceTime,proto3" json:"source_time,omitempty"`
-	// When the gateway accepted the event.
-	AcceptedAt *timestamppb.Timestamp `protobuf:"bytes,32,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
-	// Where the record was read.
-	Position *SourcePosition `protobuf:"bytes,33,opt,name=position,proto3" json:"position,omitempty"`
-	// Trace id of the producing span (hex), empty when the record carried none.
-	TraceId       string `protobuf:"bytes,34,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *BattingGameRow) Reset() {
-	*x = BattingGameRow{}
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *BattingGameRow) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*BattingGameRow) ProtoMessage() {}
-
-func (x *BattingGameRow) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use BattingGameRow.ProtoReflect.Descriptor instead.
-func (*BattingGameRow) Descriptor() ([]byte, []int) {
-	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *BattingGameRow) GetEventId() string {
-	if x != nil {
-		return x.EventId
-	}
-	return ""
-}
-
-func (x *BattingGameRow) GetVersion() int64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetPlayer() *v1.Player {
-	if x != nil {
-		return x.Player
-	}
-	return nil
-}
-
-func (x *BattingGameRow) GetGameId() string {
-	if x != nil {
-		return x.GameId
-	}
-	return ""
-}
-
-func (x *BattingGameRow) GetGameDate() string {
-	if x != nil {
-		return x.GameDate
-	}
-	return ""
-}
-
-func (x *BattingGameRow) GetGameNumber() int32 {
-	if x != nil {
-		return x.GameNumber
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetSeason() int32 {
-	if x != nil {
-		return x.Season
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetOpponent() string {
-	if x != nil {
-		return x.Opponent
-	}
-	return ""
-}
-
-func (x *BattingGameRow) GetHome() bool {
-	if x != nil {
-		return x.Home
-	}
-	return false
-}
-
-func (x *BattingGameRow) GetPlateAppearances() int32 {
-	if x != nil {
-		return x.PlateAppearances
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetAtBats() int32 {
-	if x != nil {
-		return x.AtBats
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetRuns() int32 {
-	if x != nil {
-		return x.Runs
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetHits() int32 {
-	if x != nil {
-		return x.Hits
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetSingles() int32 {
-	if x != nil {
-		return x.Singles
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetDoubles() int32 {
-	if x != nil {
-		return x.Doubles
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetTriples() int32 {
-	if x != nil {
-		return x.Triples
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetHomeRuns() int32 {
-	if x != nil {
-		return x.HomeRuns
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetRbi() int32 {
-	if x != nil {
-		return x.Rbi
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetBaseOnBalls() int32 {
-	if x != nil {
-		return x.BaseOnBalls
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetIntentionalWalks() int32 {
-	if x != nil {
-		return x.IntentionalWalks
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetStrikeOuts() int32 {
-	if x != nil {
-		return x.StrikeOuts
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetHitByPitch() int32 {
-	if x != nil {
-		return x.HitByPitch
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetSacBunts() int32 {
-	if x != nil {
-		return x.SacBunts
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetSacFlies() int32 {
-	if x != nil {
-		return x.SacFlies
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetStolenBases() int32 {
-	if x != nil {
-		return x.StolenBases
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetCaughtStealing() int32 {
-	if x != nil {
-		return x.CaughtStealing
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetGroundIntoDoublePlay() int32 {
-	if x != nil {
-		return x.GroundIntoDoublePlay
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetTotalBases() int32 {
-	if x != nil {
-		return x.TotalBases
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetExtraBaseHits() int32 {
-	if x != nil {
-		return x.ExtraBaseHits
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetTimesOnBase() int32 {
-	if x != nil {
-		return x.TimesOnBase
-	}
-	return 0
-}
-
-func (x *BattingGameRow) GetSourceTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.SourceTime
-	}
-	return nil
-}
-
-func (x *BattingGameRow) GetAcceptedAt() *timestamppb.Timestamp {
-	if x != nil {
-		return x.AcceptedAt
-	}
-	return nil
-}
-
-func (x *BattingGameRow) GetPosition() *SourcePosition {
-	if x != nil {
-		return x.Position
-	}
-	return nil
-}
-
-func (x *BattingGameRow) GetTraceId() string {
-	if x != nil {
-		return x.TraceId
-	}
-	return ""
-}
-
-// Rejection is a record that cannot become a row, with the reason.
-type Rejection struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Where the record was read.
-	Position *SourcePosition `protobuf:"bytes,1,opt,name=position,proto3" json:"position,omitempty"`
-	// Pipeline stage that rejected it: "decode" or "validate".
-	Stage string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
-	// Machine-readable reason, e.g. "hits_exceed_at_bats".
-	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Human-readable detail.
-	Detail string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
-	// Field the reason is about, when there is one (protojson name path).
-	Field string `protobuf:"bytes,5,opt,name=field,proto3" json:"field,omitempty"`
-	// Event id, when the record could be decoded far enough to know it.
-	EventId string `protobuf:"bytes,6,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	// The record's data, unchanged, so it can be replayed.
-	Payload       []byte `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Rejection) Reset() {
-	*x = Rejection{}
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Rejection) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Rejection) ProtoMessage() {}
-
-func (x *Rejection) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_transform_v1_transform_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Rejection.ProtoReflect.Descriptor instead.
-func (*Rejection) Descriptor() ([]byte, []int) {
-	return file_boxscore_transform_v1_transform_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *Rejection) GetPosition() *SourcePosition {
-	if x != nil {
-		return x.Position
-	}
-	return nil
-}
-
-func (x *Rejection) GetStage() string {
-	if x != nil {
-		return x.Stage
-	}
-	return ""
-}
-
-func (x *Rejection) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
-func (x *Rejection) GetDetail() string {
-	if x != nil {
-		return x.Detail
-	}
-	return ""
-}
-
-func (x *Rejection) GetField() string {
-	if x != nil {
-		return x.Field
-	}
-	return ""
-}
-
-func (x *Rejection) GetEventId() string {
-	if x != nil {
-		return x.EventId
-	}
-	return ""
-}
-
-func (x *Rejection) GetPayload() []byte {
-	if x != nil {
-		return x.Payload
 	}
 	return nil
 }
@@ -708,13 +202,9 @@ var File_boxscore_transform_v1_transform_proto protoreflect.FileDescriptor
 
 const file_boxscore_transform_v1_transform_proto_rawDesc = "" +
 	"\n" +
-	"%boxscore/transform/v1/transform.proto\x12\x15boxscore.transform.v1\x1a\"boxscore/stats/v1/stat_event.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"l\n" +
-	"\x0eSourcePosition\x12\x16\n" +
-	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
-	"\bshard_id\x18\x02 \x01(\tR\ashardId\x12'\n" +
-	"\x0fsequence_number\x18\x03 \x01(\tR\x0esequenceNumber\"\xc5\x01\n" +
-	"\fSourceRecord\x12A\n" +
-	"\bposition\x18\x01 \x01(\v2%.boxscore.transform.v1.SourcePositionR\bposition\x12#\n" +
+	"%boxscore/transform/v1/transform.proto\x12\x15boxscore.transform.v1\x1a!boxscore/stream/v1/position.proto\x1a boxscore/warehouse/v1/rows.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n" +
+	"\fSourceRecord\x12>\n" +
+	"\bposition\x18\x01 \x01(\v2\".boxscore.stream.v1.RecordPositionR\bposition\x12#\n" +
 	"\rpartition_key\x18\x02 \x01(\tR\fpartitionKey\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x129\n" +
 	"\n" +
@@ -722,60 +212,10 @@ const file_boxscore_transform_v1_transform_proto_rawDesc = "" +
 	"\x10TransformRequest\x12=\n" +
 	"\arecords\x18\x01 \x03(\v2#.boxscore.transform.v1.SourceRecordR\arecords\"\x90\x01\n" +
 	"\x11TransformResponse\x129\n" +
-	"\x04rows\x18\x01 \x03(\v2%.boxscore.transform.v1.BattingGameRowR\x04rows\x12@\n" +
+	"\x04rows\x18\x01 \x03(\v2%.boxscore.warehouse.v1.BattingGameRowR\x04rows\x12@\n" +
 	"\n" +
-	"rejections\x18\x02 \x03(\v2 .boxscore.transform.v1.RejectionR\n" +
-	"rejections\"\x98\t\n" +
-	"\x0eBattingGameRow\x12\x19\n" +
-	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x121\n" +
-	"\x06player\x18\x03 \x01(\v2\x19.boxscore.stats.v1.PlayerR\x06player\x12\x17\n" +
-	"\agame_id\x18\x04 \x01(\tR\x06gameId\x12\x1b\n" +
-	"\tgame_date\x18\x05 \x01(\tR\bgameDate\x12\x1f\n" +
-	"\vgame_number\x18\x06 \x01(\x05R\n" +
-	"gameNumber\x12\x16\n" +
-	"\x06season\x18\a \x01(\x05R\x06season\x12\x1a\n" +
-	"\bopponent\x18\b \x01(\tR\bopponent\x12\x12\n" +
-	"\x04home\x18\t \x01(\bR\x04home\x12+\n" +
-	"\x11plate_appearances\x18\n" +
-	" \x01(\x05R\x10plateAppearances\x12\x17\n" +
-	"\aat_bats\x18\v \x01(\x05R\x06atBats\x12\x12\n" +
-	"\x04runs\x18\f \x01(\x05R\x04runs\x12\x12\n" +
-	"\x04hits\x18\r \x01(\x05R\x04hits\x12\x18\n" +
-	"\asingles\x18\x0e \x01(\x05R\asingles\x12\x18\n" +
-	"\adoubles\x18\x0f \x01(\x05R\adoubles\x12\x18\n" +
-	"\atriples\x18\x10 \x01(\x05R\atriples\x12\x1b\n" +
-	"\thome_runs\x18\x11 \x01(\x05R\bhomeRuns\x12\x10\n" +
-	"\x03rbi\x18\x12 \x01(\x05R\x03rbi\x12\"\n" +
-	"\rbase_on_balls\x18\x13 \x01(\x05R\vbaseOnBalls\x12+\n" +
-	"\x11intentional_walks\x18\x14 \x01(\x05R\x10intentionalWalks\x12\x1f\n" +
-	"\vstrike_outs\x18\x15 \x01(\x05R\n" +
-	"strikeOuts\x12 \n" +
-	"\fhit_by_pitch\x18\x16 \x01(\x05R\n" +
-	"hitByPitch\x12\x1b\n" +
-	"\tsac_bunts\x18\x17 \x01(\x05R\bsacBunts\x12\x1b\n" +
-	"\tsac_flies\x18\x18 \x01(\x05R\bsacFlies\x12!\n" +
-	"\fstolen_bases\x18\x19 \x01(\x05R\vstolenBases\x12'\n" +
-	"\x0fcaught_stealing\x18\x1a \x01(\x05R\x0ecaughtStealing\x125\n" +
-	"\x17ground_into_double_play\x18\x1b \x01(\x05R\x14groundIntoDoublePlay\x12\x1f\n" +
-	"\vtotal_bases\x18\x1c \x01(\x05R\n" +
-	"totalBases\x12&\n" +
-	"\x0fextra_base_hits\x18\x1d \x01(\x05R\rextraBaseHits\x12\"\n" +
-	"\rtimes_on_base\x18\x1e \x01(\x05R\vtimesOnBase\x12;\n" +
-	"\vsource_time\x18\x1f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"sourceTime\x12;\n" +
-	"\vaccepted_at\x18  \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"acceptedAt\x12A\n" +
-	"\bposition\x18! \x01(\v2%.boxscore.transform.v1.SourcePositionR\bposition\x12\x19\n" +
-	"\btrace_id\x18\" \x01(\tR\atraceId\"\xdf\x01\n" +
-	"\tRejection\x12A\n" +
-	"\bposition\x18\x01 \x01(\v2%.boxscore.transform.v1.SourcePositionR\bposition\x12\x14\n" +
-	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x14\n" +
-	"\x05field\x18\x05 \x01(\tR\x05field\x12\x19\n" +
-	"\bevent_id\x18\x06 \x01(\tR\aeventId\x12\x18\n" +
-	"\apayload\x18\a \x01(\fR\apayload2r\n" +
+	"rejections\x18\x02 \x03(\v2 .boxscore.warehouse.v1.RejectionR\n" +
+	"rejections2r\n" +
 	"\x10TransformService\x12^\n" +
 	"\tTransform\x12'.boxscore.transform.v1.TransformRequest\x1a(.boxscore.transform.v1.TransformResponseB\xed\x01\n" +
 	"\x19com.boxscore.transform.v1B\x0eTransformProtoP\x01ZJgithub.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1;transformv1\xa2\x02\x03BTX\xaa\x02\x15Boxscore.Transform.V1\xca\x02\x15Boxscore\\Transform\\V1\xe2\x02!Boxscore\\Transform\\V1\\GPBMetadata\xea\x02\x17Boxscore::Transform::V1b\x06proto3"
@@ -792,35 +232,29 @@ func file_boxscore_transform_v1_transform_proto_rawDescGZIP() []byte {
 	return file_boxscore_transform_v1_transform_proto_rawDescData
 }
 
-var file_boxscore_transform_v1_transform_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_boxscore_transform_v1_transform_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_boxscore_transform_v1_transform_proto_goTypes = []any{
-	(*SourcePosition)(nil),        // 0: boxscore.transform.v1.SourcePosition
-	(*SourceRecord)(nil),          // 1: boxscore.transform.v1.SourceRecord
-	(*TransformRequest)(nil),      // 2: boxscore.transform.v1.TransformRequest
-	(*TransformResponse)(nil),     // 3: boxscore.transform.v1.TransformResponse
-	(*BattingGameRow)(nil),        // 4: boxscore.transform.v1.BattingGameRow
-	(*Rejection)(nil),             // 5: boxscore.transform.v1.Rejection
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*v1.Player)(nil),             // 7: boxscore.stats.v1.Player
+	(*SourceRecord)(nil),          // 0: boxscore.transform.v1.SourceRecord
+	(*TransformRequest)(nil),      // 1: boxscore.transform.v1.TransformRequest
+	(*TransformResponse)(nil),     // 2: boxscore.transform.v1.TransformResponse
+	(*v1.RecordPosition)(nil),     // 3: boxscore.stream.v1.RecordPosition
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*v11.BattingGameRow)(nil),    // 5: boxscore.warehouse.v1.BattingGameRow
+	(*v11.Rejection)(nil),         // 6: boxscore.warehouse.v1.Rejection
 }
 var file_boxscore_transform_v1_transform_proto_depIdxs = []int32{
-	0,  // 0: boxscore.transform.v1.SourceRecord.position:type_name -> boxscore.transform.v1.SourcePosition
-	6,  // 1: boxscore.transform.v1.SourceRecord.arrived_at:type_name -> google.protobuf.Timestamp
-	1,  // 2: boxscore.transform.v1.TransformRequest.records:type_name -> boxscore.transform.v1.SourceRecord
-	4,  // 3: boxscore.transform.v1.TransformResponse.rows:type_name -> boxscore.transform.v1.BattingGameRow
-	5,  // 4: boxscore.transform.v1.TransformResponse.rejections:type_name -> boxscore.transform.v1.Rejection
-	7,  // 5: boxscore.transform.v1.BattingGameRow.player:type_name -> boxscore.stats.v1.Player
-	6,  // 6: boxscore.transform.v1.BattingGameRow.source_time:type_name -> google.protobuf.Timestamp
-	6,  // 7: boxscore.transform.v1.BattingGameRow.accepted_at:type_name -> google.protobuf.Timestamp
-	0,  // 8: boxscore.transform.v1.BattingGameRow.position:type_name -> boxscore.transform.v1.SourcePosition
-	0,  // 9: boxscore.transform.v1.Rejection.position:type_name -> boxscore.transform.v1.SourcePosition
-	2,  // 10: boxscore.transform.v1.TransformService.Transform:input_type -> boxscore.transform.v1.TransformRequest
-	3,  // 11: boxscore.transform.v1.TransformService.Transform:output_type -> boxscore.transform.v1.TransformResponse
-	11, // [11:12] is the sub-list for method output_type
-	10, // [10:11] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3, // 0: boxscore.transform.v1.SourceRecord.position:type_name -> boxscore.stream.v1.RecordPosition
+	4, // 1: boxscore.transform.v1.SourceRecord.arrived_at:type_name -> google.protobuf.Timestamp
+	0, // 2: boxscore.transform.v1.TransformRequest.records:type_name -> boxscore.transform.v1.SourceRecord
+	5, // 3: boxscore.transform.v1.TransformResponse.rows:type_name -> boxscore.warehouse.v1.BattingGameRow
+	6, // 4: boxscore.transform.v1.TransformResponse.rejections:type_name -> boxscore.warehouse.v1.Rejection
+	1, // 5: boxscore.transform.v1.TransformService.Transform:input_type -> boxscore.transform.v1.TransformRequest
+	2, // 6: boxscore.transform.v1.TransformService.Transform:output_type -> boxscore.transform.v1.TransformResponse
+	6, // [6:7] is the sub-list for method output_type
+	5, // [5:6] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_boxscore_transform_v1_transform_proto_init() }
@@ -834,7 +268,7 @@ func file_boxscore_transform_v1_transform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boxscore_transform_v1_transform_proto_rawDesc), len(file_boxscore_transform_v1_transform_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
