@@ -25,6 +25,7 @@ import (
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/flakystream"
@@ -133,7 +134,7 @@ type response struct {
 	status  int
 	header  http.Header
 	body    []byte
-	problem httpapi.Problem
+	problem ingestapi.Problem
 }
 
 func (g *gateway) post(t *testing.T, contentType string, body string) response {
@@ -163,12 +164,12 @@ func (g *gateway) post(t *testing.T, contentType string, body string) response {
 
 // checkAccepted asserts a 202 whose results put every event in the stream, exactly once,
 // where the results say, with the player as partition key.
-func checkAccepted(t *testing.T, g *gateway, r response, events []*statsv1.StatEvent) []httpapi.ResultJSON {
+func checkAccepted(t *testing.T, g *gateway, r response, events []*statsv1.StatEvent) []ingestapi.Result {
 	t.Helper()
 	if r.status != http.StatusAccepted {
 		t.Fatalf("status = %d, want 202: %s", r.status, r.body)
 	}
-	var body httpapi.AcceptedJSON
+	var body ingestapi.Accepted
 	if err := json.Unmarshal(r.body, &body); err != nil {
 		t.Fatalf("202 body: %v\n%s", err, r.body)
 	}

@@ -17,11 +17,11 @@ import (
 	"time"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/throttleproxy"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/httpapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 )
 
@@ -176,7 +176,7 @@ func TestThrottledStreamNeverAcknowledgesUnstoredEvents(t *testing.T) {
 	inStream := g.readStream(t) // fails on a duplicate: none is possible here
 	acknowledged := map[string]bool{}
 	var accepted, unavailable int
-	checkStored := func(b int, res httpapi.ResultJSON) {
+	checkStored := func(b int, res ingestapi.Result) {
 		rec, ok := inStream[res.EventID]
 		if !ok || rec.ShardID != res.ShardID || rec.SequenceNumber != res.SequenceNumber {
 			t.Errorf("batch %d: acknowledged %+v, the stream has %+v (present: %v)", b, res, rec, ok)
@@ -190,7 +190,7 @@ func TestThrottledStreamNeverAcknowledgesUnstoredEvents(t *testing.T) {
 		switch a.status {
 		case http.StatusAccepted:
 			accepted++
-			var body httpapi.AcceptedJSON
+			var body ingestapi.Accepted
 			if err := json.Unmarshal(a.body, &body); err != nil || len(body.Results) != perRequest {
 				t.Fatalf("batch %d: 202 body %s (%v), want %d results", b, a.body, err, perRequest)
 			}

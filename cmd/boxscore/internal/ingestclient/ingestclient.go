@@ -30,14 +30,12 @@ import (
 
 	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 )
 
 // MaxBatchEvents is the most events the gateway takes in one request. Send splits longer
 // slices into requests of at most this many events.
 const MaxBatchEvents = 500
-
-// StatsPath is the path of the gateway's batch endpoint.
-const StatsPath = "/v1/stats"
 
 // ErrRetryBudgetExhausted is wrapped by the error of a Send whose retries ran out of budget.
 var ErrRetryBudgetExhausted = errors.New("the gateway did not take the batch within the retry budget")
@@ -109,54 +107,12 @@ func (r *Result) Count(s Status) int {
 	return n
 }
 
-// Problem is an RFC 9457 problem details body as the gateway sends it.
-type Problem struct {
-	Type              string             `json:"type"`
-	Title             string             `json:"title"`
-	Status            int                `json:"status"`
-	Detail            string             `json:"detail"`
-	Instance          string             `json:"instance"`
-	RequestID         string             `json:"requestId"`
-	Index             *int               `json:"index"`
-	Line              int                `json:"line"`
-	Errors            []problemViolation `json:"errors"`
-	Acknowledged      []resultJSON       `json:"acknowledged"`
-	NotAcknowledged   []notAckedJSON     `json:"notAcknowledged"`
-	RetryAfterSeconds int                `json:"retryAfterSeconds"`
-}
-
-type problemViolation struct {
-	Index   int    `json:"index"`
-	EventID string `json:"eventId"`
-	Field   string `json:"field"`
-	Reason  string `json:"reason"`
-	Detail  string `json:"detail"`
-}
-
-type resultJSON struct {
-	Index          int    `json:"index"`
-	EventID        string `json:"eventId"`
-	ShardID        string `json:"shardId"`
-	SequenceNumber string `json:"sequenceNumber"`
-}
-
-type notAckedJSON struct {
-	Index     int    `json:"index"`
-	EventID   string `json:"eventId"`
-	ErrorCode string `json:"errorCode"`
-}
-
-type acceptedJSON struct {
-	Accepted int          `json:"accepted"`
-	Results  []resultJSON `json:"results"`
-}
-
 // ProblemError is an answer of the gateway other than 202.
 type ProblemError struct {
 	StatusCode int
 	// Problem is the decoded problem body; zero when the body was not problem+json (a proxy's
 	// error page, say), in which case Body holds its beginning.
-	Problem Problem
+	Problem ingestapi.Problem
 	Body    string
 }
 
@@ -225,7 +181,7 @@ func WithRetryNotify(fn func(RetryNotice)) Option { return func(c *Client) { c.n
 // New returns a client of the gateway at baseURL (e.g. "http://127.0.0.1:8080").
 func New(baseURL string, opts ...Option) *Client {
 	c := &Client{
-		endpoint:       strings.TrimRight(baseURL, "/") + StatsPath,
+		endpoint:       strings.TrimRight(baseURL, "/") + ingestapi.StatsPath,
 		httpClient:     &http.Client{},
 		retryBudget:    time.Minute,
 		initialBackoff: 250 * time.Millisecond,
@@ -314,7 +270,7 @@ func (b *batch) settle(outcomes map[int]EventResult) {
 
 // recordPartial settles what a 503 or 500 says the stream acknowledged, and adopts the ids
 // the gateway assigned to the events it did not, so that a resend carries the same ids.
-func (b *batch) recordPartial(p Problem) {
+func (b *batch) recordPartial(p ingestapi.Problem) {
 	for _, na := range p.NotAcknowledged {
 		if na.Index < 0 || na.Index >= len(b.pending) || na.EventID == "" {
 			continue
@@ -441,7 +397,7 @@ func (c *Client) attempt(ctx context.Context, b *batch) error {
 }
 
 func (b *batch) accept(respBody []byte) error {
-	var body acceptedJSON
+	var body ingestapi.Accepted
 	if err := json.Unmarshal(respBody, &body); err != nil {
 		return permanentError{fmt.Errorf("gateway answered 202 with a body that is not the expected JSON: %w", err)}
 	}
@@ -491,11 +447,11 @@ func answerError(status int, header http.Header, respBody []byte, b *batch) erro
 	switch {
 	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
 		after := retryAfter(header.Get("Retry-After"), time.Now())
-		if after == 0 && pe.Problem.RetryAfterSeconds > 0 {
-			after = time.Duration(pe.Problem.RetryAfterSeconds) * time.Second
+		if after == 0 {
+			after = pe.Problem.RetryAfter()
 		}
 		return &retryableError{err: pe, after: after}
-	case status == http.StatusInternalServerError && strings.HasSuffix(pe.Problem.Type, "/stream-rejected"):
+	case status == http.StatusInternalServerError && pe.Problem.HasType(ingestapi.TypeStreamRejected):
 		// The stream refused the events for a reason only an operator can fix.
 		return permanentError{pe}
 	case status >= 500 || status == http.StatusRequestTimeout:
@@ -508,7 +464,7 @@ func answerError(status int, header http.Header, respBody []byte, b *batch) erro
 func problemError(status int, respBody []byte) *ProblemError {
 	pe := &ProblemError{StatusCode: status}
 	if err := json.Unmarshal(respBody, &pe.Problem); err != nil || pe.Problem.Status == 0 {
-		pe.Problem = Problem{}
+		pe.Problem = ingestapi.Problem{}
 		body := strings.TrimSpace(string(respBody))
 		if len(body) > 200 {
 			body = body[:200] + "…"
@@ -544,8 +500,8 @@ func (c *Client) post(ctx context.Context, body []byte) (int, http.Header, []byt
 	if err != nil {
 		return 0, nil, nil, permanentError{fmt.Errorf("build request: %w", err)}
 	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	req.Header.Set("Accept", "application/json, application/problem+json")
+	req.Header.Set("Content-Type", ingestapi.MediaTypeNDJSON)
+	req.Header.Set("Accept", ingestapi.MediaTypeJSON+", "+ingestapi.MediaTypeProblem)
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.httpClient.Do(req)
 	if err != nil {

@@ -13,12 +13,6 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 )
 
-// Media types of a batch.
-const (
-	mediaTypeJSON   = "application/json"
-	mediaTypeNDJSON = "application/x-ndjson"
-)
-
 // Unknown fields are errors, so that a misspelt count ("atBat") is not silently dropped and
 // then reported as missing, or worse, accepted as absent.
 var unmarshalEvent = protojson.UnmarshalOptions{DiscardUnknown: false}

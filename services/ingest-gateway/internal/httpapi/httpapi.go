@@ -18,11 +18,10 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 )
-
-const statsPath = "/v1/stats"
 
 // MaxBodyBytes is the largest request body accepted: the PutRecords limit of one call.
 const MaxBodyBytes = 5 << 20
@@ -33,19 +32,19 @@ func NewHandler(svc *ingest.Service, logger *slog.Logger) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, a.logRequests, a.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, logger, newProblem(r, http.StatusNotFound, "not-found", "Not Found",
+		writeProblem(w, r, logger, newProblem(r, http.StatusNotFound, ingestapi.TypeNotFound, "Not Found",
 			fmt.Sprintf("no resource at %s", r.URL.Path)))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, logger, newProblem(r, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed",
+		writeProblem(w, r, logger, newProblem(r, http.StatusMethodNotAllowed, ingestapi.TypeMethodNotAllowed, "Method Not Allowed",
 			fmt.Sprintf("%s does not take %s", r.URL.Path, r.Method)))
 	})
-	r.Post(statsPath, a.postStats)
+	r.Post(ingestapi.StatsPath, a.postStats)
 	return otelhttp.NewHandler(r, "ingest-gateway.http",
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			// Span names must have few values: any path of a 404 would be one more.
-			if r.URL.Path == statsPath {
-				return r.Method + " " + statsPath
+			if r.URL.Path == ingestapi.StatsPath {
+				return r.Method + " " + ingestapi.StatsPath
 			}
 			return r.Method + " (unrouted)"
 		}))
@@ -95,7 +94,7 @@ func (a *api) recoverer(next http.Handler) http.Handler {
 				panic(rec)
 			}
 			a.logger.ErrorContext(r.Context(), "panic in HTTP handler", "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
-			writeProblem(w, r, a.logger, newProblem(r, http.StatusInternalServerError, "internal", "Internal Server Error",
+			writeProblem(w, r, a.logger, newProblem(r, http.StatusInternalServerError, ingestapi.TypeInternal, "Internal Server Error",
 				"the gateway failed unexpectedly; nothing is known about the events of this request, so retry it with the same event ids"))
 		}()
 		next.ServeHTTP(w, r)
@@ -136,22 +135,22 @@ func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
 		a.writeSubmitError(w, r, err)
 		return
 	}
-	body := AcceptedJSON{Accepted: len(results), Results: make([]ResultJSON, len(results))}
+	body := ingestapi.Accepted{Accepted: len(results), Results: make([]ingestapi.Result, len(results))}
 	for i, res := range results {
 		body.Results[i] = resultJSON(res)
 	}
-	writeJSON(w, r, a.logger, "application/json", http.StatusAccepted, body)
+	writeJSON(w, r, a.logger, ingestapi.MediaTypeJSON, http.StatusAccepted, body)
 }
 
 // checkRequest checks what can be checked before the body is read: its media type and its
 // announced length.
-func checkRequest(w http.ResponseWriter, r *http.Request) (string, *Problem) {
+func checkRequest(w http.ResponseWriter, r *http.Request) (string, *ingestapi.Problem) {
 	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mediaType != mediaTypeJSON && mediaType != mediaTypeNDJSON) {
-		p := newProblem(r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported Media Type",
+	if err != nil || (mediaType != ingestapi.MediaTypeJSON && mediaType != ingestapi.MediaTypeNDJSON) {
+		p := newProblem(r, http.StatusUnsupportedMediaType, ingestapi.TypeUnsupportedMediaType, "Unsupported Media Type",
 			fmt.Sprintf("Content-Type %q is not supported: send %s (an array of events) or %s (one event per line)",
-				r.Header.Get("Content-Type"), mediaTypeJSON, mediaTypeNDJSON))
-		w.Header().Set("Accept-Post", mediaTypeJSON+", "+mediaTypeNDJSON)
+				r.Header.Get("Content-Type"), ingestapi.MediaTypeJSON, ingestapi.MediaTypeNDJSON))
+		w.Header().Set("Accept-Post", ingestapi.MediaTypeJSON+", "+ingestapi.MediaTypeNDJSON)
 		return "", p
 	}
 	if r.ContentLength > MaxBodyBytes {
@@ -161,11 +160,11 @@ func checkRequest(w http.ResponseWriter, r *http.Request) (string, *Problem) {
 }
 
 // readBatch decodes the body as mediaType says, within the size and count limits.
-func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string) ([]*statsv1.StatEvent, *Problem) {
+func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string) ([]*statsv1.StatEvent, *ingestapi.Problem) {
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	var err error
 	var events []*statsv1.StatEvent
-	if mediaType == mediaTypeNDJSON {
+	if mediaType == ingestapi.MediaTypeNDJSON {
 		events, err = decodeNDJSON(body, ingest.MaxBatchEvents)
 	} else {
 		events, err = decodeJSONArray(body, ingest.MaxBatchEvents)
@@ -175,7 +174,7 @@ func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string
 	var malformed *malformedError
 	switch {
 	case err == nil && len(events) == 0:
-		return nil, newProblem(r, http.StatusBadRequest, "empty-batch", "Empty Batch", "the request has no events")
+		return nil, newProblem(r, http.StatusBadRequest, ingestapi.TypeEmptyBatch, "Empty Batch", "the request has no events")
 	case err == nil:
 		return events, nil
 	case errors.As(err, &maxBytes):
@@ -183,25 +182,25 @@ func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string
 	case errors.As(err, &tooMany):
 		return nil, tooManyEvents(r, fmt.Sprintf("the request has more than %d events; split it into batches of at most %d", tooMany.limit, tooMany.limit))
 	case errors.As(err, &malformed):
-		p := newProblem(r, http.StatusBadRequest, "malformed-event", "Malformed Request Body", malformed.Error())
+		p := newProblem(r, http.StatusBadRequest, ingestapi.TypeMalformedEvent, "Malformed Request Body", malformed.Error())
 		if malformed.index >= 0 {
 			p.Index = &malformed.index
 			p.Line = malformed.line
 		}
 		return nil, p
 	default:
-		return nil, newProblem(r, http.StatusBadRequest, "unreadable-body", "Unreadable Request Body",
+		return nil, newProblem(r, http.StatusBadRequest, ingestapi.TypeUnreadableBody, "Unreadable Request Body",
 			fmt.Sprintf("reading the request body failed: %v", err))
 	}
 }
 
-func bodyTooLarge(r *http.Request) *Problem {
-	return newProblem(r, http.StatusRequestEntityTooLarge, "body-too-large", "Request Body Too Large",
+func bodyTooLarge(r *http.Request) *ingestapi.Problem {
+	return newProblem(r, http.StatusRequestEntityTooLarge, ingestapi.TypeBodyTooLarge, "Request Body Too Large",
 		fmt.Sprintf("the request body is larger than %d bytes; split it into smaller batches", MaxBodyBytes))
 }
 
-func tooManyEvents(r *http.Request, detail string) *Problem {
-	return newProblem(r, http.StatusRequestEntityTooLarge, "too-many-events", "Too Many Events", detail)
+func tooManyEvents(r *http.Request, detail string) *ingestapi.Problem {
+	return newProblem(r, http.StatusRequestEntityTooLarge, ingestapi.TypeTooManyEvents, "Too Many Events", detail)
 }
 
 // writeSubmitError answers a failed Submit. Every answer says whether retrying is safe.
@@ -213,36 +212,36 @@ func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error
 		unavailable *publish.UnavailableError
 		rejected    *publish.RejectedError
 	)
-	var p *Problem
+	var p *ingestapi.Problem
 	switch {
 	case errors.Is(err, ingest.ErrEmptyBatch):
-		p = newProblem(r, http.StatusBadRequest, "empty-batch", "Empty Batch", "the request has no events")
+		p = newProblem(r, http.StatusBadRequest, ingestapi.TypeEmptyBatch, "Empty Batch", "the request has no events")
 	case errors.As(err, &tooMany):
 		p = tooManyEvents(r, tooMany.Error())
 	case errors.As(err, &invalid):
-		p = newProblem(r, http.StatusUnprocessableEntity, "invalid-events", "Invalid Events",
+		p = newProblem(r, http.StatusUnprocessableEntity, ingestapi.TypeInvalidEvents, "Invalid Events",
 			fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent: fix them and resend the whole batch", len(invalid.Violations)))
-		p.Errors = make([]ViolationJSON, len(invalid.Violations))
+		p.Errors = make([]ingestapi.Violation, len(invalid.Violations))
 		for i, v := range invalid.Violations {
-			p.Errors[i] = ViolationJSON{Index: v.Index, EventID: v.EventID, Field: v.Field, Reason: v.Reason, Detail: v.Detail}
+			p.Errors[i] = ingestapi.Violation{Index: v.Index, EventID: v.EventID, Field: v.Field, Reason: v.Reason, Detail: v.Detail}
 		}
 	case errors.As(err, &busy):
-		p = newProblem(r, http.StatusServiceUnavailable, "busy", "Gateway Busy",
+		p = newProblem(r, http.StatusServiceUnavailable, ingestapi.TypeBusy, "Gateway Busy",
 			"the gateway has as many batches or bytes in flight as it may hold; none of this request's events was sent (the body was not read): retry it after Retry-After")
 		p.RetryAfterSeconds = retryAfterSeconds(busy.RetryAfter)
 	case errors.As(err, &unavailable):
-		p = newProblem(r, http.StatusServiceUnavailable, "stream-unavailable", "Stream Unavailable",
+		p = newProblem(r, http.StatusServiceUnavailable, ingestapi.TypeStreamUnavailable, "Stream Unavailable",
 			"the stream did not acknowledge every event in time; the events listed as acknowledged are stored, "+
 				"the others may or may not be: retrying the whole request with the same event ids (those listed here, "+
 				"including the ids the gateway assigned) is safe, as duplicates are dropped downstream")
 		p.RetryAfterSeconds = retryAfterSeconds(unavailable.RetryAfter)
 		p.Acknowledged, p.NotAcknowledged = splitResults(unavailable.Results)
 	case errors.As(err, &rejected):
-		p = newProblem(r, http.StatusInternalServerError, "stream-rejected", "Stream Rejected Events",
+		p = newProblem(r, http.StatusInternalServerError, ingestapi.TypeStreamRejected, "Stream Rejected Events",
 			"the stream refused events for a reason retrying will not fix until an operator acts; the events listed as acknowledged are stored")
 		p.Acknowledged, p.NotAcknowledged = splitResults(rejected.Results)
 	default:
-		p = newProblem(r, http.StatusInternalServerError, "internal", "Internal Server Error",
+		p = newProblem(r, http.StatusInternalServerError, ingestapi.TypeInternal, "Internal Server Error",
 			"the gateway failed unexpectedly; retrying the whole request with the same event ids is safe")
 	}
 	if p.Status >= 500 {
@@ -255,18 +254,18 @@ func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error
 	writeProblem(w, r, a.logger, p)
 }
 
-func resultJSON(res publish.Result) ResultJSON {
-	return ResultJSON{Index: res.Index, EventID: res.EventID, ShardID: res.ShardID, SequenceNumber: res.SequenceNumber}
+func resultJSON(res publish.Result) ingestapi.Result {
+	return ingestapi.Result{Index: res.Index, EventID: res.EventID, ShardID: res.ShardID, SequenceNumber: res.SequenceNumber}
 }
 
-func splitResults(results []publish.Result) ([]ResultJSON, []NotAcknowledgedJSON) {
-	acked := []ResultJSON{}
-	notAcked := []NotAcknowledgedJSON{}
+func splitResults(results []publish.Result) ([]ingestapi.Result, []ingestapi.NotAcknowledged) {
+	acked := []ingestapi.Result{}
+	notAcked := []ingestapi.NotAcknowledged{}
 	for _, res := range results {
 		if res.Acknowledged() {
 			acked = append(acked, resultJSON(res))
 		} else {
-			notAcked = append(notAcked, NotAcknowledgedJSON{Index: res.Index, EventID: res.EventID, ErrorCode: res.ErrorCode})
+			notAcked = append(notAcked, ingestapi.NotAcknowledged{Index: res.Index, EventID: res.EventID, ErrorCode: res.ErrorCode})
 		}
 	}
 	return acked, notAcked

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
@@ -47,7 +48,7 @@ func newService(t *testing.T, p ingest.Publisher) *ingest.Service {
 	return svc
 }
 
-func post(t *testing.T, h http.Handler, contentType, body string) (*http.Response, Problem) {
+func post(t *testing.T, h http.Handler, contentType, body string) (*http.Response, ingestapi.Problem) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "/v1/stats", strings.NewReader(body))
 	if contentType != "" {
@@ -56,7 +57,7 @@ func post(t *testing.T, h http.Handler, contentType, body string) (*http.Respons
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	resp := rec.Result()
-	var p Problem
+	var p ingestapi.Problem
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
 		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 			t.Fatalf("problem body is not JSON: %v\n%s", err, rec.Body.String())
@@ -66,7 +67,7 @@ func post(t *testing.T, h http.Handler, contentType, body string) (*http.Respons
 }
 
 // checkProblem asserts the RFC 9457 members every problem must have.
-func checkProblem(t *testing.T, resp *http.Response, p Problem, status int, slug string) {
+func checkProblem(t *testing.T, resp *http.Response, p ingestapi.Problem, status int, slug string) {
 	t.Helper()
 	if resp.StatusCode != status {
 		t.Fatalf("status = %d, want %d (problem %+v)", resp.StatusCode, status, p)
@@ -74,8 +75,8 @@ func checkProblem(t *testing.T, resp *http.Response, p Problem, status int, slug
 	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type = %q, want application/problem+json", ct)
 	}
-	if p.Type != problemTypeBase+slug || p.Status != status || p.Title == "" || p.Detail == "" || p.Instance != "/v1/stats" {
-		t.Errorf("problem = %+v, want type %s, status %d, a title, a detail and instance /v1/stats", p, problemTypeBase+slug, status)
+	if p.Type != ingestapi.ProblemTypeBase+slug || p.Status != status || p.Title == "" || p.Detail == "" || p.Instance != "/v1/stats" {
+		t.Errorf("problem = %+v, want type %s, status %d, a title, a detail and instance /v1/stats", p, ingestapi.ProblemTypeBase+slug, status)
 	}
 	if p.RequestID == "" {
 		t.Errorf("problem has no requestId")
@@ -219,7 +220,7 @@ func TestInvalidEventsAreAllReported(t *testing.T) {
 		index       int
 		field, reas string
 	}
-	got := map[key]ViolationJSON{}
+	got := map[key]ingestapi.Violation{}
 	for _, e := range p.Errors {
 		got[key{e.Index, e.Field, e.Reason}] = e
 		if e.Detail == "" {
@@ -275,7 +276,7 @@ func (panickingPublisher) PublishReserved(context.Context, *publish.Reservation,
 func TestPanicBecomesProblem(t *testing.T) {
 	h := NewHandler(newService(t, panickingPublisher{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	resp, p := post(t, h, "application/json", testevents.JSONArray(t, testevents.Batch(1, false)))
-	if resp.StatusCode != http.StatusInternalServerError || p.Type != problemTypeBase+"internal" {
+	if resp.StatusCode != http.StatusInternalServerError || p.Type != ingestapi.ProblemTypeBase+"internal" {
 		t.Fatalf("status %d, problem %+v; want a 500 internal problem", resp.StatusCode, p)
 	}
 }

@@ -9,68 +9,13 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 )
 
-// problemTypeBase prefixes the type URI of every problem this API answers with.
-const problemTypeBase = "https://boxscore.dev/problems/"
-
-// Problem is an RFC 9457 problem details object, with the extension members this API uses.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// RequestID is the id the gateway logged the request under.
-	RequestID string `json:"requestId,omitempty"`
-
-	// Index and Line locate a malformed event: its position in the batch and, for NDJSON,
-	// its line (1-based).
-	Index *int `json:"index,omitempty"`
-	Line  int  `json:"line,omitempty"`
-	// Errors lists every violation of every invalid event (422).
-	Errors []ViolationJSON `json:"errors,omitempty"`
-	// Acknowledged and NotAcknowledged say what the stream took before it failed (503, 500).
-	// Both are present, possibly empty, whenever the stream was involved.
-	Acknowledged    []ResultJSON          `json:"acknowledged,omitzero"`
-	NotAcknowledged []NotAcknowledgedJSON `json:"notAcknowledged,omitzero"`
-	// RetryAfterSeconds repeats the Retry-After header for clients that only read bodies.
-	RetryAfterSeconds int `json:"retryAfterSeconds,omitempty"`
-}
-
-// ViolationJSON is one problem with one field of one event.
-type ViolationJSON struct {
-	Index   int    `json:"index"`
-	EventID string `json:"eventId,omitempty"`
-	Field   string `json:"field"`
-	Reason  string `json:"reason"`
-	Detail  string `json:"detail"`
-}
-
-// ResultJSON says where the stream put one event.
-type ResultJSON struct {
-	Index          int    `json:"index"`
-	EventID        string `json:"eventId"`
-	ShardID        string `json:"shardId"`
-	SequenceNumber string `json:"sequenceNumber"`
-}
-
-// NotAcknowledgedJSON names an event the stream did not acknowledge, and its last error.
-type NotAcknowledgedJSON struct {
-	Index     int    `json:"index"`
-	EventID   string `json:"eventId"`
-	ErrorCode string `json:"errorCode,omitempty"`
-}
-
-// AcceptedJSON is the body of a 202.
-type AcceptedJSON struct {
-	Accepted int          `json:"accepted"`
-	Results  []ResultJSON `json:"results"`
-}
-
-func newProblem(r *http.Request, status int, slug, title, detail string) *Problem {
-	return &Problem{
-		Type:      problemTypeBase + slug,
+func newProblem(r *http.Request, status int, slug, title, detail string) *ingestapi.Problem {
+	return &ingestapi.Problem{
+		Type:      ingestapi.TypeURI(slug),
 		Title:     title,
 		Status:    status,
 		Detail:    detail,
@@ -79,12 +24,13 @@ func newProblem(r *http.Request, status int, slug, title, detail string) *Proble
 	}
 }
 
-// writeProblem sends p as application/problem+json.
-func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, p *Problem) {
+// writeProblem sends p as application/problem+json (ingestapi.Problem is the one body the
+// gateway writes and its clients read).
+func writeProblem(w http.ResponseWriter, r *http.Request, logger *slog.Logger, p *ingestapi.Problem) {
 	if p.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfterSeconds))
 	}
-	writeJSON(w, r, logger, "application/problem+json", p.Status, p)
+	writeJSON(w, r, logger, ingestapi.MediaTypeProblem, p.Status, p)
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, logger *slog.Logger, contentType string, status int, body any) {
@@ -92,7 +38,7 @@ func writeJSON(w http.ResponseWriter, r *http.Request, logger *slog.Logger, cont
 	if err != nil {
 		// Only a programming error can get here: every body is plain structs.
 		logger.ErrorContext(r.Context(), "encode response body", "error", err)
-		status, contentType = http.StatusInternalServerError, "application/problem+json"
+		status, contentType = http.StatusInternalServerError, ingestapi.MediaTypeProblem
 		data = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
 	}
 	w.Header().Set("Content-Type", contentType)

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
@@ -102,9 +103,9 @@ func (g *Gateway) Accepted() []*statsv1.StatEvent {
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/stats" {
+	if r.Method != http.MethodPost || r.URL.Path != ingestapi.StatsPath {
 		g.record(Request{At: at, Status: http.StatusNotFound})
-		writeProblem(w, http.StatusNotFound, "not-found", "no resource at "+r.URL.Path)
+		writeProblem(w, http.StatusNotFound, ingestapi.TypeNotFound, "no resource at "+r.URL.Path)
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 5<<20+1))
@@ -112,7 +113,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		req.Status = http.StatusBadRequest
 		g.record(req)
-		writeProblem(w, http.StatusBadRequest, "unreadable-body", err.Error())
+		writeProblem(w, http.StatusBadRequest, ingestapi.TypeUnreadableBody, err.Error())
 		return
 	}
 
@@ -140,7 +141,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		slug := fault.Type
 		if slug == "" {
-			slug = map[int]string{429: "too-many-requests", 503: "busy", 413: "too-many-events", 500: "internal"}[fault.Status]
+			slug = map[int]string{429: "too-many-requests", 503: ingestapi.TypeBusy, 413: ingestapi.TypeTooManyEvents, 500: ingestapi.TypeInternal}[fault.Status]
 		}
 		detail := fault.Detail
 		if detail == "" {
@@ -154,11 +155,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	req.Status = status
 	g.record(req)
 	if status == http.StatusAccepted {
-		writeJSON(w, status, "application/json", answer)
+		writeJSON(w, status, ingestapi.MediaTypeJSON, answer)
 		return
 	}
-	p := answer.(problem)
-	writeJSON(w, status, "application/problem+json", p)
+	writeJSON(w, status, ingestapi.MediaTypeProblem, answer)
 }
 
 func (g *Gateway) record(r Request) {
@@ -167,42 +167,18 @@ func (g *Gateway) record(r Request) {
 	g.requests = append(g.requests, r)
 }
 
-type violationJSON struct {
-	Index   int    `json:"index"`
-	EventID string `json:"eventId,omitempty"`
-	Field   string `json:"field"`
-	Reason  string `json:"reason"`
-	Detail  string `json:"detail"`
-}
-
-type resultJSON struct {
-	Index          int    `json:"index"`
-	EventID        string `json:"eventId"`
-	ShardID        string `json:"shardId"`
-	SequenceNumber string `json:"sequenceNumber"`
-}
-
-type problem struct {
-	Type     string          `json:"type"`
-	Title    string          `json:"title"`
-	Status   int             `json:"status"`
-	Detail   string          `json:"detail"`
-	Instance string          `json:"instance"`
-	Errors   []violationJSON `json:"errors,omitempty"`
-}
-
 // handle answers a request as the gateway would when the stream takes everything.
 func (g *Gateway) handle(events []*statsv1.StatEvent, decodeErr error, invalid func(*statsv1.StatEvent) []statevent.Violation) (int, any) {
 	switch {
 	case decodeErr != nil:
-		return http.StatusBadRequest, newProblem(http.StatusBadRequest, "malformed-event", decodeErr.Error())
+		return http.StatusBadRequest, newProblem(http.StatusBadRequest, ingestapi.TypeMalformedEvent, decodeErr.Error())
 	case len(events) == 0:
-		return http.StatusBadRequest, newProblem(http.StatusBadRequest, "empty-batch", "the request has no events")
+		return http.StatusBadRequest, newProblem(http.StatusBadRequest, ingestapi.TypeEmptyBatch, "the request has no events")
 	case len(events) > MaxBatchEvents:
-		return http.StatusRequestEntityTooLarge, newProblem(http.StatusRequestEntityTooLarge, "too-many-events",
+		return http.StatusRequestEntityTooLarge, newProblem(http.StatusRequestEntityTooLarge, ingestapi.TypeTooManyEvents,
 			fmt.Sprintf("the request has more than %d events", MaxBatchEvents))
 	}
-	var violations []violationJSON
+	var violations []ingestapi.Violation
 	seen := map[string]int{}
 	for i, ev := range events {
 		statevent.Normalize(ev)
@@ -219,36 +195,36 @@ func (g *Gateway) handle(events []*statsv1.StatEvent, decodeErr error, invalid f
 			}
 		}
 		for _, v := range vs {
-			violations = append(violations, violationJSON{Index: i, EventID: ev.GetEventId(), Field: v.Field, Reason: v.Reason, Detail: v.Detail})
+			violations = append(violations, ingestapi.Violation{Index: i, EventID: ev.GetEventId(), Field: v.Field, Reason: v.Reason, Detail: v.Detail})
 		}
 	}
 	if len(violations) > 0 {
-		p := newProblem(http.StatusUnprocessableEntity, "invalid-events",
+		p := newProblem(http.StatusUnprocessableEntity, ingestapi.TypeInvalidEvents,
 			fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent", len(violations)))
 		p.Errors = violations
 		return http.StatusUnprocessableEntity, p
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	results := make([]resultJSON, len(events))
+	results := make([]ingestapi.Result, len(events))
 	for i, ev := range events {
 		if ev.GetEventId() == "" {
 			ev.EventId = statevent.NewEventID()
 		}
 		g.seq++
-		results[i] = resultJSON{Index: i, EventID: ev.GetEventId(),
+		results[i] = ingestapi.Result{Index: i, EventID: ev.GetEventId(),
 			ShardID:        fmt.Sprintf("shardId-%012d", ev.GetPlayer().GetMlbId()%2),
 			SequenceNumber: strconv.FormatInt(g.seq, 10)}
 		g.accepted = append(g.accepted, ev)
 	}
-	return http.StatusAccepted, map[string]any{"accepted": len(events), "results": results}
+	return http.StatusAccepted, ingestapi.Accepted{Accepted: len(events), Results: results}
 }
 
 func decode(contentType string, body []byte) ([]*statsv1.StatEvent, error) {
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	var events []*statsv1.StatEvent
 	switch mediaType {
-	case "application/x-ndjson":
+	case ingestapi.MediaTypeNDJSON:
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		sc.Buffer(make([]byte, 1<<20), 5<<20)
 		for line := 1; sc.Scan(); line++ {
@@ -263,7 +239,7 @@ func decode(contentType string, body []byte) ([]*statsv1.StatEvent, error) {
 			events = append(events, ev)
 		}
 		return events, sc.Err()
-	case "application/json":
+	case ingestapi.MediaTypeJSON:
 		var raw []json.RawMessage
 		if err := json.Unmarshal(body, &raw); err != nil {
 			return nil, fmt.Errorf("the body must be a JSON array of events: %w", err)
@@ -281,14 +257,14 @@ func decode(contentType string, body []byte) ([]*statsv1.StatEvent, error) {
 	}
 }
 
-func newProblem(status int, slug, detail string) problem {
-	return problem{Type: "https://boxscore.dev/problems/" + slug, Title: http.StatusText(status), Status: status,
-		Detail: detail, Instance: "/v1/stats"}
+func newProblem(status int, slug, detail string) *ingestapi.Problem {
+	return &ingestapi.Problem{Type: ingestapi.TypeURI(slug), Title: http.StatusText(status), Status: status,
+		Detail: detail, Instance: ingestapi.StatsPath}
 }
 
 func writeProblem(w http.ResponseWriter, status int, slug, detail string) {
 	p := newProblem(status, slug, detail)
-	writeJSON(w, status, "application/problem+json", p)
+	writeJSON(w, status, ingestapi.MediaTypeProblem, p)
 }
 
 func writeJSON(w http.ResponseWriter, status int, contentType string, body any) {
