@@ -422,9 +422,8 @@ func (p *Publisher) putRecords(ctx context.Context, indexes []int, entries []ent
 	for j, i := range indexes {
 		in.Records[j] = types.PutRecordsRequestEntry{Data: entries[i].data, PartitionKey: aws.String(entries[i].key)}
 	}
-	ctx, span := p.tracer.Start(ctx, "PutRecords", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.Int("aws.kinesis.records", len(indexes))))
-	defer span.End()
+	// The call's CLIENT span, child of the publish span, is the Kinesis client's own
+	// (otelaws, see stream.NewKinesisClient): error status, throttling and failed entries.
 	callCtx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
@@ -436,8 +435,6 @@ func (p *Publisher) putRecords(ctx context.Context, indexes []int, entries []ent
 			results[i].ErrorCode, results[i].ErrorMessage = code, err.Error()
 		}
 		p.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "error"), attribute.String("error_code", code)))
-		span.RecordError(err)
-		span.SetStatus(codes.Error, code)
 		return fmt.Errorf("PutRecords on stream %s: %w", p.stream, err)
 	}
 	if len(out.Records) != len(indexes) {
@@ -448,7 +445,6 @@ func (p *Publisher) putRecords(ctx context.Context, indexes []int, entries []ent
 			results[i].ErrorCode, results[i].ErrorMessage = "MalformedResponse", err.Error()
 		}
 		p.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "error"), attribute.String("error_code", "MalformedResponse")))
-		span.SetStatus(codes.Error, "malformed response")
 		return err
 	}
 
@@ -476,7 +472,6 @@ func (p *Publisher) putRecords(ctx context.Context, indexes []int, entries []ent
 	outcome := "ok"
 	if failed > 0 {
 		outcome = "partial"
-		span.SetAttributes(attribute.Int("aws.kinesis.failed_records", failed))
 	}
 	p.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
 	if rejected != nil {
