@@ -17,7 +17,6 @@ import (
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 )
 
 // MaxRequestBytes is the largest PutStats request the server should accept (pass it to
@@ -52,64 +51,77 @@ func (s *Server) PutStats(ctx context.Context, req *ingestv1.PutStatsRequest) (*
 	return response(results), nil
 }
 
-// status maps a Submit error to a gRPC status with details a client can act on.
+// kindCodes is the gRPC code of each kind of failure. Every kind of ingest.Kinds has one
+// (TestEveryKindHasACode).
+var kindCodes = map[ingest.Kind]codes.Code{
+	ingest.KindInvalid:           codes.InvalidArgument,
+	ingest.KindTooLarge:          codes.ResourceExhausted,
+	ingest.KindBusy:              codes.Unavailable,
+	ingest.KindStreamUnavailable: codes.Unavailable,
+	ingest.KindStreamRejected:    codes.Internal,
+	ingest.KindInternal:          codes.Internal,
+}
+
+// status maps a Submit error to a gRPC status with details a client can act on. What the
+// failure is, ingest has decided; this only says it in gRPC.
 func (s *Server) status(ctx context.Context, err error) *status.Status {
-	var (
-		invalid     *ingest.InvalidBatchError
-		tooMany     *ingest.TooManyEventsError
-		busy        *publish.BusyError
-		unavailable *publish.UnavailableError
-		rejected    *publish.RejectedError
-	)
-	switch {
-	case errors.Is(err, ingest.ErrEmptyBatch):
-		return withDetails(status.New(codes.InvalidArgument, err.Error()), &errdetails.BadRequest{
-			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "events", Reason: "required", Description: err.Error()}},
-		})
-	case errors.As(err, &tooMany):
-		return withDetails(status.New(codes.ResourceExhausted, tooMany.Error()), &errdetails.BadRequest{
-			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "events", Reason: "too_many", Description: tooMany.Error()}},
-		})
-	case errors.As(err, &invalid):
-		br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(invalid.Violations))}
-		for i, v := range invalid.Violations {
-			field := "events[" + strconv.Itoa(v.Index) + "]"
-			if v.Field != "" {
-				field += "." + v.Field
+	var e *ingest.Error
+	if !errors.As(err, &e) {
+		e = &ingest.Error{Kind: ingest.KindInternal, Err: err}
+	}
+	code, ok := kindCodes[e.Kind]
+	if !ok {
+		code = codes.Internal
+	}
+	switch e.Kind {
+	case ingest.KindInvalid:
+		br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))}
+		for i, v := range e.Violations {
+			field := "events"
+			if v.Index != ingest.BatchIndex {
+				field += "[" + strconv.Itoa(v.Index) + "]"
+				if v.Field != "" {
+					field += "." + v.Field
+				}
 			}
 			br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: field, Reason: v.Reason, Description: v.Detail}
 		}
-		msg := fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent", len(invalid.Violations))
-		return withDetails(status.New(codes.InvalidArgument, msg), br)
-	case errors.As(err, &busy):
-		return withDetails(status.New(codes.Unavailable, "the gateway has too many batches in flight; none of the events was sent: retry later"),
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(busy.RetryAfter)},
+		msg := fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent", len(e.Violations))
+		return withDetails(status.New(code, msg), br)
+	case ingest.KindTooLarge:
+		return withDetails(status.New(code, e.Error()), &errdetails.BadRequest{
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "events", Reason: "too_many", Description: e.Error()}},
+		})
+	case ingest.KindBusy:
+		return withDetails(status.New(code, "the gateway has too many batches in flight; none of the events was sent: retry later"),
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)},
 			&errdetails.ErrorInfo{Reason: "BUSY", Domain: errorDomain})
-	case errors.As(err, &unavailable):
+	case ingest.KindStreamUnavailable:
 		msg := fmt.Sprintf("the stream did not acknowledge every event in time (%d of %d acknowledged: those with a sequence number "+
 			"in the PutStatsResponse detail); retrying the whole batch with the event ids of that detail is safe",
-			countAcknowledged(unavailable.Results), len(unavailable.Results))
-		return withDetails(status.New(codes.Unavailable, msg),
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(unavailable.RetryAfter)},
+			e.Acknowledged(), len(e.Results))
+		return withDetails(status.New(code, msg),
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)},
 			&errdetails.ErrorInfo{Reason: "STREAM_UNAVAILABLE", Domain: errorDomain},
-			response(unavailable.Results))
-	case errors.As(err, &rejected):
+			response(e.Results))
+	case ingest.KindStreamRejected:
 		msg := fmt.Sprintf("the stream refused events (%d of %d acknowledged: those with a sequence number in the PutStatsResponse detail): %v",
-			countAcknowledged(rejected.Results), len(rejected.Results), rejected.Cause)
-		return withDetails(status.New(codes.Internal, msg),
+			e.Acknowledged(), len(e.Results), e.Err)
+		return withDetails(status.New(code, msg),
 			&errdetails.ErrorInfo{Reason: "STREAM_REJECTED", Domain: errorDomain},
-			response(rejected.Results))
-	case ctx.Err() != nil:
-		return status.FromContextError(ctx.Err())
+			response(e.Results))
 	default:
-		return status.New(codes.Internal, err.Error())
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err())
+		}
+		return status.New(code, err.Error())
 	}
 }
 
 // response lists the results in batch order. As an error detail it also carries the ids of
 // the events Kinesis did not acknowledge (without shard and sequence number), so that a
 // client can resend them under the ids the gateway assigned.
-func response(results []publish.Result) *ingestv1.PutStatsResponse {
+func response(results []ingest.Result) *ingestv1.PutStatsResponse {
 	resp := &ingestv1.PutStatsResponse{Results: make([]*ingestv1.EventResult, 0, len(results))}
 	for _, r := range results {
 		resp.Results = append(resp.Results, &ingestv1.EventResult{
@@ -120,16 +132,6 @@ func response(results []publish.Result) *ingestv1.PutStatsResponse {
 		})
 	}
 	return resp
-}
-
-func countAcknowledged(results []publish.Result) int {
-	n := 0
-	for _, r := range results {
-		if r.Acknowledged() {
-			n++
-		}
-	}
-	return n
 }
 
 // withDetails attaches details to st; if that fails (it cannot for these message types),

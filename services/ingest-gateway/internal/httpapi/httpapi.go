@@ -20,7 +20,6 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
-	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 )
 
 // MaxBodyBytes is the largest request body accepted: the PutRecords limit of one call.
@@ -203,47 +202,62 @@ func tooManyEvents(r *http.Request, detail string) *ingestapi.Problem {
 	return newProblem(r, http.StatusRequestEntityTooLarge, ingestapi.TypeTooManyEvents, "Too Many Events", detail)
 }
 
-// writeSubmitError answers a failed Submit. Every answer says whether retrying is safe.
-func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error) {
-	var (
-		invalid     *ingest.InvalidBatchError
-		tooMany     *ingest.TooManyEventsError
-		busy        *publish.BusyError
-		unavailable *publish.UnavailableError
-		rejected    *publish.RejectedError
-	)
-	var p *ingestapi.Problem
-	switch {
-	case errors.Is(err, ingest.ErrEmptyBatch):
-		p = newProblem(r, http.StatusBadRequest, ingestapi.TypeEmptyBatch, "Empty Batch", "the request has no events")
-	case errors.As(err, &tooMany):
-		p = tooManyEvents(r, tooMany.Error())
-	case errors.As(err, &invalid):
-		p = newProblem(r, http.StatusUnprocessableEntity, ingestapi.TypeInvalidEvents, "Invalid Events",
-			fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent: fix them and resend the whole batch", len(invalid.Violations)))
-		p.Errors = make([]ingestapi.Violation, len(invalid.Violations))
-		for i, v := range invalid.Violations {
+// kindProblems is the HTTP answer to each kind of failure: its status, problem type and
+// title. Every kind of ingest.Kinds has one (TestEveryKindHasAnAnswer).
+var kindProblems = map[ingest.Kind]struct {
+	status      int
+	slug, title string
+}{
+	ingest.KindInvalid:           {http.StatusUnprocessableEntity, ingestapi.TypeInvalidEvents, "Invalid Events"},
+	ingest.KindTooLarge:          {http.StatusRequestEntityTooLarge, ingestapi.TypeTooManyEvents, "Too Many Events"},
+	ingest.KindBusy:              {http.StatusServiceUnavailable, ingestapi.TypeBusy, "Gateway Busy"},
+	ingest.KindStreamUnavailable: {http.StatusServiceUnavailable, ingestapi.TypeStreamUnavailable, "Stream Unavailable"},
+	ingest.KindStreamRejected:    {http.StatusInternalServerError, ingestapi.TypeStreamRejected, "Stream Rejected Events"},
+	ingest.KindInternal:          {http.StatusInternalServerError, ingestapi.TypeInternal, "Internal Server Error"},
+}
+
+// problemFor is the answer to a failed Reserve or Submit. What the failure is, ingest has
+// decided; this only says it in HTTP. Every answer says whether retrying is safe.
+func problemFor(r *http.Request, err error) *ingestapi.Problem {
+	var e *ingest.Error
+	if !errors.As(err, &e) {
+		e = &ingest.Error{Kind: ingest.KindInternal, Err: err}
+	}
+	answer, ok := kindProblems[e.Kind]
+	if !ok {
+		answer = kindProblems[ingest.KindInternal]
+	}
+	p := newProblem(r, answer.status, answer.slug, answer.title, "")
+	switch e.Kind {
+	case ingest.KindInvalid:
+		p.Detail = fmt.Sprintf("%d violations; the batch is validated whole, so none of its events was sent: fix them and resend the whole batch", len(e.Violations))
+		p.Errors = make([]ingestapi.Violation, len(e.Violations))
+		for i, v := range e.Violations {
 			p.Errors[i] = ingestapi.Violation{Index: v.Index, EventID: v.EventID, Field: v.Field, Reason: v.Reason, Detail: v.Detail}
 		}
-	case errors.As(err, &busy):
-		p = newProblem(r, http.StatusServiceUnavailable, ingestapi.TypeBusy, "Gateway Busy",
-			"the gateway has as many batches or bytes in flight as it may hold; none of this request's events was sent (the body was not read): retry it after Retry-After")
-		p.RetryAfterSeconds = retryAfterSeconds(busy.RetryAfter)
-	case errors.As(err, &unavailable):
-		p = newProblem(r, http.StatusServiceUnavailable, ingestapi.TypeStreamUnavailable, "Stream Unavailable",
-			"the stream did not acknowledge every event in time; the events listed as acknowledged are stored, "+
-				"the others may or may not be: retrying the whole request with the same event ids (those listed here, "+
-				"including the ids the gateway assigned) is safe, as duplicates are dropped downstream")
-		p.RetryAfterSeconds = retryAfterSeconds(unavailable.RetryAfter)
-		p.Acknowledged, p.NotAcknowledged = splitResults(unavailable.Results)
-	case errors.As(err, &rejected):
-		p = newProblem(r, http.StatusInternalServerError, ingestapi.TypeStreamRejected, "Stream Rejected Events",
-			"the stream refused events for a reason retrying will not fix until an operator acts; the events listed as acknowledged are stored")
-		p.Acknowledged, p.NotAcknowledged = splitResults(rejected.Results)
+	case ingest.KindTooLarge:
+		p.Detail = e.Error()
+	case ingest.KindBusy:
+		p.Detail = "the gateway has as many batches or bytes in flight as it may hold; none of this request's events was sent (the body was not read): retry it after Retry-After"
+		p.RetryAfterSeconds = retryAfterSeconds(e.RetryAfter)
+	case ingest.KindStreamUnavailable:
+		p.Detail = "the stream did not acknowledge every event in time; the events listed as acknowledged are stored, " +
+			"the others may or may not be: retrying the whole request with the same event ids (those listed here, " +
+			"including the ids the gateway assigned) is safe, as duplicates are dropped downstream"
+		p.RetryAfterSeconds = retryAfterSeconds(e.RetryAfter)
+		p.Acknowledged, p.NotAcknowledged = splitResults(e.Results)
+	case ingest.KindStreamRejected:
+		p.Detail = "the stream refused events for a reason retrying will not fix until an operator acts; the events listed as acknowledged are stored"
+		p.Acknowledged, p.NotAcknowledged = splitResults(e.Results)
 	default:
-		p = newProblem(r, http.StatusInternalServerError, ingestapi.TypeInternal, "Internal Server Error",
-			"the gateway failed unexpectedly; retrying the whole request with the same event ids is safe")
+		p.Detail = "the gateway failed unexpectedly; retrying the whole request with the same event ids is safe"
 	}
+	return p
+}
+
+// writeSubmitError answers a failed Reserve or Submit.
+func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(r, err)
 	if p.Status >= 500 {
 		a.logger.WarnContext(r.Context(), "batch not accepted", "status", p.Status, "error", err)
 	}
@@ -254,11 +268,11 @@ func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error
 	writeProblem(w, r, a.logger, p)
 }
 
-func resultJSON(res publish.Result) ingestapi.Result {
+func resultJSON(res ingest.Result) ingestapi.Result {
 	return ingestapi.Result{Index: res.Index, EventID: res.EventID, ShardID: res.ShardID, SequenceNumber: res.SequenceNumber}
 }
 
-func splitResults(results []publish.Result) ([]ingestapi.Result, []ingestapi.NotAcknowledged) {
+func splitResults(results []ingest.Result) ([]ingestapi.Result, []ingestapi.NotAcknowledged) {
 	acked := []ingestapi.Result{}
 	notAcked := []ingestapi.NotAcknowledged{}
 	for _, res := range results {

@@ -20,40 +20,6 @@ import (
 // MaxBatchEvents is the most events one request may carry: one PutRecords call's worth.
 const MaxBatchEvents = publish.MaxBatchEvents
 
-// ErrEmptyBatch is returned for a batch without events.
-var ErrEmptyBatch = errors.New("the batch has no events")
-
-// TooManyEventsError is returned for a batch of more than MaxBatchEvents events.
-type TooManyEventsError struct{ Count int }
-
-func (e *TooManyEventsError) Error() string {
-	return fmt.Sprintf("the batch has %d events, at most %d are allowed", e.Count, MaxBatchEvents)
-}
-
-// Violation is one problem with one event of a batch.
-type Violation struct {
-	// Index is the event's position in the batch.
-	Index int
-	// EventID is the event's id as the client sent it (empty when it sent none).
-	EventID string
-	statevent.Violation
-}
-
-// InvalidBatchError lists every problem of every invalid event of a batch. Nothing of the
-// batch was sent.
-type InvalidBatchError struct {
-	Violations []Violation
-}
-
-func (e *InvalidBatchError) Error() string {
-	events := map[int]bool{}
-	for _, v := range e.Violations {
-		events[v.Index] = true
-	}
-	first := e.Violations[0]
-	return fmt.Sprintf("%d invalid events (%d violations), first: event %d: %s", len(events), len(e.Violations), first.Index, first.Violation)
-}
-
 // Publisher puts validated events into the stream; *publish.Publisher is the one in use.
 type Publisher interface {
 	// Reserve takes a share of the in-flight budget before a request is read; see
@@ -113,7 +79,7 @@ func newMetrics(meter metric.Meter) (metrics, error) {
 }
 
 // count records the outcome of one submitted batch.
-func (m metrics) count(ctx context.Context, events int, results []publish.Result, err error) {
+func (m metrics) count(ctx context.Context, events int, results []Result, err error) {
 	m.received.Add(ctx, int64(events))
 	acked := 0
 	for _, r := range results {
@@ -125,59 +91,67 @@ func (m metrics) count(ctx context.Context, events int, results []publish.Result
 	if err == nil || events == 0 {
 		return
 	}
-	reason := RejectedInternal
-	var (
-		invalid     *InvalidBatchError
-		tooMany     *TooManyEventsError
-		busy        *publish.BusyError
-		unavailable *publish.UnavailableError
-		rejected    *publish.RejectedError
-	)
-	switch {
-	case errors.As(err, &invalid):
-		reason = RejectedInvalid
-		if len(invalid.Violations) == 1 && invalid.Violations[0].Reason == RejectedTooLarge {
-			reason = RejectedTooLarge
-		}
-	case errors.As(err, &tooMany):
-		reason = RejectedTooManyEvents
-	case errors.As(err, &busy):
-		reason = RejectedBusy
-	case errors.As(err, &unavailable):
-		reason = RejectedStreamUnavailable
-	case errors.As(err, &rejected):
-		reason = RejectedStreamRejected
-	}
-	m.rejected.Add(ctx, int64(events-acked), metric.WithAttributes(attribute.String("reason", reason)))
+	m.rejected.Add(ctx, int64(events-acked), metric.WithAttributes(attribute.String("reason", rejectedReason(err))))
 }
+
+// rejectedReason is the reason of the events.rejected metric for a failed batch.
+func rejectedReason(err error) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return RejectedInternal
+	}
+	switch e.Kind {
+	case KindInvalid:
+		if len(e.Violations) == 1 && e.Violations[0].Reason == RejectedTooLarge {
+			return RejectedTooLarge
+		}
+		return RejectedInvalid
+	case KindTooLarge:
+		return RejectedTooManyEvents
+	case KindBusy:
+		return RejectedBusy
+	case KindStreamUnavailable:
+		return RejectedStreamUnavailable
+	case KindStreamRejected:
+		return RejectedStreamRejected
+	default:
+		return RejectedInternal
+	}
+}
+
+// Reservation is a batch's share of the in-flight budget, taken with Reserve.
+type Reservation = publish.Reservation
 
 // Reserve takes a share of the publisher's in-flight budget (one batch slot and bytes)
 // before a request is read, so that reading it cannot grow memory past the budget. The error
-// is a *publish.BusyError. Pass the reservation to SubmitReserved, then release it.
-func (s *Service) Reserve(bytes int64) (*publish.Reservation, error) {
+// is an *Error of KindBusy. Pass the reservation to SubmitReserved, then release it.
+func (s *Service) Reserve(bytes int64) (*Reservation, error) {
 	res, err := s.publisher.Reserve(bytes)
 	if err != nil {
 		s.metrics.busyRequests.Add(context.Background(), 1)
-		return nil, fmt.Errorf("reserve %d bytes: %w", bytes, err)
+		e := classify(err, nil)
+		e.Err = fmt.Errorf("reserve %d bytes: %w", bytes, err)
+		return nil, e
 	}
 	return res, nil
 }
 
 // Submit validates the batch as a whole and, if every event is valid, publishes it. The
-// events are normalized and given ids in place. The error is ErrEmptyBatch,
-// *TooManyEventsError or *InvalidBatchError (nothing sent), or one of the publish errors.
-func (s *Service) Submit(ctx context.Context, events []*statsv1.StatEvent) ([]publish.Result, error) {
+// events are normalized and given ids in place. On success every event is acknowledged and
+// the results say where each went; otherwise the error is an *Error saying what the failure
+// is (for KindInvalid and KindTooLarge, nothing was sent).
+func (s *Service) Submit(ctx context.Context, events []*statsv1.StatEvent) ([]Result, error) {
 	return s.SubmitReserved(ctx, nil, events)
 }
 
 // SubmitReserved is Submit within a reservation taken with Reserve (nil: none).
-func (s *Service) SubmitReserved(ctx context.Context, res *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
+func (s *Service) SubmitReserved(ctx context.Context, res *Reservation, events []*statsv1.StatEvent) ([]Result, error) {
 	results, err := s.submit(ctx, res, events)
 	s.metrics.count(ctx, len(events), results, err)
 	return results, err
 }
 
-func (s *Service) submit(ctx context.Context, res *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
+func (s *Service) submit(ctx context.Context, res *Reservation, events []*statsv1.StatEvent) ([]Result, error) {
 	if err := Validate(events); err != nil {
 		return nil, err
 	}
@@ -187,32 +161,26 @@ func (s *Service) submit(ctx context.Context, res *publish.Reservation, events [
 			ev.EventId = statevent.NewEventID()
 		}
 	}
-	results, err := s.publisher.PublishReserved(ctx, res, events)
-	var tooLarge *publish.RecordTooLargeError
-	if errors.As(err, &tooLarge) {
-		return nil, &InvalidBatchError{Violations: []Violation{{
-			Index:   tooLarge.Index,
-			EventID: events[tooLarge.Index].GetEventId(),
-			Violation: statevent.Violation{
-				Reason: RejectedTooLarge,
-				Detail: fmt.Sprintf("the event's record is %d bytes, Kinesis takes at most %d", tooLarge.Size, publish.MaxRecordBytes),
-			},
-		}}}
-	}
+	published, err := s.publisher.PublishReserved(ctx, res, events)
 	if err != nil {
-		return results, fmt.Errorf("publish %d events: %w", len(events), err)
+		e := classify(err, events)
+		e.Err = fmt.Errorf("publish %d events: %w", len(events), err)
+		return e.Results, e
 	}
-	return results, nil
+	return results(published), nil
 }
 
 // Validate normalizes every event in place and checks the batch: its size, then the shape
-// of every event. It reports every violation of every event, not just the first.
+// of every event. It reports every violation of every event, not just the first, in an
+// *Error of KindInvalid (KindTooLarge for too many events).
 func Validate(events []*statsv1.StatEvent) error {
 	switch {
 	case len(events) == 0:
-		return ErrEmptyBatch
+		return &Error{Kind: KindInvalid, Violations: []Violation{{Index: BatchIndex, Violation: statevent.Violation{
+			Field: "events", Reason: "required", Detail: "the batch has no events",
+		}}}}
 	case len(events) > MaxBatchEvents:
-		return &TooManyEventsError{Count: len(events)}
+		return &Error{Kind: KindTooLarge, Err: fmt.Errorf("the batch has %d events, at most %d are allowed", len(events), MaxBatchEvents)}
 	}
 	var violations []Violation
 	firstIndex := make(map[string]int, len(events))
@@ -236,7 +204,7 @@ func Validate(events []*statsv1.StatEvent) error {
 		}
 	}
 	if len(violations) > 0 {
-		return &InvalidBatchError{Violations: violations}
+		return &Error{Kind: KindInvalid, Violations: violations}
 	}
 	return nil
 }
