@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
@@ -173,11 +174,15 @@ func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, event
 	if len(events) == 0 {
 		return nil, nil
 	}
-	ctx, span := p.tracer.Start(ctx, "publish "+p.stream, trace.WithSpanKind(trace.SpanKindProducer),
+	// The producer span of the messaging semantic conventions: "{operation} {destination}",
+	// one send of a batch.
+	ctx, span := p.tracer.Start(ctx, "send "+p.stream, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
-			attribute.String("messaging.system", "aws_kinesis"),
-			attribute.String("messaging.destination.name", p.stream),
-			attribute.Int("messaging.batch.message_count", len(events)),
+			semconv.MessagingSystemKey.String("aws_kinesis"),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingDestinationName(p.stream),
+			semconv.MessagingBatchMessageCount(len(events)),
 		))
 	defer span.End()
 
