@@ -19,9 +19,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/boxscore-dev/boxscore/pkg/deadletter"
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 )
 
@@ -164,7 +166,23 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 	if err != nil {
 		return nil, fmt.Errorf("load %s/%s up to %s: %w", req.GetStream(), req.GetShardId(), req.GetSequenceNumber(), err)
 	}
+	recordRefused(trace.SpanFromContext(ctx), written.letters)
 	return resp, nil
+}
+
+// recordRefused puts a dead_letter event on the span of the load (the Load call's server
+// span, in the batch's trace) for each row the warehouse refused, once committed. The
+// transformer's rejections are recorded by the consumer, on the batch span that holds them.
+func recordRefused(span trace.Span, letters []DeadLetter) {
+	for _, l := range letters {
+		if l.Stage != StageLoad {
+			continue
+		}
+		deadletter.Record(span, deadletter.Letter{
+			Stream: l.Stream, ShardID: l.ShardID, SequenceNumber: l.SequenceNumber,
+			EventID: l.EventID, Stage: l.Stage, Reason: l.Reason, Field: l.Field,
+		})
+	}
 }
 
 // refusedRow is a row the database refused, with its reason.
