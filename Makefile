@@ -41,17 +41,43 @@ deps: $(KINESALITE)/node_modules/.package-lock.json ## Install what tests and th
 $(KINESALITE)/node_modules/.package-lock.json: $(KINESALITE)/package-lock.json
 	cd $(KINESALITE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
-.PHONY: test
-test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race.
+# The cross-service packages of test/ (by import path): they build the services and start
+# them as processes.
+CROSS_SERVICE := /test/(e2e|chaos|group)(/|$$)
+
+# go-test runs go test over the modules $(1); in test/, over its cross-service packages when
+# $(2) is "only", over the others when it is "skip", over all of it otherwise. It ends with
+# the count of packages that passed and failed, and fails if any did.
+define go-test
 	@log=$$(mktemp); status=0; \
-	for m in $(MODULES); do \
+	for m in $(1); do \
+		flags="$(GO_TEST_FLAGS)"; pkgs=./...; \
+		if [[ $$m == test ]]; then \
+			flags="$$flags $(TEST_MODULE_FLAGS)"; \
+			case "$(2)" in \
+			only) pkgs=$$(cd test && go list ./... | grep -E '$(CROSS_SERVICE)');; \
+			skip) pkgs=$$(cd test && go list ./... | grep -vE '$(CROSS_SERVICE)');; \
+			esac; \
+		fi; \
 		echo "== go test $$m"; \
-		flags="$(GO_TEST_FLAGS)"; [[ $$m != test ]] || flags="$$flags $(TEST_MODULE_FLAGS)"; \
-		(cd $$m && go test $$flags ./...) 2>&1 | tee -a "$$log" || status=1; \
+		(cd $$m && go test $$flags $$pkgs) 2>&1 | tee -a "$$log" || status=1; \
 	done; \
 	passed=$$(grep -c '^ok ' "$$log" || true); failed=$$(grep -c '^FAIL\s' "$$log" || true); rm -f "$$log"; \
 	echo "packages: $$passed passed, $$failed failed"; \
 	exit $$status
+endef
+
+.PHONY: test
+test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race, as CI does.
+	$(call go-test,$(MODULES),all)
+
+.PHONY: test-short
+test-short: deps ## Unit and component tests of every module, without the cross-service packages of test/: the loop while you work.
+	$(call go-test,$(MODULES),skip)
+
+.PHONY: test-e2e
+test-e2e: deps ## Only the cross-service tests of test/ (e2e, chaos, group): the services built and run as processes, one package at a time.
+	$(call go-test,test,only)
 
 .PHONY: generate
 generate: ## Regenerate pkg/gen from proto/ with the pinned buf and plugins.
