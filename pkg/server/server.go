@@ -27,14 +27,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/stats"
 
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
-
-// MaxMessageBytes is the largest gRPC message Boxscore services accept and send.
-const MaxMessageBytes = 64 << 20
 
 // Config is the listener and shutdown part of a service's configuration. Defaults for the
 // addresses come from kong variables grpc_addr and admin_addr, set per service.
@@ -43,6 +42,10 @@ type Config struct {
 	AdminAddr       string        `name:"admin-addr" env:"BOXSCORE_ADMIN_ADDR" default:"${admin_addr}" help:"Address of the admin HTTP server (/healthz, /readyz, /metrics, /debug/pprof)."`
 	DrainDelay      time.Duration `name:"drain-delay" env:"BOXSCORE_DRAIN_DELAY" default:"1s" help:"How long to stay up but not ready after SIGTERM, so load balancers stop sending work."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"BOXSCORE_SHUTDOWN_TIMEOUT" default:"20s" help:"Upper bound on the graceful part of shutdown; keep it below Kubernetes' terminationGracePeriodSeconds."`
+	// MaxConnectionAge spreads load over replicas that scale out: a client balancing over
+	// DNS (Dial) only learns of new pods when it re-resolves, which it does when a
+	// connection ends. Without an age, a client keeps its first connections for ever.
+	MaxConnectionAge time.Duration `name:"grpc-max-connection-age" env:"BOXSCORE_GRPC_MAX_CONNECTION_AGE" default:"30s" help:"Close gRPC connections gracefully after this long, so clients re-resolve and spread over new replicas (0: never)."`
 }
 
 // Validate reports what is wrong with the config.
@@ -59,6 +62,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= c.DrainDelay {
 		errs = append(errs, fmt.Errorf("shutdown-timeout (%s) must be longer than drain-delay (%s)", c.ShutdownTimeout, c.DrainDelay))
+	}
+	if c.MaxConnectionAge != 0 && c.MaxConnectionAge < time.Second {
+		errs = append(errs, fmt.Errorf("grpc-max-connection-age (%s) must be 0 (never) or at least 1s", c.MaxConnectionAge))
 	}
 	return errors.Join(errs...)
 }
@@ -110,9 +116,20 @@ func New(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, opts ...grpc
 		return info.FullMethodName != healthpb.Health_Check_FullMethodName &&
 			info.FullMethodName != healthpb.Health_Watch_FullMethodName
 	}))
-	// A batch of Kinesis records (up to 10,000, 1 MiB each at most) can exceed gRPC's 4 MiB
-	// default message size: services raise it, and callers bound their batches by bytes.
-	defaults := []grpc.ServerOption{grpc.StatsHandler(statsHandler), grpc.MaxRecvMsgSize(MaxMessageBytes)}
+	defaults := []grpc.ServerOption{
+		grpc.StatsHandler(statsHandler),
+		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
+		grpc.ChainStreamInterceptor(recoverStream(logger)),
+		// Internal messages (a batch of up to 10,000 records, its rows) exceed gRPC's 4 MiB
+		// default; a service's own options (later) may bound its messages tighter.
+		grpc.MaxRecvMsgSize(limits.GRPCMessageBytes),
+		grpc.MaxSendMsgSize(limits.GRPCMessageBytes),
+		grpc.KeepaliveParams(serverKeepalive(cfg)),
+		// A connection that never completes its handshake (a TCP probe, a scanner) is
+		// dropped soon; gRPC's default of 120 s would also hold up a shutdown that long.
+		grpc.ConnectionTimeout(5 * time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: clientKeepaliveTime / 2, PermitWithoutStream: true}),
+	}
 	s.grpc = grpc.NewServer(append(defaults, opts...)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

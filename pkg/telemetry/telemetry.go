@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -211,14 +213,30 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return errors.Join(t.tracerProvider.Shutdown(ctx), t.meterProvider.Shutdown(ctx))
 }
 
-// Start does a service's telemetry start-up in order: the logger (to stderr), then the
-// providers. Defer the returned flush first thing after, so that it runs last, once the
+// Meter returns a meter of the process's meter provider.
+func (t *Telemetry) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return t.meterProvider.Meter(name, opts...)
+}
+
+// Start does a service's telemetry start-up in order: the logger (to stderr), made the
+// default of log/slog so libraries that log through it write the same JSON lines; the
+// providers; and an OpenTelemetry error handler that reports SDK and exporter errors (a
+// collector that cannot be reached) as log lines of that logger, not as unstructured
+// output of the standard log package. Defer the returned flush first thing after, so that it runs last, once the
 // servers have stopped, and the final spans and metrics are exported (within 5 s).
 func Start(ctx context.Context, cfg Config, serviceName string) (*slog.Logger, *Telemetry, func(), error) {
-	logger, err := NewLogger(cfg, os.Stderr)
+	return start(ctx, cfg, serviceName, os.Stderr)
+}
+
+func start(ctx context.Context, cfg Config, serviceName string, logs io.Writer) (*slog.Logger, *Telemetry, func(), error) {
+	logger, err := NewLogger(cfg, logs)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("logger: %w", err)
 	}
+	slog.SetDefault(logger)
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("opentelemetry", "error", err)
+	}))
 	tel, err := Setup(ctx, serviceName, buildinfo.String())
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("telemetry: %w", err)

@@ -1,23 +1,27 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/alecthomas/kong"
+	"github.com/boxscore-dev/boxscore/pkg/server"
 )
 
-func parse(t *testing.T, args ...string) (config, error) {
+// parse runs the service's real start-up path up to --print-config, which returns before
+// anything is started, and returns the parsed configuration and the exit code.
+func parse(t *testing.T, args ...string) (config, int, string) {
 	t.Helper()
 	var cfg config
-	parser, err := kong.New(&cfg, append(kongOptions(), kong.Exit(func(int) { t.Fatal("kong tried to exit") }))...)
-	if err != nil {
-		t.Fatalf("kong.New: %v", err)
-	}
-	_, err = parser.Parse(args)
-	return cfg, err
+	var stdout, stderr bytes.Buffer
+	code := server.Run(context.Background(), spec, &cfg, func(context.Context, *server.Service) error {
+		t.Fatal("setup ran for --print-config")
+		return nil
+	}, append(args, "--print-config"), &stdout, &stderr)
+	return cfg, code, stderr.String()
 }
 
 func TestConfigDefaults(t *testing.T) {
@@ -27,9 +31,9 @@ func TestConfigDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := parse(t)
-	if err != nil {
-		t.Fatalf("parse defaults: %v", err)
+	cfg, code, stderr := parse(t)
+	if code != server.ExitOK {
+		t.Fatalf("parse defaults: exit %d: %s", code, stderr)
 	}
 	if cfg.HTTPAddr != "127.0.0.1:8080" || cfg.Server.GRPCAddr != "127.0.0.1:9001" || cfg.Server.AdminAddr != "127.0.0.1:9101" {
 		t.Errorf("addresses %s %s %s, want the documented 8080, 9001, 9101 on 127.0.0.1", cfg.HTTPAddr, cfg.Server.GRPCAddr, cfg.Server.AdminAddr)
@@ -43,9 +47,9 @@ func TestConfigFromEnvironment(t *testing.T) {
 	t.Setenv("BOXSCORE_HTTP_ADDR", "0.0.0.0:18080")
 	t.Setenv("BOXSCORE_PUBLISH_RETRY_BUDGET", "4s")
 	t.Setenv("BOXSCORE_STREAM", "other")
-	cfg, err := parse(t)
-	if err != nil {
-		t.Fatalf("parse: %v", err)
+	cfg, code, stderr := parse(t)
+	if code != server.ExitOK {
+		t.Fatalf("parse: exit %d: %s", code, stderr)
 	}
 	if cfg.HTTPAddr != "0.0.0.0:18080" || cfg.Publish.RetryBudget != 4*time.Second || cfg.Stream.Name != "other" {
 		t.Errorf("config %+v does not follow the environment", cfg)
@@ -53,8 +57,8 @@ func TestConfigFromEnvironment(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	_, err := parse(t, "--publish-retry-budget=0s", "--stream=")
-	if err == nil || !strings.Contains(err.Error(), "publish-retry-budget") || !strings.Contains(err.Error(), "stream name") {
-		t.Errorf("parse of a bad config: %v, want errors about the retry budget and the stream name", err)
+	_, code, stderr := parse(t, "--publish-retry-budget=0s", "--stream=")
+	if code != server.ExitUsage || !strings.Contains(stderr, "publish-retry-budget") || !strings.Contains(stderr, "stream name") {
+		t.Errorf("parse of a bad config: exit %d, %q; want %d and errors about the retry budget and the stream name", code, stderr, server.ExitUsage)
 	}
 }

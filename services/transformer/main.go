@@ -5,68 +5,36 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/alecthomas/kong"
-	"go.opentelemetry.io/otel"
-
-	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/server"
-	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 	"github.com/boxscore-dev/boxscore/services/transformer/internal/grpcserver"
 )
 
+// config is the transformer's configuration: it has no settings of its own.
 type config struct {
-	Server    server.Config    `embed:""`
-	Telemetry telemetry.Config `embed:""`
+	server.Base `embed:""`
+}
 
-	PrintConfig bool `name:"print-config" help:"Print the effective configuration as JSON and exit."`
+func (c *config) Validate() error { return c.Server.Validate() }
+
+var spec = server.Spec{
+	Name:        "transformer",
+	Description: "Turns raw stream records into curated batting rows.",
+	GRPCAddr:    "127.0.0.1:9002", AdminAddr: "127.0.0.1:9102",
+	GRPCOptions: grpcserver.ServerOptions(),
 }
 
 func main() {
 	var cfg config
-	kong.Parse(&cfg, kong.Name("transformer"), kong.Description("Turns raw stream records into curated batting rows."),
-		kong.DefaultEnvars("BOXSCORE"), kong.Vars{"grpc_addr": "127.0.0.1:9002", "admin_addr": "127.0.0.1:9102"})
-	if cfg.PrintConfig {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(cfg); err != nil {
-			fmt.Fprintln(os.Stderr, "transformer: print config:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, cfg)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "transformer:", err)
-		os.Exit(1)
-	}
+	server.Main(spec, &cfg, setup)
 }
 
-// run serves until ctx is cancelled (a signal), then shuts down gracefully.
-func run(ctx context.Context, cfg config) error {
-	logger, tel, flushTelemetry, err := telemetry.Start(ctx, cfg.Telemetry, "transformer")
+func setup(_ context.Context, svc *server.Service) error {
+	transformer, err := grpcserver.New(svc.Logger, svc.Meter)
 	if err != nil {
 		return err
 	}
-	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
-
-	svc, err := grpcserver.New(logger, otel.Meter("github.com/boxscore-dev/boxscore/services/transformer"))
-	if err != nil {
-		return err
-	}
-	srv, err := server.New(cfg.Server, logger, tel, grpcserver.ServerOptions()...)
-	if err != nil {
-		return err
-	}
-	transformv1.RegisterTransformServiceServer(srv.GRPC(), svc)
-	logger.Info("starting transformer", "version", buildinfo.String())
-	return srv.Run(ctx)
+	transformv1.RegisterTransformServiceServer(svc.Server.GRPC(), transformer)
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -14,7 +15,6 @@ import (
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/server"
-	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.
@@ -34,15 +34,14 @@ func freeAddr(t *testing.T) string {
 // The wiring: the service answers on its gRPC port, the admin port reports ready, and a
 // cancelled context (what SIGTERM does) shuts it down cleanly.
 func TestRun(t *testing.T) {
-	cfg := config{
-		Server:    server.Config{GRPCAddr: freeAddr(t), AdminAddr: freeAddr(t), DrainDelay: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second},
-		Telemetry: telemetry.Config{LogLevel: "warn", LogFormat: "text"},
-	}
+	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	args := []string{"--grpc-addr", grpcAddr, "--admin-addr", adminAddr, "--drain-delay", "10ms", "--shutdown-timeout", "5s", "--log-level", "warn"}
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg) }()
+	done := make(chan int, 1)
+	var cfg config
+	go func() { done <- server.Run(ctx, spec, &cfg, setup, args, io.Discard, io.Discard) }()
 
-	conn, err := grpc.NewClient(cfg.Server.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +71,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("Transform = %v", resp)
 	}
 
-	readyz, err := http.Get("http://" + cfg.Server.AdminAddr + "/readyz")
+	readyz, err := http.Get("http://" + adminAddr + "/readyz")
 	if err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}
@@ -83,9 +82,9 @@ func TestRun(t *testing.T) {
 
 	cancel()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
+	case code := <-done:
+		if code != server.ExitOK {
+			t.Fatalf("exit code %d, want %d", code, server.ExitOK)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancellation")

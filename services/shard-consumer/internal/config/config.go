@@ -9,22 +9,21 @@ import (
 	"os"
 	"time"
 
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
-	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 // Config is the whole configuration of the shard-consumer.
 type Config struct {
-	Server    server.Config    `embed:""`
-	Telemetry telemetry.Config `embed:""`
-	Stream    stream.Config    `embed:""`
+	server.Base `embed:""`
+	Stream      stream.Config `embed:""`
 
-	TransformerAddr   string               `name:"transformer-addr" env:"BOXSCORE_TRANSFORMER_ADDR" default:"127.0.0.1:9002" help:"gRPC address of the transformer."`
-	LoaderAddr        string               `name:"loader-addr" env:"BOXSCORE_LOADER_ADDR" default:"127.0.0.1:9003" help:"gRPC address of the loader."`
-	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in checkpoints and logs (default: hostname-pid)."`
+	TransformerAddr   string               `name:"transformer-addr" env:"BOXSCORE_TRANSFORMER_ADDR" default:"127.0.0.1:9002" help:"gRPC target of the transformer: host:port (resolved by DNS, calls spread over every address, e.g. a headless Service) or a gRPC target URI such as dns:///host:port."`
+	LoaderAddr        string               `name:"loader-addr" env:"BOXSCORE_LOADER_ADDR" default:"127.0.0.1:9003" help:"gRPC target of the loader: host:port (resolved by DNS, calls spread over every address) or a gRPC target URI."`
+	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in checkpoints and logs (default: hostname-pid-random, made once at start)."`
 	PollInterval      time.Duration        `name:"poll-interval" env:"BOXSCORE_POLL_INTERVAL" default:"250ms" help:"Least time between two GetRecords calls on one shard (Kinesis allows 5 per second per shard)."`
 	ShardSyncInterval time.Duration        `name:"shard-sync-interval" env:"BOXSCORE_SHARD_SYNC_INTERVAL" default:"10s" help:"How often the shard list is refreshed to find new (resharded) shards."`
 	RPCTimeout        time.Duration        `name:"rpc-timeout" env:"BOXSCORE_RPC_TIMEOUT" default:"10s" help:"Deadline of one Transform or Load call; keep it below the shutdown timeout, since a batch in flight at SIGTERM gets one more RPC timeout to commit."`
@@ -46,8 +45,8 @@ func (c *Config) Validate() error {
 	if c.LoaderAddr == "" {
 		errs = append(errs, errors.New("loader-addr is required"))
 	}
-	if c.PollInterval < 200*time.Millisecond {
-		errs = append(errs, fmt.Errorf("poll-interval %s is below 200ms, the Kinesis per-shard GetRecords limit", c.PollInterval))
+	if minPoll := time.Second / limits.KinesisShardGetRecordsPerSecond; c.PollInterval < minPoll {
+		errs = append(errs, fmt.Errorf("poll-interval %s is below %s: Kinesis answers %d GetRecords calls per second per shard", c.PollInterval, minPoll, limits.KinesisShardGetRecordsPerSecond))
 	}
 	if c.ShardSyncInterval < time.Second {
 		errs = append(errs, errors.New("shard-sync-interval must be at least 1s"))
@@ -70,29 +69,34 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// WorkerID is this replica's identity: --consumer-id, or hostname-pid-random. The random
-// part keeps it unique per process even where the pid is always 1 (a container restarted
-// in its pod), so a restarted replica never mistakes its predecessor's leases for its own.
-func (c *Config) WorkerID() string {
-	if c.ConsumerID == "" {
-		host, _ := os.Hostname()
-		var suffix [3]byte
-		_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails on Linux
-		c.ConsumerID = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), suffix)
+// Resolve derives the defaults that depend on the process, once, before anything reads
+// the config: the replica's identity, --consumer-id or hostname-pid-random. The random part
+// keeps it unique per process even where the pid is always 1 (a container restarted in its
+// pod), so a restarted replica never mistakes its predecessor's leases for its own.
+func (c *Config) Resolve() error {
+	if c.ConsumerID != "" {
+		return nil
 	}
-	return c.ConsumerID
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("consumer-id: no host name to derive it from (set --consumer-id): %w", err)
+	}
+	var suffix [3]byte
+	_, _ = rand.Read(suffix[:]) // crypto/rand.Read never fails on Linux
+	c.ConsumerID = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), suffix)
+	return nil
 }
 
 // Lease returns the lease manager's part of the config.
 func (c *Config) Lease() lease.Config {
-	return lease.Config{Stream: c.Stream.Name, WorkerID: c.WorkerID(), FailoverTime: c.LeaseFailoverTime}
+	return lease.Config{Stream: c.Stream.Name, WorkerID: c.ConsumerID, FailoverTime: c.LeaseFailoverTime}
 }
 
 // Consumer returns the consumer's part of the config.
 func (c *Config) Consumer() consumer.Config {
 	return consumer.Config{
 		Stream:            c.Stream.Name,
-		ConsumerID:        c.WorkerID(),
+		ConsumerID:        c.ConsumerID,
 		PollInterval:      c.PollInterval,
 		ShardSyncInterval: c.ShardSyncInterval,
 		RPCTimeout:        c.RPCTimeout,

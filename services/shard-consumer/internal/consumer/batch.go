@@ -2,11 +2,13 @@ package consumer
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
@@ -21,14 +23,10 @@ type BatchConfig struct {
 // Validate reports what is wrong with the config.
 func (c BatchConfig) Validate() error {
 	var errs []error
-	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
-		errs = append(errs, errors.New("batch-max-records must be within 1..10000 (the GetRecords limit)"))
-	}
-	if c.MaxBytes < 1<<20 || c.MaxBytes > 8<<20 {
-		// At least one record of the largest size Kinesis allows; at most half of the
-		// transformer's 16 MiB message limit, since its answer may carry the records back
-		// as rejections.
-		errs = append(errs, errors.New("batch-max-bytes must be within 1 MiB..8 MiB"))
+	// The bounds that keep a batch within one GetRecords answer and one Transform message
+	// are the platform's (pkg/limits), checked here at start-up.
+	if err := limits.CheckBatch(c.MaxRecords, c.MaxBytes); err != nil {
+		errs = append(errs, fmt.Errorf("batch-max-records/batch-max-bytes: %w", err))
 	}
 	if c.MaxAge <= 0 {
 		errs = append(errs, errors.New("batch-max-age must be positive"))

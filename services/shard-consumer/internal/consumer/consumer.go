@@ -25,10 +25,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
@@ -74,12 +76,12 @@ type Consumer struct {
 	assigned map[string]int64 // shards being read -> token, for the admin endpoint
 }
 
-// New builds a consumer.
-func New(cfg Config, api stream.API, transformer transformv1.TransformServiceClient, loader loadv1.LoadServiceClient, leases Leases, logger *slog.Logger) (*Consumer, error) {
-	if cfg.PollInterval < 200*time.Millisecond {
-		return nil, fmt.Errorf("poll interval %s is below 200ms: Kinesis allows 5 GetRecords calls per second per shard", cfg.PollInterval)
+// New builds a consumer. A nil meter records nothing.
+func New(cfg Config, api stream.API, transformer transformv1.TransformServiceClient, loader loadv1.LoadServiceClient, leases Leases, logger *slog.Logger, meter metric.Meter) (*Consumer, error) {
+	if minPoll := time.Second / limits.KinesisShardGetRecordsPerSecond; cfg.PollInterval < minPoll {
+		return nil, fmt.Errorf("poll interval %s is below %s: Kinesis answers %d GetRecords calls per second per shard", cfg.PollInterval, minPoll, limits.KinesisShardGetRecordsPerSecond)
 	}
-	m, err := newMetrics()
+	m, err := newMetrics(meter)
 	if err != nil {
 		return nil, err
 	}

@@ -177,7 +177,7 @@ func greater(a, b string) bool {
 
 func startConsumer(t *testing.T, client *kinesis.Client, cfg consumer.Config, w *memoryWarehouse) (stop func()) {
 	t.Helper()
-	c, err := consumer.New(cfg, client, passThroughTransformer{}, w, newSoleOwner(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := consumer.New(cfg, client, passThroughTransformer{}, w, newSoleOwner(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestLeaseRetakenUnderANewTokenIsRead(t *testing.T) {
 
 	w := newMemoryWarehouse()
 	leases := &scriptedLeases{events: make(chan lease.Event, 8)}
-	c, err := consumer.New(testConfig(name), client, passThroughTransformer{}, w, leases, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := consumer.New(testConfig(name), client, passThroughTransformer{}, w, leases, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

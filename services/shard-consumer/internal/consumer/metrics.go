@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 )
 
 type metrics struct {
@@ -22,8 +22,10 @@ type metrics struct {
 	size      metric.Int64Histogram
 }
 
-func newMetrics() (*metrics, error) {
-	m := otel.Meter("github.com/boxscore-dev/boxscore/services/shard-consumer")
+func newMetrics(m metric.Meter) (*metrics, error) {
+	if m == nil {
+		m = noop.Meter{}
+	}
 	var err, e error
 	var out metrics
 	if out.read, e = m.Int64Counter("boxscore.consumer.records_read", metric.WithDescription("Records read from the stream."), metric.WithUnit("{record}")); e != nil {

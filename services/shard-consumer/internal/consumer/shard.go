@@ -22,6 +22,7 @@ import (
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 )
 
 // errRestartShard tells the shard loop that its position is stale (the stored checkpoint is
@@ -49,7 +50,7 @@ type shardReader struct {
 
 // readBytesPerSecond is Kinesis' read limit per shard (2 MB/s, shared by every reader of
 // the shard with the 5 calls/s limit).
-const readBytesPerSecond = 2 << 20
+const readBytesPerSecond = limits.KinesisShardReadBytesPerSecond
 
 // run reads the shard until it is finished (returns nil after the shard-end checkpoint) or
 // ctx ends (returns ctx's error after committing what it holds).
@@ -305,6 +306,7 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err e
 	r.c.metrics.batchCommitted(ctx, r.shardID(), len(b.records), len(rejections), time.Since(started))
 	span.SetAttributes(attribute.Int("boxscore.rows", len(rows)), attribute.Int("boxscore.rejections", len(rejections)),
 		attribute.String("boxscore.sequence_number", r.committed))
+	recordDeadLetters(span, rejections)
 	r.log.DebugContext(ctx, "batch committed", "records", len(b.records), "rows", len(rows), "rejections", len(rejections),
 		"inserted", resp.GetInserted(), "updated", resp.GetUpdated(), "unchanged", resp.GetUnchanged(),
 		"sequence_number", r.committed, "shard_end", shardEnd, "duration", time.Since(started))

@@ -75,7 +75,7 @@ func TestBatchIsAConsumerSpanLinkedToItsProducers(t *testing.T) {
 	}
 	bodies = append(bodies, old, []byte("not an envelope"))
 
-	m, err := newMetrics()
+	m, err := newMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

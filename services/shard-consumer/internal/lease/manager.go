@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Manager holds this worker's leases on one stream's shards: it renews them, takes
@@ -63,8 +65,8 @@ type observation struct {
 }
 
 // NewManager returns a manager of cfg.Stream's leases for worker cfg.WorkerID. A nil clock
-// means RealClock; a nil logger discards.
-func NewManager(cfg Config, store Store, clock Clock, logger *slog.Logger) (*Manager, error) {
+// means RealClock; a nil logger discards; a nil meter records nothing.
+func NewManager(cfg Config, store Store, clock Clock, logger *slog.Logger, meter metric.Meter) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -78,7 +80,7 @@ func NewManager(cfg Config, store Store, clock Clock, logger *slog.Logger) (*Man
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(cfg.Stream)
+	m, err := newMetrics(meter, cfg.Stream)
 	if err != nil {
 		return nil, err
 	}

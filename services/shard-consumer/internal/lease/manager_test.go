@@ -77,7 +77,7 @@ type runningWorker struct {
 func startWorker(t *testing.T, id string, store Store, shards []string) *runningWorker {
 	t.Helper()
 	w := &runningWorker{id: id, store: &unreachableStore{Store: store}, done: make(chan error, 1), believed: map[string]int64{}}
-	m, err := NewManager(Config{Stream: "batting", WorkerID: id, FailoverTime: testFailover}, w.store, nil, nil)
+	m, err := NewManager(Config{Stream: "batting", WorkerID: id, FailoverTime: testFailover}, w.store, nil, nil, nil)
 	if err != nil {
 		t.Fatalf("manager %s: %v", id, err)
 	}
@@ -304,7 +304,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) accepted it", c)
 		}
-		if _, err := NewManager(c, NewMemoryStore(), nil, nil); err == nil {
+		if _, err := NewManager(c, NewMemoryStore(), nil, nil, nil); err == nil {
 			t.Errorf("NewManager(%+v) accepted it", c)
 		}
 	}
@@ -316,7 +316,7 @@ func TestConfigValidate(t *testing.T) {
 func TestManagerGivesUpLeasesOnItsOwnClock(t *testing.T) {
 	clock := NewFakeClock(time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC))
 	store := &unreachableStore{Store: NewMemoryStore()}
-	m, err := NewManager(Config{Stream: "batting", WorkerID: "worker-a", FailoverTime: 9 * time.Second}, store, clock, nil)
+	m, err := NewManager(Config{Stream: "batting", WorkerID: "worker-a", FailoverTime: 9 * time.Second}, store, clock, nil, nil)
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 )
 
 type metrics struct {
@@ -18,8 +18,10 @@ type metrics struct {
 	attrs         metric.MeasurementOption
 }
 
-func newMetrics(stream string) (*metrics, error) {
-	m := otel.Meter("github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease")
+func newMetrics(m metric.Meter, stream string) (*metrics, error) {
+	if m == nil {
+		m = noop.Meter{}
+	}
 	out := metrics{attrs: metric.WithAttributes(attribute.String("stream", stream))}
 	var err, e error
 	if out.held, e = m.Int64Gauge("boxscore.lease.held", metric.WithDescription("Shard leases this worker holds."), metric.WithUnit("{lease}")); e != nil {

@@ -199,7 +199,7 @@ func (s *sim) join(rate float64) {
 		parkCh: make(chan time.Duration), resume: make(chan bool), claims: map[string]int64{}}
 	// Real time zero is the same instant for everyone; each clock starts elsewhere.
 	w.clock = NewFakeClock(time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC).Add(w.offset + time.Duration(rate*float64(s.now))))
-	m, err := NewManager(Config{Stream: "batting", WorkerID: w.id, FailoverTime: simFailover}, simStore{w}, w.clock, nil)
+	m, err := NewManager(Config{Stream: "batting", WorkerID: w.id, FailoverTime: simFailover}, simStore{w}, w.clock, nil, nil)
 	if err != nil {
 		s.t.Fatalf("manager: %v", err)
 	}

@@ -14,19 +14,16 @@ import (
 	"google.golang.org/grpc/status"
 
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/services/transformer/internal/transform"
 )
 
 const (
-	// MaxRecords is the most records one Transform call may carry: the most one Kinesis
-	// GetRecords call returns, so a consumer never has to split a batch it read.
-	MaxRecords = 10_000
-	// MaxMessageBytes bounds a Transform request or response. A GetRecords call returns up
-	// to 10 MiB of data; positions and framing add about 100 bytes per record, so 16 MiB
-	// holds the largest batch, where gRPC's default of 4 MiB would not. Clients set it as
-	// their MaxCallSendMsgSize and MaxCallRecvMsgSize (a response carries rejected records'
-	// data back).
-	MaxMessageBytes = 16 << 20
+	// MaxRecords is the most records one Transform call may carry: one Kinesis GetRecords
+	// answer, so a consumer never has to split a batch it read.
+	MaxRecords = limits.BatchMaxRecords
+	// MaxMessageBytes bounds a Transform request or response (see limits).
+	MaxMessageBytes = limits.TransformMessageBytes
 )
 
 // ServerOptions are the gRPC server options the service needs.

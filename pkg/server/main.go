@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+
+	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
+	"github.com/boxscore-dev/boxscore/pkg/telemetry"
+)
+
+// Spec describes a service to Main: its name (binary, service.name, log prefix), what it
+// does (--help), its default listen addresses and the gRPC server options of its own.
+type Spec struct {
+	Name        string
+	Description string
+	GRPCAddr    string
+	AdminAddr   string
+	// GRPCOptions are added after the shared ones (they may bound messages tighter).
+	GRPCOptions []grpc.ServerOption
+}
+
+// Base is the configuration every service shares; embed it (`embed:""`) in the service's
+// Config.
+type Base struct {
+	Server      Config           `embed:""`
+	Telemetry   telemetry.Config `embed:""`
+	PrintConfig bool             `name:"print-config" help:"Print the effective configuration (flag names and values, secrets redacted) as JSON and exit."`
+}
+
+func (b *Base) base() *Base { return b }
+
+// ServiceConfig is a service's configuration as Main needs it: the embedded Base and one
+// Validate that reports every problem (kong calls it after parsing, the one validation
+// point, so a bad flag or variable is a usage error before anything starts).
+type ServiceConfig interface {
+	base() *Base
+	Validate() error
+}
+
+// Resolver is implemented by a configuration with derived defaults (an identity made from
+// the host name): Main calls Resolve once, after validation and before anything reads the
+// configuration, so no getter changes it later.
+type Resolver interface {
+	Resolve() error
+}
+
+// Service is what a service's setup function builds on: the process's logger and meter,
+// its Server to register gRPC services, listeners, readiness checks and workers on, and
+// Dial for its clients. Resources registered with OnClose are released after the server
+// stopped, before telemetry is flushed.
+type Service struct {
+	Name   string
+	Logger *slog.Logger
+	// Meter is the service's one meter: components take it as a parameter rather than
+	// reaching for the global provider.
+	Meter  metric.Meter
+	Server *Server
+
+	closers []func()
+}
+
+// OnClose registers a release step; they run in reverse order of registration.
+func (s *Service) OnClose(release func()) { s.closers = append(s.closers, release) }
+
+// Dial is server.Dial, with the connection closed on shutdown.
+func (s *Service) Dial(target string) (*grpc.ClientConn, error) {
+	conn, err := Dial(target)
+	if err != nil {
+		return nil, err
+	}
+	s.OnClose(func() { _ = conn.Close() })
+	return conn, nil
+}
+
+func (s *Service) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// Setup builds a service's components on svc from its validated configuration. It returns
+// an error for anything that stops the service from starting; Main logs it and exits 1.
+type Setup func(ctx context.Context, svc *Service) error
+
+// Exit codes of Main.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the service failed to start or stopped with an error
+	ExitUsage  = 2 // bad flags, environment or configuration
+)
+
+// Main is the whole life of a service process, the same for every service: parse flags and
+// BOXSCORE_* variables into cfg (kong) and validate them, resolve derived defaults, print
+// the effective configuration if asked, start logging and telemetry, build the service with
+// setup, serve until SIGINT or SIGTERM, shut down gracefully (Server.Run), release what
+// setup opened, flush telemetry last, and exit with the code that says how it went.
+func Main(spec Spec, cfg ServiceConfig, setup Setup) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := Run(ctx, spec, cfg, setup, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run is Main without the process around it: the service runs until ctx is cancelled (a
+// signal, for Main) and Run returns the exit code. Tests drive a service's wiring with it.
+func Run(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup, args []string, stdout, stderr io.Writer) int {
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+		return code
+	}
+	exitCode := -1
+	parser, err := kong.New(cfg, kong.Name(spec.Name), kong.Description(spec.Description),
+		kong.DefaultEnvars("BOXSCORE"), kong.Vars{"grpc_addr": spec.GRPCAddr, "admin_addr": spec.AdminAddr},
+		kong.Writers(stdout, stderr), kong.Exit(func(code int) { exitCode = code }))
+	if err != nil {
+		return fail(ExitFailed, fmt.Errorf("configuration schema: %w", err))
+	}
+	_, err = parser.Parse(args)
+	if exitCode >= 0 { // --help was answered
+		return exitCode
+	}
+	if err != nil {
+		return fail(ExitUsage, fmt.Errorf("invalid configuration: %w", err))
+	}
+	if err := limits.Check(); err != nil {
+		return fail(ExitFailed, fmt.Errorf("platform limits: %w", err))
+	}
+	if r, ok := cfg.(Resolver); ok {
+		if err := r.Resolve(); err != nil {
+			return fail(ExitUsage, fmt.Errorf("resolve configuration: %w", err))
+		}
+	}
+	if cfg.base().PrintConfig {
+		if err := PrintConfig(stdout, cfg); err != nil {
+			return fail(ExitFailed, err)
+		}
+		return ExitOK
+	}
+	if err := serve(ctx, spec, cfg, setup); err != nil {
+		return fail(ExitFailed, err)
+	}
+	return ExitOK
+}
+
+func serve(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup) error {
+	base := cfg.base()
+	logger, tel, flushTelemetry, err := telemetry.Start(ctx, base.Telemetry, spec.Name)
+	if err != nil {
+		return err
+	}
+	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
+
+	srv, err := New(base.Server, logger, tel, spec.GRPCOptions...)
+	if err != nil {
+		return err
+	}
+	svc := &Service{
+		Name:   spec.Name,
+		Logger: logger,
+		Meter:  tel.Meter("github.com/boxscore-dev/boxscore/services/" + spec.Name),
+		Server: srv,
+	}
+	defer svc.close()
+	if err := setup(ctx, svc); err != nil {
+		logger.Error("start-up failed", "error", err)
+		return err
+	}
+	logger.Info("starting "+spec.Name, "version", buildinfo.String())
+	if err := srv.Run(ctx); err != nil {
+		logger.Error("stopped with an error", "error", err)
+		return err
+	}
+	return nil
+}
