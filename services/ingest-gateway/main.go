@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc"
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
-	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/grpcapi"
@@ -43,7 +42,7 @@ var spec = server.Spec{
 	GRPCAddr:    "127.0.0.1:9001", AdminAddr: "127.0.0.1:9101",
 	// gRPC reads a whole message before the handler can reserve its budget: bounding the
 	// message and the concurrent streams per connection bounds what a client can make it hold.
-	GRPCOptions: []grpc.ServerOption{grpc.MaxRecvMsgSize(limits.IngestRequestBytes), grpc.MaxConcurrentStreams(16)},
+	GRPCOptions: []grpc.ServerOption{grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16)},
 }
 
 func main() {
@@ -56,11 +55,11 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	publisher, err := publish.New(kinesisClient, cfg.Stream.Name, cfg.Publish, svc.Logger)
+	publisher, err := publish.New(kinesisClient, cfg.Stream.Name, cfg.Publish, svc.Logger, svc.Meter)
 	if err != nil {
 		return err
 	}
-	ingestService, err := ingest.NewService(publisher)
+	ingestService, err := ingest.NewService(publisher, svc.Meter)
 	if err != nil {
 		return err
 	}

@@ -72,11 +72,11 @@ func startGateway(t *testing.T, endpoint, streamName string, cfg publish.Config)
 		t.Fatal(err)
 	}
 	flaky := &flakystream.Stream{API: client}
-	publisher, err := publish.New(flaky, streamName, cfg, logger)
+	publisher, err := publish.New(flaky, streamName, cfg, logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := ingest.NewService(publisher)
+	svc, err := ingest.NewService(publisher, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

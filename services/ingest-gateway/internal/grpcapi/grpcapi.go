@@ -16,12 +16,13 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 )
 
 // MaxRequestBytes is the largest PutStats request the server should accept (pass it to
 // grpc.MaxRecvMsgSize): the PutRecords limit of one call.
-const MaxRequestBytes = 5 << 20
+const MaxRequestBytes = limits.IngestRequestBytes
 
 // errorDomain names this service in ErrorInfo details.
 const errorDomain = "ingest.boxscore.dev"

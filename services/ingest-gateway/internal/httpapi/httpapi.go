@@ -19,11 +19,12 @@ import (
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 )
 
 // MaxBodyBytes is the largest request body accepted: the PutRecords limit of one call.
-const MaxBodyBytes = 5 << 20
+const MaxBodyBytes = limits.IngestRequestBytes
 
 // NewHandler returns the public HTTP API, traced with otelhttp.
 func NewHandler(svc *ingest.Service, logger *slog.Logger) http.Handler {

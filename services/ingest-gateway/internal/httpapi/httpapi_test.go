@@ -41,7 +41,7 @@ func newTestHandler(t *testing.T) http.Handler {
 
 func newService(t *testing.T, p ingest.Publisher) *ingest.Service {
 	t.Helper()
-	svc, err := ingest.NewService(p)
+	svc, err := ingest.NewService(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,17 +8,18 @@ import (
 	"errors"
 	"fmt"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 )
 
 // MaxBatchEvents is the most events one request may carry: one PutRecords call's worth.
-const MaxBatchEvents = publish.MaxBatchEvents
+const MaxBatchEvents = limits.IngestRequestEvents
 
 // Publisher puts validated events into the stream; *publish.Publisher is the one in use.
 type Publisher interface {
@@ -35,10 +36,12 @@ type Service struct {
 	metrics   metrics
 }
 
-// NewService returns a service publishing through p. It records its metrics through the
-// global meter provider.
-func NewService(p Publisher) (*Service, error) {
-	m, err := newMetrics(otel.Meter("github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"))
+// NewService returns a service publishing through p. A nil meter records nothing.
+func NewService(p Publisher, meter metric.Meter) (*Service, error) {
+	if meter == nil {
+		meter = noop.Meter{}
+	}
+	m, err := newMetrics(meter)
 	if err != nil {
 		return nil, err
 	}

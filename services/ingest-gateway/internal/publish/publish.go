@@ -26,20 +26,22 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 )
 
-// Kinesis limits of one PutRecords call and one record.
+// Kinesis limits of one PutRecords call and one record (pkg/limits).
 const (
-	MaxBatchEvents = 500
-	MaxCallBytes   = 5 << 20 // data plus partition keys of all entries of one call
-	MaxRecordBytes = 1 << 20 // data plus partition key of one record
+	MaxBatchEvents = limits.KinesisPutRecordsEntries
+	MaxCallBytes   = limits.KinesisPutRecordsBytes // data plus partition keys of all entries of one call
+	MaxRecordBytes = limits.KinesisRecordBytes     // data plus partition key of one record
 )
 
 const instrumentationName = "github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
@@ -118,8 +120,8 @@ type Publisher struct {
 	busy          metric.Int64Counter
 }
 
-// New returns a publisher for the named stream.
-func New(api stream.API, streamName string, cfg Config, logger *slog.Logger) (*Publisher, error) {
+// New returns a publisher for the named stream. A nil meter records nothing.
+func New(api stream.API, streamName string, cfg Config, logger *slog.Logger, meter metric.Meter) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("publish config: %w", err)
 	}
@@ -128,7 +130,9 @@ func New(api stream.API, streamName string, cfg Config, logger *slog.Logger) (*P
 	}
 	p := &Publisher{api: api, stream: streamName, cfg: cfg, logger: logger, now: time.Now, tracer: otel.Tracer(instrumentationName),
 		publishing: map[*Reservation]time.Time{}}
-	meter := otel.Meter(instrumentationName)
+	if meter == nil {
+		meter = noop.Meter{}
+	}
 	var errs [5]error
 	p.calls, errs[0] = meter.Int64Counter("boxscore.ingest.put_records.calls",
 		metric.WithDescription("PutRecords calls, by outcome (ok, partial, error) and error code."))

@@ -62,7 +62,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	flaky := &flakystream.Stream{API: client}
-	pub, err := New(flaky, name, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pub, err := New(flaky, name, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestPublishRetriesWholeCallThrottling(t *testing.T) {
 func TestPublishPermanentErrorIsNotRetried(t *testing.T) {
 	f := newFixture(t, fastConfig())
 	// A stream that does not exist: kinesalite answers ResourceNotFoundException.
-	pub, err := New(f.flaky, f.stream+"-missing", fastConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pub, err := New(f.flaky, f.stream+"-missing", fastConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestPublishUnreachableStream(t *testing.T) {
 	}
 	cfg := fastConfig()
 	cfg.RetryBudget = 300 * time.Millisecond
-	pub, err := New(client, "nowhere", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pub, err := New(client, "nowhere", cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
