@@ -1,8 +1,8 @@
 // Package stream is Boxscore's one seam to the event stream. Everything that reads or writes
 // the stream goes through the API interface, which is the subset of the Kinesis Data Streams
-// API that Boxscore uses. The production implementation is the aws-sdk-go-v2 Kinesis client
-// (against AWS, or kinesalite with an endpoint override); an embedded in-process stream for the
-// all-in-one mode implements the same interface.
+// API that Boxscore uses. Its one implementation is the aws-sdk-go-v2 Kinesis client, the same
+// binary against AWS or against kinesalite (or another Kinesis-compatible endpoint) with an
+// endpoint override; tests wrap it (pkg/testutil) to inject faults.
 //
 // Streams are addressed by name, never by ARN: kinesalite predates the StreamARN parameters.
 package stream
