@@ -190,6 +190,15 @@ type run struct {
 	waitErr error
 }
 
+// exitErr is why the process exited, never nil: an exit that was not asked for is an error
+// even when its status is 0.
+func (r *run) exitErr() error {
+	if r.waitErr == nil {
+		return errors.New("exit status 0")
+	}
+	return r.waitErr
+}
+
 // Launch starts a kinesalite process for this test only; it is stopped when
 // the test finishes if the test has not stopped it.
 func Launch(t testing.TB, opts Options) *Process {
@@ -266,7 +275,7 @@ func (p *Process) stop(sig syscall.Signal) error {
 	p.cur = nil
 	select {
 	case <-r.exited:
-		return fmt.Errorf("kinesalite at %s exited before it was stopped: %v%s", p.Endpoint, r.waitErr, r.stderr.suffix())
+		return fmt.Errorf("kinesalite at %s exited before it was stopped: %w%s", p.Endpoint, r.exitErr(), r.stderr.suffix())
 	default:
 	}
 	if err := r.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -285,7 +294,11 @@ func (p *Process) stop(sig syscall.Signal) error {
 	case <-time.After(stopTimeout):
 		killErr := r.cmd.Process.Kill()
 		<-r.exited
-		return fmt.Errorf("kinesalite at %s ignored SIGTERM for %s and was killed (kill: %v)%s", p.Endpoint, stopTimeout, killErr, r.stderr.suffix())
+		err := fmt.Errorf("kinesalite at %s ignored SIGTERM for %s and was killed%s", p.Endpoint, stopTimeout, r.stderr.suffix())
+		if killErr != nil {
+			err = fmt.Errorf("%w (kill: %w)", err, killErr)
+		}
+		return err
 	}
 }
 
@@ -363,7 +376,7 @@ func launch(opts Options) (*run, string, error) {
 		}
 		return r, m[1], nil
 	case <-r.exited:
-		return nil, "", fmt.Errorf("kinesalite exited before listening: %v%s", r.waitErr, r.stderr.suffix())
+		return nil, "", fmt.Errorf("kinesalite exited before listening: %w%s", r.exitErr(), r.stderr.suffix())
 	case <-time.After(startTimeout):
 		_ = cmd.Process.Kill() // the error only says it already exited
 		<-r.exited

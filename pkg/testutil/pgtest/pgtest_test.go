@@ -2,7 +2,6 @@ package pgtest_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -158,13 +157,14 @@ type fatalRecorder struct {
 	message string
 }
 
-var errFatal = errors.New("Fatalf called")
+// fatalCalled is what Fatalf panics with, to stop NewDatabase where testing.TB would.
+type fatalCalled struct{}
 
 func (r *fatalRecorder) Helper() {}
 
 func (r *fatalRecorder) Fatalf(format string, args ...any) {
 	r.message = strings.TrimSpace(fmt.Sprintf(format, args...))
-	panic(errFatal)
+	panic(fatalCalled{})
 }
 
 func TestNewDatabaseFailsWithAHintWhenPostgreSQLIsUnreachable(t *testing.T) {
@@ -173,7 +173,7 @@ func TestNewDatabaseFailsWithAHintWhenPostgreSQLIsUnreachable(t *testing.T) {
 	recorder := &fatalRecorder{TB: t}
 	func() {
 		defer func() {
-			if r := recover(); r != nil && r != errFatal {
+			if r := recover(); r != nil && r != (fatalCalled{}) {
 				panic(r)
 			}
 		}()
