@@ -88,11 +88,35 @@ generate-check: generate ## Fail when the committed generated code differs from 
 	git diff --exit-code -- pkg/gen
 	@test -z "$$(git status --porcelain -- pkg/gen)" || { git status --porcelain -- pkg/gen; exit 1; }
 
+# buf breaking compares proto/ with this input: main's last commit by default (on a fresh clone
+# of main that is the tree itself, so it passes; on a branch it is the contract being changed).
+# Override with any buf input, e.g. BUF_BREAKING_AGAINST='https://github.com/o/r.git#branch=main,subdir=proto'.
+BUF_BREAKING_AGAINST ?= $(shell git rev-parse --path-format=absolute --git-common-dir 2>/dev/null)\#branch=main,subdir=proto
+# golangci-lint is pinned in its own module, .ci/tools, outside go.work (see its go.mod).
+GOLANGCI_LINT := $(BIN)/golangci-lint
+
+$(GOLANGCI_LINT): .ci/tools/go.mod .ci/tools/go.sum
+	GOWORK=off go build -C .ci/tools -o $(CURDIR)/$@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
 .PHONY: lint
-lint: ## buf lint, gofmt and go vet over every module.
+lint: build-modules $(GOLANGCI_LINT) ## buf lint, format and breaking (against main); gofmt, go vet and golangci-lint over every module; each module built alone.
 	cd proto && go tool buf lint
+	cd proto && go tool buf format -d --exit-code
+	@git show-ref --quiet --verify refs/heads/main || [[ "$(origin BUF_BREAKING_AGAINST)" != file ]] || \
+		{ echo "buf breaking: no local branch main to compare with; fetch it or set BUF_BREAKING_AGAINST"; exit 1; }
+	cd proto && go tool buf breaking --against '$(BUF_BREAKING_AGAINST)'
 	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); exit 1; }
 	@for m in $(MODULES); do (cd $$m && go vet ./...); done
+	@status=0; for m in $(MODULES); do \
+		echo "== golangci-lint $$m"; (cd $$m && $(CURDIR)/$(GOLANGCI_LINT) run ./...) || status=1; \
+	done; exit $$status
+
+.PHONY: build-modules
+build-modules: ## Build every module alone (GOWORK=off), as its image does: each go.mod and go.sum must be complete.
+	@status=0; for m in $(MODULES); do \
+		echo "== GOWORK=off go build $$m"; \
+		(cd $$m && GOWORK=off go build ./... && GOWORK=off go list -test -deps ./... >/dev/null) || status=1; \
+	done; exit $$status
 
 .PHONY: up
 up: build deps ## Start the local stack: PostgreSQL, kinesalite and the four services (logs in .run/logs).

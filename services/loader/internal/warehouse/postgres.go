@@ -285,7 +285,7 @@ func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []Fac
 	if _, undoErr := tx.Exec(ctx, undoUpsertSQL); undoErr != nil {
 		// Not wrapped with %w: the data error must not make the caller think the
 		// transaction is still usable.
-		return nil, fmt.Errorf("roll back to savepoint after %v: %w", err, undoErr)
+		return nil, fmt.Errorf("roll back to savepoint after %v: %w", err, undoErr) //nolint:errorlint // on purpose, see above
 	}
 	return nil, err
 }
