@@ -18,36 +18,24 @@ import (
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
-// gatewayFlags keep clients' waits short (Retry-After derives from the retry budget): the
-// stream is down for seconds, not minutes.
-var gatewayFlags = []string{"--publish-retry-budget", "5s"}
-
 // TestChaos: while producers send ~20,000 events, every service is SIGKILLed several times
 // at random moments (and restarted by the supervisor), PostgreSQL is restarted and
 // kinesalite is killed and restarted on its port and data. Afterwards every accepted line
 // is in the warehouse exactly once, with its greatest version.
 func TestChaos(t *testing.T) {
 	kinesalite := kinesalitetest.Launch(t, kinesalitetest.Options{DataDir: t.TempDir()})
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 4)
 	pg := pgtest.StartServer(t)
-	dbURL := pg.CreateDatabase(t, "warehouse")
-
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL,
-		Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: consumerLeaseFlags(dbURL)}})
-	supervised(t, s)
-	e := newEnv(t, s, streamName, kinesalite.Client(t), dbURL)
-	e.schemaReady()
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 4, Kinesalite: &kinesalite.Server,
+		Config: stack.Config{DatabaseURL: pg.CreateDatabase(t, "warehouse"),
+			Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: consumerLeaseFlags}}})
+	supervised(p)
 
 	rng := rand.New(rand.NewPCG(20240328, 7))
 	w := makeWorkload(rng, 100, 190, 100) // 19,000 lines, with duplicates and corrections > 20,000 events
 	if w.events < 20000 {
 		t.Fatalf("workload has %d events, want at least 20,000", w.events)
 	}
-	led := newLedger()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	produced := producing(ctx, led, s.GatewayURL(), w, 4, 500*time.Millisecond)
+	led, produced := producing(t, p, w, 4, 500*time.Millisecond, 4*time.Minute)
 
 	// The faults: each service killed three times, PostgreSQL restarted once, kinesalite
 	// killed and restarted once, in a random order at random moments.
@@ -73,16 +61,16 @@ func TestChaos(t *testing.T) {
 			time.Sleep(time.Second)
 			kinesalite.Start(t)
 		default:
-			s.Kill(f.what)
-			if err := s.WaitReady(f.what, 60*time.Second); err != nil {
-				e.dumpLogs()
+			p.Kill(f.what)
+			if err := p.WaitReady(f.what, 60*time.Second); err != nil {
+				p.DumpLogs()
 				t.Fatalf("%s did not come back after a kill: %v", f.what, err)
 			}
 		}
 		ready := time.Since(at)
-		flowing, err := e.probe(led, i, at, 60*time.Second)
+		flowing, err := probe(p, led, i, at, 60*time.Second)
 		if err != nil {
-			e.dumpLogs()
+			p.DumpLogs()
 			t.Fatalf("after %s: %v", f.what, err)
 		}
 		report = append(report, fmt.Sprintf("%-15s back in %6s, a probe sent then was in the warehouse %6s after the fault",
@@ -94,51 +82,44 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("recovery after each fault:\n  %s", strings.Join(report, "\n  "))
 	for _, name := range stack.Services {
-		t.Logf("%s: %d restarts", name, s.Restarts(name))
-		if s.Restarts(name) < 3 {
-			t.Errorf("%s restarted %d times, want at least 3", name, s.Restarts(name))
+		t.Logf("%s: %d restarts", name, p.Restarts(name))
+		if p.Restarts(name) < 3 {
+			t.Errorf("%s restarted %d times, want at least 3", name, p.Restarts(name))
 		}
 	}
-	t.Logf("%d POSTs, %d retries", led.posts, led.retries)
+	posts, retries := led.Posts()
+	t.Logf("%d POSTs, %d retries", posts, retries)
 
-	e.settle(2 * time.Minute)
-	e.assertExactlyOnce(led)
+	p.Settle(2 * time.Minute)
+	p.AssertExactlyOnce(led)
+	p.AssertEveryShardUsed(led)
 }
 
 // TestPoisonRecordAmongTenThousand: garbage bytes written straight to the stream cost one
 // dead letter (stage decode), not the shard and not a good line.
 func TestPoisonRecordAmongTenThousand(t *testing.T) {
-	kinesalite := kinesalitetest.Start(t)
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 2)
-	dbURL := pgtest.NewDatabase(t)
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL,
-		Env: map[string][]string{stack.Gateway: gatewayFlags}})
-	supervised(t, s)
-	client := kinesalite.Client(t)
-	e := newEnv(t, s, streamName, client, dbURL)
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2,
+		Config: stack.Config{Env: map[string][]string{stack.Gateway: gatewayFlags}}})
+	supervised(p)
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	var lines []line
+	var lines []stack.Line
 	for g := range 100 {
 		date := time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, g)
-		for p := range 100 {
-			lines = append(lines, randomLine(rng, int64(200000+p), fmt.Sprintf("P%03d", g), date.Format("2006-01-02"), 1))
+		for pl := range 100 {
+			lines = append(lines, stack.RandomLine(rng, "poison", int64(200000+pl), fmt.Sprintf("P%03d", g), date.Format("2006-01-02"), 1))
 		}
 	}
 	var w workload
 	for i := 0; i < len(lines); i += 250 {
 		w.batches = append(w.batches, lines[i:min(i+250, len(lines))])
 	}
-	w.refused = [][]line{{randomLine(rng, 299999, "REFUSED", "2024-09-30", 1)}}
-	led := newLedger()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	produced := producing(ctx, led, s.GatewayURL(), w, 2, 0)
+	w.refused = [][]stack.Line{{stack.RandomLine(rng, "poison", 299999, "REFUSED", "2024-09-30", 1)}}
+	led, produced := producing(t, p, w, 2, 0, 2*time.Minute)
 
 	// The poison goes in while good lines flow, on a partition key that puts it among them.
 	time.Sleep(500 * time.Millisecond)
-	poison, err := client.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String(streamName),
+	poison, err := p.Kinesis.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String(p.Stream),
 		PartitionKey: aws.String("200007"), Data: []byte("\xff\x00not an envelope\x13\x37")})
 	if err != nil {
 		t.Fatalf("PutRecord poison: %v", err)
@@ -147,78 +128,58 @@ func TestPoisonRecordAmongTenThousand(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	e.settle(90 * time.Second)
-	e.assertRowsAndDeadLetters(led, 10000)
-
-	var stage, reason, shard, seq string
-	var payload []byte
-	if err := e.db.QueryRow(context.Background(), "SELECT stage, reason, shard_id, sequence_number, payload FROM boxscore.dead_letter").
-		Scan(&stage, &reason, &shard, &seq, &payload); err != nil {
-		t.Fatalf("the one dead letter: %v", err)
+	p.Settle(90 * time.Second)
+	if got := p.Count("SELECT count(*) FROM boxscore.fact_batting_game"); got != 10000 {
+		t.Errorf("fact rows = %d, want 10000", got)
 	}
-	if stage != "decode" || reason == "" || shard != aws.ToString(poison.ShardId) || seq != aws.ToString(poison.SequenceNumber) ||
-		string(payload) != "\xff\x00not an envelope\x13\x37" {
+	if got := p.Count("SELECT count(*) FROM boxscore.fact_batting_game WHERE game_id = 'REFUSED'"); got != 0 {
+		t.Errorf("%d rows from refused events", got)
+	}
+	if n := led.AcceptedCount(); n != 10000 {
+		t.Errorf("%d events accepted, want 10000", n)
+	}
+
+	dead := p.DeadLetters()
+	if len(dead) != 1 {
+		t.Fatalf("dead letters = %+v, want the poison alone", dead)
+	}
+	d := dead[0]
+	if d.Stage != "decode" || d.Reason == "" || d.Shard != aws.ToString(poison.ShardId) || d.Sequence != aws.ToString(poison.SequenceNumber) ||
+		string(d.Payload) != "\xff\x00not an envelope\x13\x37" {
 		t.Fatalf("dead letter: stage %q reason %q at %s/%s payload %q; want decode at %s/%s with the bytes",
-			stage, reason, shard, seq, payload, aws.ToString(poison.ShardId), aws.ToString(poison.SequenceNumber))
+			d.Stage, d.Reason, d.Shard, d.Sequence, d.Payload, aws.ToString(poison.ShardId), aws.ToString(poison.SequenceNumber))
 	}
 	for _, name := range stack.Services {
-		if n := s.Restarts(name); n != 0 {
+		if n := p.Restarts(name); n != 0 {
 			t.Errorf("%s restarted %d times on a poison record", name, n)
 		}
-	}
-}
-
-// assertRowsAndDeadLetters checks exactly-once for a workload without impossible lines and
-// counts: rows facts, and one dead letter per poison record (counted by the caller).
-func (e *env) assertRowsAndDeadLetters(led *ledger, rows int) {
-	e.t.Helper()
-	if got := e.count("SELECT count(*) FROM boxscore.fact_batting_game"); got != rows {
-		e.t.Errorf("fact rows = %d, want %d", got, rows)
-	}
-	if got := e.count("SELECT count(*) FROM boxscore.dead_letter"); got != 1 {
-		e.t.Errorf("dead letters = %d, want 1", got)
-	}
-	if got := e.count("SELECT count(*) FROM boxscore.fact_batting_game WHERE game_id = 'REFUSED'"); got != 0 {
-		e.t.Errorf("%d rows from refused events", got)
-	}
-	if len(led.accepted) != rows {
-		e.t.Errorf("%d events accepted, want %d", len(led.accepted), rows)
 	}
 }
 
 // TestWarehouseDownThirtySeconds: PostgreSQL stops for 30 s mid-stream. Nothing is
 // dead-lettered (an outage is not the data's fault) and nothing is lost.
 func TestWarehouseDownThirtySeconds(t *testing.T) {
-	kinesalite := kinesalitetest.Start(t)
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 2)
 	pg := pgtest.StartServer(t)
-	dbURL := pg.CreateDatabase(t, "warehouse")
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL,
-		Env: map[string][]string{stack.Gateway: gatewayFlags}})
-	supervised(t, s)
-	e := newEnv(t, s, streamName, kinesalite.Client(t), dbURL)
-	e.schemaReady()
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2,
+		Config: stack.Config{DatabaseURL: pg.CreateDatabase(t, "warehouse"), Env: map[string][]string{stack.Gateway: gatewayFlags}}})
+	supervised(p)
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	w := makeWorkload(rng, 50, 80, 100)
-	led := newLedger()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	// Paced so that the stream keeps growing while the warehouse is down.
-	produced := producing(ctx, led, s.GatewayURL(), w, 2, 1200*time.Millisecond)
+	led, produced := producing(t, p, w, 2, 1200*time.Millisecond, 3*time.Minute)
 
-	e.waitFor(30*time.Second, "the first rows", func() bool {
-		n, err := e.rowsLoadedSince(time.Time{})
+	p.WaitFor(30*time.Second, "the first rows", func() bool {
+		n, err := rowsLoadedSince(p, time.Time{})
 		return err == nil && n > 0
 	})
 	pg.Stop(t)
 	down := time.Now()
 	time.Sleep(30 * time.Second)
 	pg.Start(t)
-	flowing, err := e.flowingAgain(time.Now(), 60*time.Second)
+	flowing, err := flowingAgain(p, time.Now(), 60*time.Second)
 	if err != nil {
-		e.dumpLogs()
+		p.DumpLogs()
 		t.Fatalf("after PostgreSQL came back: %v", err)
 	}
 	t.Logf("PostgreSQL down for %s; rows committed again %s after it came back", time.Since(down).Round(time.Second), flowing.Round(time.Millisecond))
@@ -226,9 +187,9 @@ func TestWarehouseDownThirtySeconds(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	e.settle(90 * time.Second)
-	e.assertExactlyOnce(led)
-	if got := e.count("SELECT count(*) FROM boxscore.dead_letter WHERE stage <> 'validate'"); got != 0 {
+	p.Settle(90 * time.Second)
+	p.AssertExactlyOnce(led)
+	if got := p.Count("SELECT count(*) FROM boxscore.dead_letter WHERE stage <> 'validate'"); got != 0 {
 		t.Errorf("%d dead letters other than the impossible lines during an outage", got)
 	}
 }
@@ -237,41 +198,32 @@ func TestWarehouseDownThirtySeconds(t *testing.T) {
 // rolling deployment) and is restarted by the supervisor while events flow.
 func TestRollingRestartLosesAndDuplicatesNothing(t *testing.T) {
 	const shutdownTimeout = 10 * time.Second
-	kinesalite := kinesalitetest.Start(t)
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 2)
-	dbURL := pgtest.NewDatabase(t)
 	env := map[string][]string{}
 	for _, name := range stack.Services {
 		env[name] = []string{"--shutdown-timeout", shutdownTimeout.String()}
 	}
 	env[stack.Gateway] = append(env[stack.Gateway], gatewayFlags...)
-	env[stack.Consumer] = append(env[stack.Consumer], consumerLeaseFlags(dbURL)...)
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL, Env: env})
-	supervised(t, s)
-	e := newEnv(t, s, streamName, kinesalite.Client(t), dbURL)
-	e.schemaReady()
+	env[stack.Consumer] = append(env[stack.Consumer], consumerLeaseFlags...)
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2, Config: stack.Config{Env: env}})
+	supervised(p)
 
 	rng := rand.New(rand.NewPCG(5, 6))
 	w := makeWorkload(rng, 50, 60, 50)
-	led := newLedger()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	produced := producing(ctx, led, s.GatewayURL(), w, 2, 250*time.Millisecond)
+	led, produced := producing(t, p, w, 2, 250*time.Millisecond, 3*time.Minute)
 
 	order := []string{stack.Loader, stack.Transformer, stack.Consumer, stack.Gateway}
 	for _, name := range order {
 		time.Sleep(1500 * time.Millisecond)
-		exit, ok := s.Terminate(name, shutdownTimeout+5*time.Second)
+		exit, ok := p.Terminate(name, shutdownTimeout+5*time.Second)
 		if !ok {
 			t.Fatalf("%s was not running", name)
 		}
 		if exit.Signal != syscall.SIGTERM || exit.Err != nil || exit.Code != 0 || exit.After > shutdownTimeout {
-			t.Errorf("%s: %v; want exit 0 within %s of SIGTERM\n%s", name, exit, shutdownTimeout, s.LogTail(name, 20))
+			t.Errorf("%s: %v; want exit 0 within %s of SIGTERM\n%s", name, exit, shutdownTimeout, p.LogTail(name, 20))
 		} else {
 			t.Logf("%s exited 0 %s after SIGTERM", name, exit.After.Round(time.Millisecond))
 		}
-		if err := s.WaitReady(name, 60*time.Second); err != nil {
+		if err := p.WaitReady(name, 60*time.Second); err != nil {
 			t.Fatalf("%s not back: %v", name, err)
 		}
 	}
@@ -279,11 +231,11 @@ func TestRollingRestartLosesAndDuplicatesNothing(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	e.settle(90 * time.Second)
-	e.assertExactlyOnce(led)
+	p.Settle(90 * time.Second)
+	p.AssertExactlyOnce(led)
 	for _, name := range stack.Services {
 		var unexpected []string
-		for _, x := range s.Exits(name) {
+		for _, x := range p.Exits(name) {
 			if x.Signal != syscall.SIGTERM {
 				unexpected = append(unexpected, x.String())
 			}

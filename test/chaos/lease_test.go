@@ -3,21 +3,17 @@ package chaos
 import (
 	"context"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
-	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
-// checkpointSample is one shard_checkpoint row as seen at one moment.
+// checkpointSample is one shard's checkpoint as seen at one moment.
 type checkpointSample struct {
-	shard, seq, consumer string
-	token                int64
-	updated              time.Time
+	stack.Checkpoint
+	shard string
 }
 
 // TestPausedConsumerCommitsNothingAfterLosingItsShards: two consumer replicas share the
@@ -26,18 +22,12 @@ type checkpointSample struct {
 // must commit nothing under the leases it lost, and the data must be exactly once.
 func TestPausedConsumerCommitsNothingAfterLosingItsShards(t *testing.T) {
 	const failover = 3 * time.Second
-	kinesalite := kinesalitetest.Start(t)
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 4)
-	dbURL := pgtest.NewDatabase(t)
-	lease := consumerLeaseFlags(dbURL)
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL,
-		Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: lease}})
-	s.StartAll()
-	replica2 := s.StartReplica(stack.Consumer, 2)
-	first, second := s.Current(stack.Consumer).ConsumerID, s.Current(replica2).ConsumerID
-	e := newEnv(t, s, streamName, kinesalite.Client(t), dbURL)
-	e.schemaReady()
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 4,
+		Config: stack.Config{Env: map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: consumerLeaseFlags}}})
+	p.StartAll()
+	replica2 := p.StartReplica(stack.Consumer, 2)
+	first, second := p.Current(stack.Consumer).ConsumerID, p.Current(replica2).ConsumerID
+	p.WaitSchema()
 
 	// Sample the checkpoints all along: who committed what, under which token.
 	var (
@@ -49,20 +39,12 @@ func TestPausedConsumerCommitsNothingAfterLosingItsShards(t *testing.T) {
 	go func() {
 		defer close(sampled)
 		for sampleCtx.Err() == nil {
-			rows, err := e.db.Query(sampleCtx, `SELECT shard_id, sequence_number, coalesce(consumer_id, ''),
-				coalesce(to_jsonb(c)->>'lease_token', '0'), updated_at FROM boxscore.shard_checkpoint c WHERE stream = $1`, streamName)
-			if err == nil {
-				for rows.Next() {
-					var c checkpointSample
-					var token string
-					if rows.Scan(&c.shard, &c.seq, &c.consumer, &token, &c.updated) == nil {
-						c.token, _ = strconv.ParseInt(token, 10, 64)
-						mu.Lock()
-						samples = append(samples, c)
-						mu.Unlock()
-					}
+			if cps, err := p.Checkpoints(sampleCtx); err == nil {
+				mu.Lock()
+				for shard, c := range cps {
+					samples = append(samples, checkpointSample{Checkpoint: c, shard: shard})
 				}
-				rows.Close()
+				mu.Unlock()
 			}
 			time.Sleep(25 * time.Millisecond)
 		}
@@ -70,36 +52,34 @@ func TestPausedConsumerCommitsNothingAfterLosingItsShards(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(7, 8))
 	w := makeWorkload(rng, 40, 100, 40)
-	led := newLedger()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	produced := producing(ctx, led, s.GatewayURL(), w, 2, 150*time.Millisecond)
+	led, produced := producing(t, p, w, 2, 150*time.Millisecond, 3*time.Minute)
 
-	// Wait until replica 1 holds and commits some shards, then freeze it.
-	e.waitFor(30*time.Second, "replica 1 committing", func() bool {
-		return e.count("SELECT count(*) FROM boxscore.shard_checkpoint WHERE stream = $1 AND consumer_id = $2", streamName, first) > 0
+	// Wait until the sampler saw replica 1 commit some shards, then freeze it.
+	p.WaitFor(30*time.Second, "replica 1 committing", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range samples {
+			if c.Consumer == first {
+				return true
+			}
+		}
+		return false
 	})
-	var pausedAt time.Time
-	if err := e.db.QueryRow(context.Background(), "SELECT now()").Scan(&pausedAt); err != nil {
-		t.Fatal(err)
-	}
-	s.Pause(stack.Consumer)
+	pausedAt := p.Now()
+	p.Pause(stack.Consumer)
 	mu.Lock()
 	heldTokens := map[string]int64{} // shard -> the token replica 1 committed under last
 	for _, c := range samples {
-		if c.consumer == first && c.token >= heldTokens[c.shard] {
-			heldTokens[c.shard] = c.token
+		if c.Consumer == first && c.Token >= heldTokens[c.shard] {
+			heldTokens[c.shard] = c.Token
 		}
 	}
 	mu.Unlock()
 	time.Sleep(3 * failover)
-	var resumedAt time.Time
-	if err := e.db.QueryRow(context.Background(), "SELECT now()").Scan(&resumedAt); err != nil {
-		t.Fatal(err)
-	}
-	s.Resume(stack.Consumer)
+	resumedAt := p.Now()
+	p.Resume(stack.Consumer)
 	produced(t)
-	e.settle(90 * time.Second)
+	p.Settle(90 * time.Second)
 	stopSampling()
 	<-sampled
 
@@ -108,11 +88,11 @@ func TestPausedConsumerCommitsNothingAfterLosingItsShards(t *testing.T) {
 	grace := pausedAt.Add(time.Second)
 	takenOver := map[string]bool{}
 	for _, c := range samples {
-		if c.updated.After(grace) && c.consumer == first && c.token <= heldTokens[c.shard] && heldTokens[c.shard] > 0 {
+		if c.Updated.After(grace) && c.Consumer == first && c.Token <= heldTokens[c.shard] && heldTokens[c.shard] > 0 {
 			t.Errorf("replica 1 (%s) committed shard %s at %s (sequence %s) under token %d, %s after it was paused and lost its lease",
-				first, c.shard, c.updated.Format(time.RFC3339Nano), c.seq, c.token, c.updated.Sub(pausedAt).Round(time.Millisecond))
+				first, c.shard, c.Updated.Format(time.RFC3339Nano), c.Sequence, c.Token, c.Updated.Sub(pausedAt).Round(time.Millisecond))
 		}
-		if c.consumer == second && c.updated.After(grace) && c.updated.Before(resumedAt) {
+		if c.Consumer == second && c.Updated.After(grace) && c.Updated.Before(resumedAt) {
 			if _, held := heldTokens[c.shard]; held {
 				takenOver[c.shard] = true
 			}
@@ -127,5 +107,5 @@ func TestPausedConsumerCommitsNothingAfterLosingItsShards(t *testing.T) {
 		}
 	}
 	t.Logf("replica 1 held %d shards when paused; replica 2 took over %d", len(heldTokens), len(takenOver))
-	e.assertExactlyOnce(led)
+	p.AssertExactlyOnce(led)
 }

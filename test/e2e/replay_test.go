@@ -14,13 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
-	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
@@ -63,7 +58,7 @@ var countingColumns = []string{"plate_appearances", "at_bats", "runs", "hits", "
 
 // warehouseSnapshot renders every fact row, load time and source position included, so
 // two snapshots are equal only if no row was inserted, deleted or rewritten.
-func warehouseSnapshot(t *testing.T, conn *pgx.Conn) (map[string][]string, string) {
+func warehouseSnapshot(t *testing.T, conn *pgxpool.Pool) (map[string][]string, string) {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := conn.Query(ctx, "SELECT player_id::text || '/' || game_id, "+strings.Join(countingColumns, "::text, ")+"::text, "+
@@ -93,85 +88,32 @@ func warehouseSnapshot(t *testing.T, conn *pgx.Conn) (map[string][]string, strin
 	return got, full.String()
 }
 
-// streamEnds returns the sequence number of the last record in every shard.
-func streamEnds(t *testing.T, client *kinesis.Client, streamName string) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	shards, err := client.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(streamName)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends := map[string]string{}
-	for _, shard := range shards.Shards {
-		it, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(streamName),
-			ShardId: shard.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		iterator := it.ShardIterator
-		for iterator != nil {
-			out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iterator})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range out.Records {
-				ends[aws.ToString(shard.ShardId)] = aws.ToString(r.SequenceNumber)
-			}
-			if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
-				break
-			}
-			iterator = out.NextShardIterator
-		}
-	}
-	return ends
-}
-
 type replayEnv struct {
-	stack      *stack.Stack
-	stream     string
-	kinesis    *kinesis.Client
-	conn       *pgx.Conn
+	*stack.Pipeline
 	csvPath    string
 	wantSeason map[string][]string
 }
 
 func newReplayEnv(t *testing.T) *replayEnv {
 	t.Helper()
-	kinesalite := kinesalitetest.Start(t)
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 2)
-	dbURL := pgtest.NewDatabase(t)
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL})
-	s.StartAll()
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
+	// The demo's three players all hash to one shard of two: these tests are about the
+	// replay's idempotence, not about spreading (TestPipelineEndToEnd covers every shard).
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2})
+	p.StartAll()
 	path, want := demoSeason(t)
-	return &replayEnv{stack: s, stream: streamName, kinesis: kinesalite.Client(t), conn: conn, csvPath: path, wantSeason: want}
+	return &replayEnv{Pipeline: p, csvPath: path, wantSeason: want}
 }
 
 func (e *replayEnv) replay(t *testing.T, extra ...string) *exec.Cmd {
 	t.Helper()
-	args := append([]string{"replay", e.csvPath, "--gateway", e.stack.GatewayURL(), "--progress", "log"}, extra...)
-	cmd := exec.Command(e.stack.CLIPath(), args...)
+	args := append([]string{"replay", e.csvPath, "--gateway", e.GatewayURL(), "--progress", "log"}, extra...)
+	cmd := exec.Command(e.CLIPath(), args...)
 	return cmd
-}
-
-// settle waits until every shard's checkpoint is the last record in the stream: everything
-// sent so far has been committed (or dead-lettered).
-func (e *replayEnv) settle(t *testing.T) {
-	t.Helper()
-	ends := streamEnds(t, e.kinesis, e.stream)
-	waitFor(t, 60*time.Second, e.stack, "checkpoints at the end of every shard", func() bool {
-		return checkpointsAt(context.Background(), e.conn, e.stream, ends)
-	})
 }
 
 func (e *replayEnv) assertFullSeason(t *testing.T) string {
 	t.Helper()
-	got, full := warehouseSnapshot(t, e.conn)
+	got, full := warehouseSnapshot(t, e.DB)
 	if len(got) != len(e.wantSeason) {
 		t.Fatalf("warehouse holds %d lines, the CSV has %d", len(got), len(e.wantSeason))
 	}
@@ -180,11 +122,7 @@ func (e *replayEnv) assertFullSeason(t *testing.T) string {
 			t.Errorf("%s: warehouse %v, CSV %v", key, got[key], want)
 		}
 	}
-	var dead int
-	if err := e.conn.QueryRow(context.Background(), "SELECT count(*) FROM boxscore.dead_letter").Scan(&dead); err != nil {
-		t.Fatal(err)
-	}
-	if dead != 0 {
+	if dead := e.Count("SELECT count(*) FROM boxscore.dead_letter"); dead != 0 {
 		t.Errorf("%d dead letters for a valid season", dead)
 	}
 	return full
@@ -195,7 +133,7 @@ func TestReplayingTheDemoTwiceChangesNothing(t *testing.T) {
 	if out, err := e.replay(t).CombinedOutput(); err != nil {
 		t.Fatalf("first replay: %v\n%s", err, out)
 	}
-	e.settle(t)
+	e.Settle(60 * time.Second)
 	before := e.assertFullSeason(t)
 
 	out, err := e.replay(t).CombinedOutput()
@@ -205,7 +143,7 @@ func TestReplayingTheDemoTwiceChangesNothing(t *testing.T) {
 	if !bytes.Contains(out, []byte("accepted:       235")) {
 		t.Fatalf("second replay summary does not say 235 accepted:\n%s", out)
 	}
-	e.settle(t) // the second copy of every event has been read and committed
+	e.Settle(60 * time.Second) // the second copy of every event has been read and committed
 	after := e.assertFullSeason(t)
 	if before != after {
 		t.Fatalf("the second replay changed the warehouse:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -233,8 +171,8 @@ func TestReplayKilledHalfwayThenRerunEndsWithTheFullSeason(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	e.settle(t)
-	partial, _ := warehouseSnapshot(t, e.conn)
+	e.Settle(60 * time.Second)
+	partial, _ := warehouseSnapshot(t, e.DB)
 	if len(partial) == 0 || len(partial) >= len(e.wantSeason) {
 		t.Fatalf("after the kill the warehouse holds %d of %d lines; the kill did not land halfway", len(partial), len(e.wantSeason))
 	}
@@ -243,7 +181,7 @@ func TestReplayKilledHalfwayThenRerunEndsWithTheFullSeason(t *testing.T) {
 	if out, err := e.replay(t).CombinedOutput(); err != nil {
 		t.Fatalf("rerun: %v\n%s", err, out)
 	}
-	e.settle(t)
+	e.Settle(60 * time.Second)
 	e.assertFullSeason(t)
 }
 

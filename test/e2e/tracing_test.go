@@ -1,30 +1,23 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	collectormetricsv1 "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	collectortracev1 "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 
-	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
-	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
@@ -216,63 +209,50 @@ func TestTracingEndToEnd(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "")
 	t.Setenv("OTEL_METRICS_EXPORTER", "")
 
-	kinesalite := kinesalitetest.Start(t)
-	streamName := kinesalitetest.UniqueName(t)
-	kinesalite.CreateStream(t, streamName, 2)
-	dbURL := pgtest.NewDatabase(t)
-	s := stack.New(t, stack.Config{KinesisEndpoint: kinesalite.Endpoint, Stream: streamName, DatabaseURL: dbURL})
+	s := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2})
 	s.StartAll()
+	streamName := s.Stream
 
-	lines := season(rand.New(rand.NewPCG(6, 6)), 2) // 6 lines: 3 players x 2 games
+	// Two requests of one game of 4 players, two in each shard.
+	players := stack.PlayersOverShards(t, s.Kinesis, s.Stream, 660000, 2)
+	lines := season(rand.New(rand.NewPCG(6, 6)), players, 2)
+	first, second := lines[:len(players)], lines[len(players):]
 	// The first request continues a trace the client started (its traceparent header); the
 	// second starts none, so the gateway's server span starts the trace.
 	clientTrace := "4bf92f3577b34da6a3ce929d0e0e4736"
-	postEvents(t, s.GatewayURL(), lines[:3], "00-"+clientTrace+"-00f067aa0ba902b7-01")
-	postEvents(t, s.GatewayURL(), lines[3:], "")
+	led := stack.NewLedger()
+	postEvents(t, stack.NewProducer(s.GatewayURL(), led), first, "00-"+clientTrace+"-00f067aa0ba902b7-01")
+	postEvents(t, stack.NewProducer(s.GatewayURL(), led), second, "")
 
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	stored := map[string]string{} // event id -> fact row's trace_id
-	waitFor(t, 30*time.Second, s, "every event's row", func() bool {
-		rows, err := conn.Query(ctx, "SELECT event_id, coalesce(trace_id, '') FROM boxscore.fact_batting_game")
-		if err != nil {
-			return false
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id, traceID string
-			if rows.Scan(&id, &traceID) == nil {
-				stored[id] = traceID
-			}
-		}
+	var stored map[string]stack.Row // event id -> fact row
+	s.WaitFor(30*time.Second, "every event's row", func() bool {
+		stored = s.Rows()
 		return len(stored) >= len(lines)
 	})
+	s.AssertEveryShardUsed(led)
 
 	// Every row stores the trace id of the request that produced it: the client's for the
 	// first request, the gateway's server span's for the second.
 	for i, l := range lines {
-		got := stored[l.EventID]
+		got := stored[l.EventID].TraceID
 		if len(got) != 32 || got == strings.Repeat("0", 32) {
 			t.Fatalf("row of %s: trace_id %q, want a W3C trace id", l.EventID, got)
 		}
-		if i < 3 && got != clientTrace {
+		if i < len(first) && got != clientTrace {
 			t.Fatalf("row of %s: trace_id %s, want the client's trace %s", l.EventID, got, clientTrace)
 		}
 	}
-	if stored[lines[3].EventID] == clientTrace || stored[lines[3].EventID] != stored[lines[5].EventID] {
-		t.Fatalf("second request's rows: trace ids %s %s %s, want one trace of its own",
-			stored[lines[3].EventID], stored[lines[4].EventID], stored[lines[5].EventID])
+	for _, l := range second {
+		if got := stored[l.EventID].TraceID; got == clientTrace || got != stored[second[0].EventID].TraceID {
+			t.Fatalf("second request's row of %s: trace id %s, want the one trace of its own %s", l.EventID, got, stored[second[0].EventID].TraceID)
+		}
 	}
 
 	// Each event's spans come from all four services: the gateway's in the event's trace,
 	// the consumer's, transformer's and loader's (with its SQL) in the trace of the batch
 	// span that links to the event's publish span.
-	for _, l := range []line{lines[0], lines[3]} {
-		traceID := stored[l.EventID]
+	for _, l := range []stack.Line{first[0], second[0]} {
+		traceID := stored[l.EventID].TraceID
 		var et eventTrace
 		var missing string
 		deadline := time.Now().Add(15 * time.Second)
@@ -326,20 +306,20 @@ func TestTracingEndToEnd(t *testing.T) {
 
 	// Metrics: the freshness histogram of the loader and the per-shard lag of the consumer
 	// are on /metrics with sane values, and the loader pushed them over OTLP too.
-	body := getMetrics(t, s.AdminURL(stack.Loader))
-	count := metricValue(t, body, "boxscore_loader_freshness_seconds_count", "")
-	sum := metricValue(t, body, "boxscore_loader_freshness_seconds_sum", "")
+	m := s.Scrape(stack.Loader)
+	count := metricValue(t, m, "boxscore_loader_freshness_seconds_count")
+	sum := metricValue(t, m, "boxscore_loader_freshness_seconds_sum")
 	if count < float64(len(lines)) || sum <= 0 || sum >= 60 {
 		t.Fatalf("freshness histogram: count %v sum %v s; want at least %d rows, all together fresher than a minute", count, sum, len(lines))
 	}
-	body = getMetrics(t, s.AdminURL(stack.Consumer))
+	m = s.Scrape(stack.Consumer)
 	for _, shard := range []string{"shardId-000000000000", "shardId-000000000001"} {
-		lag := metricValue(t, body, "boxscore_consumer_millis_behind_latest_milliseconds", `shard_id="`+shard+`"`)
+		lag := metricValue(t, m, "boxscore_consumer_millis_behind_latest_milliseconds", `shard_id="`+shard+`"`)
 		if lag < 0 || lag > 60_000 {
 			t.Errorf("lag of %s = %v ms", shard, lag)
 		}
 	}
-	waitFor(t, 10*time.Second, s, "the loader's freshness histogram over OTLP", func() bool {
+	s.WaitFor(10*time.Second, "the loader's freshness histogram over OTLP", func() bool {
 		return coll.pushed(stack.Loader, "boxscore.loader.freshness")
 	})
 }
@@ -360,63 +340,25 @@ func descends(span, ancestor collectedSpan, byID map[string]collectedSpan) bool 
 	return false
 }
 
-func postEvents(t *testing.T, gatewayURL string, lines []line, traceparent string) {
+// postEvents POSTs lines once with the traceparent header (none when empty), requiring a
+// 202 for every event.
+func postEvents(t *testing.T, p *stack.Producer, lines []stack.Line, traceparent string) {
 	t.Helper()
-	events := make([]map[string]any, len(lines))
-	for i, l := range lines {
-		events[i] = l.event()
-	}
-	body, err := json.Marshal(events)
+	a, err := p.Send(context.Background(), lines, stack.PostOptions{Traceparent: traceparent})
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, gatewayURL+"/v1/stats", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if traceparent != "" {
-		req.Header.Set("traceparent", traceparent)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /v1/stats: %d %s", resp.StatusCode, data)
+	if a.Status != http.StatusAccepted {
+		t.Fatalf("POST /v1/stats: %d %s", a.Status, a.Body)
 	}
 }
 
-func getMetrics(t *testing.T, adminURL string) string {
+// metricValue returns the value of the one sample of name with every label fragment,
+// failing the test unless there is exactly one.
+func metricValue(t *testing.T, m stack.Metrics, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	if samples := m.Samples(name, labels...); len(samples) != 1 {
+		t.Fatalf("samples %s%v in /metrics: %q, want one", name, labels, samples)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s/metrics: %d %v", adminURL, resp.StatusCode, err)
-	}
-	return string(data)
-}
-
-// metricValue returns the value of the sample of name whose labels contain labelMatch,
-// failing the test when there is none.
-func metricValue(t *testing.T, exposition, name, labelMatch string) float64 {
-	t.Helper()
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(exposition, -1) {
-		if strings.Contains(m[1], labelMatch) {
-			v, err := strconv.ParseFloat(m[2], 64)
-			if err != nil {
-				t.Fatalf("%s%s: value %q: %v", name, m[1], m[2], err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("no sample %s{%s} in /metrics:\n%s", name, labelMatch, exposition)
-	return 0
+	return m.Sum(name, labels...)
 }

@@ -18,7 +18,7 @@ func TestBlockedWarehouseMovesNoLease(t *testing.T) {
 	ctx := context.Background()
 
 	// An open transaction holding the fact table: every load waits on it.
-	conn, err := e.db.Acquire(ctx)
+	conn, err := e.DB.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestBlockedWarehouseMovesNoLease(t *testing.T) {
 	if err := tx.QueryRow(ctx, "SELECT now()").Scan(&blockedAt); err != nil {
 		t.Fatal(err)
 	}
-	before, err := e.leases(ctx)
+	before, err := e.Leases(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestBlockedWarehouseMovesNoLease(t *testing.T) {
 	last := before
 	for end := time.Now().Add(blockFor); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		now, err := e.leases(sctx)
+		now, err := e.Leases(sctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("the lease table is unreachable while the warehouse is blocked: %v", err)

@@ -24,7 +24,7 @@ const (
 // and the lease metrics.
 func TestReplicasConvergeAndRebalance(t *testing.T) {
 	e := newGroup(t, 3)
-	f := startFlow(t, e.stack.GatewayURL(), flowPlayers, flowPause)
+	f := startFlow(t, e.GatewayURL(), e.players(flowPlayers), flowPause)
 
 	e.waitBalanced(60*time.Second, replicaNames(1, 3), []int{3, 3, 2})
 
@@ -35,7 +35,7 @@ func TestReplicasConvergeAndRebalance(t *testing.T) {
 	// Scale down to two: SIGTERM replicas 1, 3 and 5, one after the other, each exiting
 	// cleanly after handing its shards back.
 	for _, name := range []string{replicaNames(1, 1)[0], replicaNames(3, 3)[0], replicaNames(5, 5)[0]} {
-		e.stack.Stop(name, 30*time.Second)
+		e.Stop(name, 30*time.Second)
 	}
 	live := []string{replicaNames(2, 2)[0], replicaNames(4, 4)[0]}
 	e.waitBalanced(60*time.Second, live, []int{4, 4})
@@ -46,51 +46,24 @@ func TestReplicasConvergeAndRebalance(t *testing.T) {
 	e.assertExactlyOnce(f)
 
 	// The group is observable: per-shard lag and the lease metrics on /metrics.
-	m := e.scrape(live[0])
-	lag := m.samples("boxscore_consumer_millis_behind_latest_milliseconds", "shard_id=")
+	m := e.Scrape(live[0])
+	lag := m.Samples("boxscore_consumer_millis_behind_latest_milliseconds", "shard_id=")
 	if len(lag) == 0 {
 		t.Errorf("no per-shard millis_behind_latest gauge on %s's /metrics", live[0])
 	}
 	for _, name := range []string{"boxscore_lease_held", "boxscore_lease_takes_total"} {
-		if len(m.samples(name)) == 0 {
+		if len(m.Samples(name)) == 0 {
 			t.Errorf("no %s on %s's /metrics", name, live[0])
 		}
 	}
-	t.Logf("%s: lag gauges for %d shards; lease takes %v, steals %v, losses %v", live[0], len(lag), m.sum("boxscore_lease_takes_total"),
-		m.sum("boxscore_lease_steals_total"), m.sum("boxscore_lease_losses_total"))
-}
-
-// checkpointRow is one shard's row of shard_checkpoint.
-type checkpointRow struct {
-	Sequence  string
-	ShardEnd  bool
-	Committer string // consumer_id: who committed last
-	Updated   time.Time
-}
-
-func (e *env) checkpoints(ctx context.Context) (map[string]checkpointRow, error) {
-	rows, err := e.db.Query(ctx, `SELECT shard_id, sequence_number, shard_end, coalesce(consumer_id, ''), updated_at
-		FROM boxscore.shard_checkpoint WHERE stream = $1`, e.stream)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]checkpointRow{}
-	for rows.Next() {
-		var id string
-		var c checkpointRow
-		if err := rows.Scan(&id, &c.Sequence, &c.ShardEnd, &c.Committer, &c.Updated); err != nil {
-			return nil, err
-		}
-		out[id] = c
-	}
-	return out, rows.Err()
+	t.Logf("%s: lag gauges for %d shards; lease takes %v, steals %v, losses %v", live[0], len(lag), m.Sum("boxscore_lease_takes_total"),
+		m.Sum("boxscore_lease_steals_total"), m.Sum("boxscore_lease_losses_total"))
 }
 
 // heldBy lists the shards whose lease owner is worker.
 func (e *env) heldBy(worker string) []string {
 	e.t.Helper()
-	table, err := e.leases(context.Background())
+	table, err := e.Leases(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -109,18 +82,18 @@ func (e *env) heldBy(worker string) []string {
 func (e *env) resumedElsewhere(shards []string, live []string, since time.Time) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	table, err := e.leases(ctx)
+	table, err := e.Leases(ctx)
 	if err != nil {
 		return false
 	}
-	cps, err := e.checkpoints(ctx)
+	cps, err := e.Checkpoints(ctx)
 	if err != nil {
 		return false
 	}
 	for _, id := range shards {
 		owner := table[id].Owner
 		cp := cps[id]
-		if !slices.Contains(live, owner) || cp.Committer != owner || !cp.Updated.After(since) {
+		if !slices.Contains(live, owner) || cp.Consumer != owner || !cp.Updated.After(since) {
 			return false
 		}
 	}
@@ -135,7 +108,7 @@ func threeReplicasFlowing(t *testing.T, players int) (*env, *flow, []string, []s
 	e := newGroup(t, 3)
 	names := replicaNames(1, 3)
 	e.waitBalanced(60*time.Second, names, []int{3, 3, 2})
-	f := startFlow(t, e.stack.GatewayURL(), players, flowPause)
+	f := startFlow(t, e.GatewayURL(), e.players(players), flowPause)
 	ids := make([]string, len(names))
 	for i, name := range names {
 		ids[i] = e.workerID(name)
@@ -155,13 +128,13 @@ func TestKilledReplicaIsTakenOver(t *testing.T) {
 	if len(held) == 0 {
 		t.Fatalf("%s holds no lease", victim)
 	}
-	killedAt := e.now()
+	killedAt := e.Now()
 	start := time.Now()
-	e.stack.Kill(victim)
-	if p := e.stack.Current(victim); p != nil {
+	e.Kill(victim)
+	if p := e.Current(victim); p != nil {
 		t.Fatalf("%s was restarted", victim)
 	}
-	e.waitFor(60*time.Second, fmt.Sprintf("the shards %v of the killed %s committed by another replica", held, victim), func() bool {
+	e.WaitFor(60*time.Second, fmt.Sprintf("the shards %v of the killed %s committed by another replica", held, victim), func() bool {
 		return e.resumedElsewhere(held, ids[1:], killedAt)
 	})
 	took := time.Since(start)
@@ -190,21 +163,21 @@ func TestTerminatedReplicaHandsOverWithoutDuplicates(t *testing.T) {
 	}
 	stealsBefore := 0.0
 	for _, name := range names[1:] {
-		stealsBefore += e.scrape(name).sum("boxscore_lease_steals_total")
+		stealsBefore += e.Scrape(name).Sum("boxscore_lease_steals_total")
 	}
-	termAt := e.now()
+	termAt := e.Now()
 	start := time.Now()
-	exit, ok := e.stack.Terminate(victim, 30*time.Second)
+	exit, ok := e.Terminate(victim, 30*time.Second)
 	if !ok {
 		t.Fatalf("%s was not running", victim)
 	}
 	if exit.Signal != syscall.SIGTERM || exit.Err != nil {
-		t.Fatalf("%s after SIGTERM: %s\n%s", victim, exit, e.stack.LogTail(victim, 20))
+		t.Fatalf("%s after SIGTERM: %s\n%s", victim, exit, e.LogTail(victim, 20))
 	}
 	if still := e.heldBy(victimID); len(still) > 0 {
 		t.Errorf("%s exited after SIGTERM still owning the leases of %v: they were not released", victim, still)
 	}
-	e.waitFor(60*time.Second, fmt.Sprintf("the shards %v of %s committed by another replica", held, victim), func() bool {
+	e.WaitFor(60*time.Second, fmt.Sprintf("the shards %v of %s committed by another replica", held, victim), func() bool {
 		return e.resumedElsewhere(held, ids[1:], termAt)
 	})
 	took := time.Since(start)
@@ -217,17 +190,18 @@ func TestTerminatedReplicaHandsOverWithoutDuplicates(t *testing.T) {
 	e.assertExactlyOnce(f)
 
 	// No record read twice: the transformer saw each record of the stream once.
-	_, records, err := e.readStream()
+	contents, err := e.ReadStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	transformed := e.scrape(stack.Transformer).sum("boxscore_transformer_records_total")
+	records := contents.Count()
+	transformed := e.Scrape(stack.Transformer).Sum("boxscore_transformer_records_total")
 	if int(transformed) != records {
 		t.Errorf("the transformer got %v records for %d in the stream: the handover made a replica read records again", transformed, records)
 	}
 	stealsAfter := 0.0
 	for _, name := range names[1:] {
-		stealsAfter += e.scrape(name).sum("boxscore_lease_steals_total")
+		stealsAfter += e.Scrape(name).Sum("boxscore_lease_steals_total")
 	}
 	if stealsAfter > stealsBefore {
 		t.Errorf("the replicas left stole %v leases from each other after the handover: the released leases were not spread by takes alone", stealsAfter-stealsBefore)

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/boxscore-dev/boxscore/pkg/testutil/streamtest"
 )
 
 // TestReshardingKeepsPerPlayerOrder: two replicas read the stream while 30 players' games
@@ -20,7 +22,7 @@ import (
 // committed in the order they were sent, along the shards' lineage.
 func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 	e := newGroup(t, 2)
-	f := startFlow(t, e.stack.GatewayURL(), flowPlayers, flowPause)
+	f := startFlow(t, e.GatewayURL(), e.players(flowPlayers), flowPause)
 	e.waitBalanced(60*time.Second, replicaNames(1, 2), []int{4, 4})
 	time.Sleep(2 * time.Second)
 
@@ -36,7 +38,7 @@ func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 		start, end := hashKey(t, aws.ToString(s.HashKeyRange.StartingHashKey)), hashKey(t, aws.ToString(s.HashKeyRange.EndingHashKey))
 		middle := new(big.Int).Rsh(new(big.Int).Add(start, end), 1)
 		middle.Add(middle, big.NewInt(1))
-		if _, err := e.kinesis.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.stream),
+		if _, err := e.Kinesis.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String(e.Stream),
 			ShardToSplit: s.ShardId, NewStartingHashKey: aws.String(middle.String())}); err != nil {
 			t.Fatalf("split %s: %v", ids[i], err)
 		}
@@ -48,7 +50,7 @@ func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 	if next := new(big.Int).Add(hashKey(t, aws.ToString(a.HashKeyRange.EndingHashKey)), big.NewInt(1)); next.Cmp(hashKey(t, aws.ToString(b.HashKeyRange.StartingHashKey))) != 0 {
 		t.Fatalf("shards %s and %s are not adjacent", ids[4], ids[5])
 	}
-	if _, err := e.kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.stream),
+	if _, err := e.Kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String(e.Stream),
 		ShardToMerge: a.ShardId, AdjacentShardToMerge: b.ShardId}); err != nil {
 		t.Fatalf("merge %s and %s: %v", ids[4], ids[5], err)
 	}
@@ -62,12 +64,13 @@ func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 	e.settle(f, 90*time.Second)
 	rows := e.assertExactlyOnce(f)
 
-	all, err := e.shards(ctx)
+	all, err := streamtest.Shards(ctx, e.Kinesis, e.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	parents := map[string][]string{} // child -> its parents
-	for id, s := range all {
+	for _, s := range all {
+		id := aws.ToString(s.ShardId)
 		for _, p := range []*string{s.ParentShardId, s.AdjacentParentShardId} {
 			if p != nil {
 				parents[id] = append(parents[id], *p)
@@ -77,7 +80,7 @@ func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 	if len(parents) != 5 {
 		t.Fatalf("%d shards with parents after two splits and a merge, want 5", len(parents))
 	}
-	cps, err := e.checkpoints(ctx)
+	cps, err := e.Checkpoints(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +124,7 @@ func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 		}
 		return false
 	}
-	f.mu.Lock()
-	order := f.order
-	f.mu.Unlock()
+	order := f.led.Order()
 	crossings, violations := 0, 0
 	for player, games := range order {
 		for i := 1; i < len(games); i++ {
@@ -158,8 +159,8 @@ func TestReshardingKeepsPerPlayerOrder(t *testing.T) {
 // waitActive waits until the stream is ACTIVE again after a reshard.
 func (e *env) waitActive() {
 	e.t.Helper()
-	e.waitFor(30*time.Second, "the stream ACTIVE", func() bool {
-		out, err := e.kinesis.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.stream)})
+	e.WaitFor(30*time.Second, "the stream ACTIVE", func() bool {
+		out, err := e.Kinesis.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.Stream)})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
 	})
 }

@@ -1,6 +1,11 @@
 // Package stack starts the four Boxscore services as separate processes, the way they run
-// in Kubernetes, on a test's own kinesalite stream and PostgreSQL database. Cross-service
-// tests drive it; a later topology (all-in-one) can be added behind the same calls.
+// in Kubernetes, on a test's own kinesalite stream and PostgreSQL database, any number of
+// replicas of each, on addresses of their own when asked (Config.Listen). It holds what the
+// cross-service tests (test/e2e, test/chaos, test/group) share: a stack on its own stream
+// and database with the ways to look at it (Pipeline: the stream read back, checkpoints,
+// leases, warehouse rows and dead letters, the exactly-once check), the event builder
+// (Line), a producer with its ledger of what the gateway accepted, the services' metrics
+// (Metrics) and a DNS server for balancing tests (StartDNS).
 package stack
 
 import (
@@ -15,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,9 +108,23 @@ func Binaries(t testing.TB) string {
 	return binDir
 }
 
-// Ports are one service's listen ports.
+// Ports are one instance's listen address and ports.
 type Ports struct {
+	// Host is the IP address every listener of the instance binds (127.0.0.1 unless the
+	// stack's Config.Listen says otherwise).
+	Host              string
 	GRPC, Admin, HTTP int
+}
+
+// GRPCAddr is the instance's gRPC address, host:port.
+func (p Ports) GRPCAddr() string { return net.JoinHostPort(p.Host, strconv.Itoa(p.GRPC)) }
+
+// Listen places one instance: on its own loopback address (Linux routes all of 127/8 to
+// lo, so 127.0.0.2 and up can be bound without setup), on a chosen gRPC port, or both, as
+// pods of one Service have an address each and the same port.
+type Listen struct {
+	Host     string // default 127.0.0.1
+	GRPCPort int    // default a free port
 }
 
 // Config says what the stack runs against.
@@ -115,6 +135,13 @@ type Config struct {
 	// Env holds extra flags, keyed by service name (for every replica of it) or by
 	// instance name (for one replica, e.g. "shard-consumer-2"), added after the stack's own.
 	Env map[string][]string
+	// Listen places instances, by instance name ("transformer", "transformer-2"); the
+	// others listen on 127.0.0.1 on free ports.
+	Listen map[string]Listen
+	// TransformerTarget and LoaderTarget are the consumers' --transformer-addr and
+	// --loader-addr, gRPC targets (e.g. dns://127.0.0.1:5353/transformer.test:9002); by
+	// default the first transformer's and loader's address.
+	TransformerTarget, LoaderTarget string
 	// RestartDelay is how long a supervised instance stays down after it exits before it
 	// is started again (Kubernetes restarts a container after a short back-off). Default
 	// 300ms.
@@ -213,13 +240,46 @@ func (s *Stack) addInstance(service string, n int) *instance {
 	if inst, ok := s.instances[name]; ok {
 		return inst
 	}
-	p := Ports{GRPC: freePort(s.t), Admin: freePort(s.t)}
-	if service == Gateway {
-		p.HTTP = freePort(s.t)
-	}
-	inst := &instance{name: name, service: service, ports: p}
+	inst := &instance{name: name, service: service, ports: s.allocate(name, service)}
 	s.instances[name] = inst
 	return inst
+}
+
+// allocate picks an instance's host and ports: the ones Config.Listen chose, free ones
+// for the rest.
+func (s *Stack) allocate(name, service string) Ports {
+	l := s.cfg.Listen[name]
+	p := Ports{Host: l.Host, GRPC: l.GRPCPort}
+	if p.Host == "" {
+		p.Host = "127.0.0.1"
+	}
+	if p.GRPC == 0 {
+		p.GRPC = FreePort(s.t, p.Host)
+	}
+	p.Admin = FreePort(s.t, p.Host)
+	if service == Gateway {
+		p.HTTP = FreePort(s.t, p.Host)
+	}
+	return p
+}
+
+// Instances names every instance added so far, running or not, in start order of their
+// services, then by name.
+func (s *Stack) Instances() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, service := range Services {
+		var of []string
+		for name, inst := range s.instances {
+			if inst.service == service {
+				of = append(of, name)
+			}
+		}
+		sort.Strings(of)
+		names = append(names, of...)
+	}
+	return names
 }
 
 func (s *Stack) instance(name string) *instance {
@@ -244,11 +304,15 @@ func (s *Stack) Ports(name string) Ports {
 func (s *Stack) CLIPath() string { return filepath.Join(s.bin, CLI) }
 
 // GatewayURL is the base URL of the ingest API (of the first gateway).
-func (s *Stack) GatewayURL() string { return fmt.Sprintf("http://127.0.0.1:%d", s.Ports(Gateway).HTTP) }
+func (s *Stack) GatewayURL() string {
+	p := s.Ports(Gateway)
+	return "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.HTTP))
+}
 
 // AdminURL is the base URL of an instance's admin server.
 func (s *Stack) AdminURL(name string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d", s.Ports(name).Admin)
+	p := s.Ports(name)
+	return "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.Admin))
 }
 
 // StartAll starts one instance of every service in dependency order and waits until each
@@ -260,8 +324,8 @@ func (s *Stack) StartAll() {
 	}
 }
 
-// StartReplica starts replica n (from 1) of a service, with ports of its own, and waits
-// until it is ready. It returns the instance's name.
+// StartReplica starts replica n (from 1) of a service, on the address Config.Listen gives
+// it or on free ports, and waits until it is ready. It returns the instance's name.
 func (s *Stack) StartReplica(service string, n int) string {
 	s.t.Helper()
 	inst := s.addInstance(service, n)
@@ -272,20 +336,26 @@ func (s *Stack) StartReplica(service string, n int) string {
 func (s *Stack) args(inst *instance, consumerID string) []string {
 	p := s.Ports(inst.name)
 	args := []string{
-		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", p.GRPC),
-		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", p.Admin),
+		"--grpc-addr", p.GRPCAddr(),
+		"--admin-addr", net.JoinHostPort(p.Host, strconv.Itoa(p.Admin)),
 		"--drain-delay", "100ms",
 		"--log-format", "json",
 		"--log-level", "debug",
 	}
 	switch inst.service {
 	case Gateway:
-		args = append(args, "--http-addr", fmt.Sprintf("127.0.0.1:%d", p.HTTP),
+		args = append(args, "--http-addr", net.JoinHostPort(p.Host, strconv.Itoa(p.HTTP)),
 			"--stream", s.cfg.Stream, "--kinesis-endpoint", s.cfg.KinesisEndpoint)
 	case Consumer:
+		transformer, loader := s.cfg.TransformerTarget, s.cfg.LoaderTarget
+		if transformer == "" {
+			transformer = s.Ports(Transformer).GRPCAddr()
+		}
+		if loader == "" {
+			loader = s.Ports(Loader).GRPCAddr()
+		}
 		args = append(args, "--stream", s.cfg.Stream, "--kinesis-endpoint", s.cfg.KinesisEndpoint,
-			"--transformer-addr", fmt.Sprintf("127.0.0.1:%d", s.Ports(Transformer).GRPC),
-			"--loader-addr", fmt.Sprintf("127.0.0.1:%d", s.Ports(Loader).GRPC),
+			"--transformer-addr", transformer, "--loader-addr", loader,
 			"--shard-sync-interval", "2s", "--batch-max-age", "200ms",
 			"--consumer-id", consumerID, "--lease-database-url", s.cfg.DatabaseURL)
 	case Loader:
@@ -325,10 +395,7 @@ func (s *Stack) Start(name string) *Process {
 		first := inst.generation == attempt
 		s.mu.Unlock()
 		if first && attempt < 3 && strings.Contains(s.LogTail(name, 5), "address already in use") {
-			p := Ports{GRPC: freePort(s.t), Admin: freePort(s.t)}
-			if inst.service == Gateway {
-				p.HTTP = freePort(s.t)
-			}
+			p := s.allocate(name, inst.service)
 			s.mu.Lock()
 			inst.ports = p
 			s.mu.Unlock()
@@ -662,20 +729,30 @@ func (s *Stack) Log(name string) string {
 	return string(data)
 }
 
-// freePort returns a free port below Linux's ephemeral range (32768-60999 by default), so
-// an outgoing connection's source port never takes it between the check and a restart.
-func freePort(t testing.TB) int {
+// FreePort returns a port free on every one of hosts (default 127.0.0.1), below Linux's
+// ephemeral range (32768-60999 by default), so an outgoing connection's source port never
+// takes it between the check and a restart.
+func FreePort(t testing.TB, hosts ...string) int {
 	t.Helper()
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1"}
+	}
 	var lc net.ListenConfig
 	for range 200 {
 		port := 20000 + mathrand.IntN(12000)
-		l, err := lc.Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
+		free := true
+		for _, host := range hosts {
+			l, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			_ = l.Close()
 		}
-		_ = l.Close()
-		return port
+		if free {
+			return port
+		}
 	}
-	t.Fatal("stack: no free port found in 20000-31999")
+	t.Fatalf("stack: no port free on %v found in 20000-31999", hosts)
 	return 0
 }
