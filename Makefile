@@ -119,10 +119,11 @@ build-modules: ## Build every module alone (GOWORK=off), as its image does: each
 	done; exit $$status
 
 .PHONY: up
-up: build deps ## Start the local stack: PostgreSQL, kinesalite and the four services (logs in .run/logs).
-	@bash $(STACK) deps
-	@export BOXSCORE_KINESIS_ENDPOINT=http://127.0.0.1:$(KINESIS_PORT) \
-		BOXSCORE_DATABASE_URL=postgres://postgres@127.0.0.1:5432/$(BOXSCORE_DB)?sslmode=disable; \
+up: build deps ## Start the local stack: PostgreSQL, kinesalite (or KINESIS_ENDPOINT=<a Kinesis that runs>) and the four services (logs in .run/logs).
+	@KINESIS_ENDPOINT='$(KINESIS_ENDPOINT)' bash $(STACK) deps
+	@export BOXSCORE_KINESIS_ENDPOINT='$(or $(KINESIS_ENDPOINT),http://127.0.0.1:$(KINESIS_PORT))' \
+		BOXSCORE_DATABASE_URL='postgres://postgres@127.0.0.1:5432/$(BOXSCORE_DB)?sslmode=disable'; \
+	export BOXSCORE_LEASE_DATABASE_URL=$$BOXSCORE_DATABASE_URL; \
 	bash $(STACK) start-service --admin-port 9103 loader $(BIN)/loader && \
 	bash $(STACK) start-service --admin-port 9102 transformer $(BIN)/transformer && \
 	bash $(STACK) start-service --admin-port 9104 shard-consumer $(BIN)/shard-consumer && \

@@ -8,7 +8,10 @@
 #       node_modules for kinesalite (npm ci when missing or stale), PostgreSQL
 #       (.ci/ensure-postgres.sh), kinesalite on 127.0.0.1:$KINESIS_PORT with
 #       its data in .run/kinesalite-data, the stream $BOXSCORE_STREAM and the
-#       warehouse database $BOXSCORE_DB.
+#       warehouse database $BOXSCORE_DB. With $KINESIS_ENDPOINT set, a Kinesis
+#       that already runs there (LocalStack, kinesis-mock, another kinesalite,
+#       AWS) is used instead: no kinesalite is started, the stream is created
+#       there if missing (http:// endpoints), and stop leaves it alone.
 #   stack.sh start-service [--admin-port N] [--ready-path P] NAME CMD [ARG...]
 #       run CMD in the background as service NAME, then wait until
 #       http://127.0.0.1:N/P answers 200 (N: --admin-port or $ADMIN_PORT;
@@ -31,7 +34,9 @@ readonly PID_DIR=$RUN_DIR/pids
 readonly KINESALITE_DIR=$REPO_ROOT/k8s/local/kinesalite
 
 readonly KINESIS_PORT=${KINESIS_PORT:-4567}
-readonly KINESIS_ENDPOINT=http://127.0.0.1:$KINESIS_PORT
+# A Kinesis not started here, when set; ours (kinesalite on KINESIS_PORT) otherwise.
+readonly EXTERNAL_KINESIS_ENDPOINT=${KINESIS_ENDPOINT:-}
+readonly KINESIS_ENDPOINT=${EXTERNAL_KINESIS_ENDPOINT:-http://127.0.0.1:$KINESIS_PORT}
 readonly BOXSCORE_STREAM=${BOXSCORE_STREAM:-boxscore-stats}
 readonly BOXSCORE_SHARDS=${BOXSCORE_SHARDS:-4}
 readonly BOXSCORE_DB=${BOXSCORE_DB:-boxscore}
@@ -157,7 +162,7 @@ start_kinesalite() {
 		return 0
 	fi
 	if port_in_use "$KINESIS_PORT"; then
-		die "127.0.0.1:$KINESIS_PORT is already in use by a process not started here (see: ss -ltnp); set KINESIS_PORT to use another"
+		die "127.0.0.1:$KINESIS_PORT is already in use by a process not started here (see: ss -ltnp); set KINESIS_PORT to start kinesalite on another port, or KINESIS_ENDPOINT=$KINESIS_ENDPOINT to use the Kinesis that runs there"
 	fi
 	log "starting kinesalite on $KINESIS_ENDPOINT (data in $RUN_DIR/kinesalite-data)"
 	mkdir -p "$RUN_DIR/kinesalite-data"
@@ -178,11 +183,36 @@ ensure_database() {
 	fi
 }
 
+# use_external_kinesis checks that the Kinesis at KINESIS_ENDPOINT answers and creates the
+# stream there if it is missing. admin.js signs with dummy credentials, which LocalStack,
+# kinesis-mock and kinesalite accept; AWS itself (https://) does not, so there the stream must
+# already exist and the services use the environment's AWS credentials.
+use_external_kinesis() {
+	case $KINESIS_ENDPOINT in
+	http://*)
+		log "using the Kinesis at $KINESIS_ENDPOINT (not started here, and 'stop' leaves it alone)"
+		node "$KINESALITE_DIR/admin.js" wait "$KINESIS_ENDPOINT" 10 ||
+			die "no Kinesis answers at KINESIS_ENDPOINT=$KINESIS_ENDPOINT"
+		;;
+	https://*)
+		log "using the Kinesis at $KINESIS_ENDPOINT with the environment's AWS credentials; the stream $BOXSCORE_STREAM must exist (aws kinesis create-stream --stream-name $BOXSCORE_STREAM --shard-count $BOXSCORE_SHARDS)"
+		return 0
+		;;
+	*) die "KINESIS_ENDPOINT must be an http:// or https:// URL, got '$KINESIS_ENDPOINT'" ;;
+	esac
+}
+
 cmd_deps() {
-	ensure_node_modules
+	[[ -n $EXTERNAL_KINESIS_ENDPOINT ]] || ensure_node_modules
+	command -v node >/dev/null || die "node is not installed (the stack's Kinesis admin script needs Node.js 20+)"
 	"$REPO_ROOT/.ci/ensure-postgres.sh"
 	ensure_database
-	start_kinesalite
+	if [[ -n $EXTERNAL_KINESIS_ENDPOINT ]]; then
+		use_external_kinesis
+		[[ $KINESIS_ENDPOINT == http://* ]] || return 0
+	else
+		start_kinesalite
+	fi
 	node "$KINESALITE_DIR/admin.js" ensure-stream "$KINESIS_ENDPOINT" "$BOXSCORE_STREAM" "$BOXSCORE_SHARDS" "$READY_TIMEOUT_SECONDS"
 }
 
