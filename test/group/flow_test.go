@@ -48,7 +48,9 @@ func startFlow(t *testing.T, url string, players []int64, pause time.Duration) *
 	t.Cleanup(func() {
 		if !stopped {
 			close(f.stop)
-			<-f.done
+			if err := <-f.done; err != nil {
+				t.Logf("producer, never finished: %v", err)
+			}
 		}
 	})
 	f.stopFn = func() error {

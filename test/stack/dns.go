@@ -66,7 +66,9 @@ func StartDNS(t testing.TB, records map[string][]string) *DNS {
 		}
 		t.Cleanup(func() {
 			_ = srv.Shutdown()
-			<-served
+			if err := <-served; err != nil {
+				t.Errorf("dns: %v", err)
+			}
 		})
 	}
 	return d

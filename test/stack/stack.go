@@ -97,7 +97,7 @@ func Binaries(t testing.TB) string {
 			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, s), pkg)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", s, err, out)
+				buildErr = fmt.Errorf("go build %s: %w\n%s", s, err, out)
 				return
 			}
 		}
@@ -573,7 +573,7 @@ func (s *Stack) waitReady(name string, p *Process, timeout time.Duration) error 
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
+			return fmt.Errorf("exited: %w", p.err)
 		default:
 		}
 		resp, err := client.Get(url)
@@ -584,7 +584,7 @@ func (s *Stack) waitReady(name string, p *Process, timeout time.Duration) error 
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no 200 from %s within %s (last error: %v)", url, timeout, err)
+			return fmt.Errorf("no 200 from %s within %s (last error: %w)", url, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
