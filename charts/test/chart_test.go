@@ -265,20 +265,23 @@ func checkWorkload(t *testing.T, r *Render, d *appsv1.Deployment) {
 		} else if spec.TerminationGracePeriodSeconds == nil || time.Duration(*spec.TerminationGracePeriodSeconds)*time.Second <= timeout {
 			t.Errorf("%s: terminationGracePeriodSeconds %v must exceed BOXSCORE_SHUTDOWN_TIMEOUT %s", where, spec.TerminationGracePeriodSeconds, timeout)
 		}
-		// Client addresses point at rendered Services and their gRPC ports.
+		// Client addresses are dns:/// targets of rendered headless Services and their gRPC
+		// ports (TestGRPCBackendsBehindHeadlessServices checks what they select).
 		for _, name := range []string{"BOXSCORE_TRANSFORMER_ADDR", "BOXSCORE_LOADER_ADDR"} {
 			addr, ok := env[name]
 			if !ok {
 				continue
 			}
-			host, _, _ := net.SplitHostPort(addr)
-			svc := find[*corev1.Service](r, host)
-			if svc == nil {
-				t.Errorf("%s: %s=%s names no rendered Service", where, name, addr)
+			svc, port, err := targetService(r, addr)
+			if err != nil {
+				t.Errorf("%s: %s=%s: %v", where, name, addr, err)
 				continue
 			}
-			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == portOf(t, addr) && p.Name == "grpc" }) {
-				t.Errorf("%s: %s=%s: Service %s has no grpc port %d", where, name, addr, host, portOf(t, addr))
+			if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("%s: %s=%s: Service %s is not headless: the client would see one address, one pod", where, name, addr, svc.Name)
+			}
+			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == port && p.Name == "grpc" }) {
+				t.Errorf("%s: %s=%s: Service %s has no grpc port %d", where, name, addr, svc.Name, port)
 			}
 		}
 		for _, name := range []string{"POD_NAME", "POD_NAMESPACE", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"} {
@@ -407,15 +410,14 @@ func checkReferences(t *testing.T, r *Render) {
 
 func checkServices(t *testing.T, r *Render) {
 	for _, svc := range Of[*corev1.Service](r) {
-		d := find[*appsv1.Deployment](r, svc.Name)
-		if d == nil {
-			t.Errorf("Service %s: no Deployment of that name", svc.Name)
+		selected := selectedDeployments(r, svc.Spec.Selector)
+		if len(selected) != 1 {
+			t.Errorf("Service %s: selector %v selects the pods of %d Deployments, want 1", svc.Name, svc.Spec.Selector, len(selected))
 			continue
 		}
-		for k, v := range svc.Spec.Selector {
-			if d.Spec.Template.Labels[k] != v {
-				t.Errorf("Service %s: selector %s=%s does not select the Deployment's pods", svc.Name, k, v)
-			}
+		d := selected[0]
+		if component := d.Spec.Template.Labels["app.kubernetes.io/component"]; !strings.HasPrefix(svc.Name, d.Name) {
+			t.Errorf("Service %s selects the %s pods but is not named after their Deployment %s", svc.Name, component, d.Name)
 		}
 		container := d.Spec.Template.Spec.Containers[0]
 		for _, p := range svc.Spec.Ports {
@@ -434,6 +436,43 @@ func checkServices(t *testing.T, r *Render) {
 			t.Errorf("PodDisruptionBudget %s selects no Deployment's pods", pdb.Name)
 		}
 	}
+}
+
+// selectedDeployments are the Deployments whose pods a Service selector selects.
+func selectedDeployments(r *Render, selector map[string]string) []*appsv1.Deployment {
+	var out []*appsv1.Deployment
+	for _, d := range Of[*appsv1.Deployment](r) {
+		if selects(selector, d.Spec.Template.Labels) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// targetService resolves a gRPC target the chart gives a client, dns:///<host>:<port>, to the
+// rendered Service it names: <host> is the Service's name, or its name.<namespace>[.svc...].
+func targetService(r *Render, target string) (*corev1.Service, int32, error) {
+	hostPort, ok := strings.CutPrefix(target, "dns:///")
+	if !ok {
+		return nil, 0, fmt.Errorf("not a dns:/// target: gRPC would resolve it once and pick the first address")
+	}
+	host, p, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return nil, 0, err
+	}
+	port, err := strconv.ParseInt(p, 10, 32)
+	if err != nil {
+		return nil, 0, fmt.Errorf("port: %w", err)
+	}
+	name, rest, qualified := strings.Cut(strings.TrimSuffix(host, "."), ".")
+	if qualified && rest != Release.Namespace && !strings.HasPrefix(rest, Release.Namespace+".svc") {
+		return nil, 0, fmt.Errorf("host %s is not in the release namespace %s", host, Release.Namespace)
+	}
+	svc := find[*corev1.Service](r, name)
+	if svc == nil {
+		return nil, 0, fmt.Errorf("names no rendered Service (%s)", name)
+	}
+	return svc, int32(port), nil
 }
 
 func selects(selector, labels map[string]string) bool {
@@ -609,6 +648,7 @@ func TestSchemaRejectsTypos(t *testing.T) {
 		"port out of range":       {"components": map[string]any{"loader": map[string]any{"ports": map[string]any{"grpc": 70000}}}},
 		"bad duration":            {"components": map[string]any{"ingest-gateway": map[string]any{"config": map[string]any{"BOXSCORE_PUBLISH_RETRY_BUDGET": "10 seconds"}}}},
 		"keda on the gateway":     {"components": map[string]any{"ingest-gateway": map[string]any{"keda": map[string]any{"enabled": true}}}},
+		"bad connection age":      {"default": map[string]any{"grpc": map[string]any{"maxConnectionAge": "30 seconds"}}},
 	}
 	for name, vals := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -79,6 +79,37 @@ app.kubernetes.io/component: {{ .c.name }}
 {{- end }}
 {{- end }}
 
+{{/*
+Components that other components dial over gRPC (the consumer calls both). Each gets a headless
+Service beside its ClusterIP one: see "boxscore.grpcTarget".
+*/}}
+{{- define "boxscore.grpcBackends" -}}
+{{- toJson (list "transformer" "loader") }}
+{{- end }}
+
+{{- define "boxscore.headlessServiceName" -}}
+{{- printf "%s-headless" (include "boxscore.componentFullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The gRPC target the consumer dials for a backend: dns:///<headless Service>:<grpc port>.
+A ClusterIP Service is one virtual IP: kube-proxy balances per TCP connection, and gRPC keeps
+one connection, so a client would send every call to one pod however many the HPA adds. The
+headless Service's DNS name answers with every ready pod's address, and the client
+(pkg/server.Dial, round_robin) spreads calls over all of them; the servers' max connection age
+(grpc.maxConnectionAge) makes clients re-resolve, so they find pods added later.
+The short name, not <svc>.<namespace>.svc.cluster.local: the consumer always runs in the
+release's namespace, so the pod's DNS search path resolves it at the first try, and it does not
+assume the cluster domain is cluster.local (the long form also costs three failed lookups per
+resolution under the default ndots:5 unless written with a trailing dot). It would break only
+for a consumer moved to another namespace, or with a dnsPolicy without the cluster search path.
+Usage: include "boxscore.grpcTarget" (dict "root" $root "name" "transformer")
+*/}}
+{{- define "boxscore.grpcTarget" -}}
+{{- $ctx := dict "root" .root "c" (dict "name" .name) }}
+{{- printf "dns:///%s:%d" (include "boxscore.headlessServiceName" $ctx) (int (index .root.Values.components .name).ports.grpc) }}
+{{- end }}
+
 {{/* repository:tag, or repository@digest when a digest pins it. */}}
 {{- define "boxscore.image" -}}
 {{- $repository := required (printf "components.%s.image.repository is required" .c.name) .c.image.repository }}
@@ -168,14 +199,15 @@ are not here but on the container, beside the ports they must match.
 {{- $_ := set $cfg "BOXSCORE_LOG_FORMAT" $v.telemetry.logFormat }}
 {{- $_ := set $cfg "BOXSCORE_DRAIN_DELAY" (printf "%ds" (int $c.shutdown.drainDelaySeconds)) }}
 {{- $_ := set $cfg "BOXSCORE_SHUTDOWN_TIMEOUT" (printf "%ds" (int $c.shutdown.timeoutSeconds)) }}
+{{- $_ := set $cfg "BOXSCORE_GRPC_MAX_CONNECTION_AGE" (toString $c.grpc.maxConnectionAge) }}
 {{- if or (eq $c.name "ingest-gateway") (eq $c.name "shard-consumer") }}
 {{- $_ := set $cfg "BOXSCORE_STREAM" $v.stream.name }}
 {{- $_ := set $cfg "AWS_REGION" $v.stream.region }}
 {{- if $v.stream.endpoint }}{{ $_ := set $cfg "BOXSCORE_KINESIS_ENDPOINT" $v.stream.endpoint }}{{ end }}
 {{- end }}
 {{- if eq $c.name "shard-consumer" }}
-{{- $_ := set $cfg "BOXSCORE_TRANSFORMER_ADDR" (printf "%s:%d" (include "boxscore.componentFullname" (dict "root" $root "c" (dict "name" "transformer"))) (int $v.components.transformer.ports.grpc)) }}
-{{- $_ := set $cfg "BOXSCORE_LOADER_ADDR" (printf "%s:%d" (include "boxscore.componentFullname" (dict "root" $root "c" (dict "name" "loader"))) (int $v.components.loader.ports.grpc)) }}
+{{- $_ := set $cfg "BOXSCORE_TRANSFORMER_ADDR" (include "boxscore.grpcTarget" (dict "root" $root "name" "transformer")) }}
+{{- $_ := set $cfg "BOXSCORE_LOADER_ADDR" (include "boxscore.grpcTarget" (dict "root" $root "name" "loader")) }}
 {{- $_ := set $cfg "BOXSCORE_LEASE_DATABASE_URL" (include "boxscore.leaseStoreURL" $root) }}
 {{- $_ := set $cfg "BOXSCORE_LEASE_SCHEMA" $v.leaseStore.schema }}
 {{- end }}
