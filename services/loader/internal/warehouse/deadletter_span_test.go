@@ -44,7 +44,7 @@ func TestRefusedRowIsADeadLetterEventOnTheLoadSpan(t *testing.T) {
 		}
 		attrs := map[attribute.Key]string{}
 		for _, kv := range ev.Attributes {
-			attrs[kv.Key] = kv.Value.Emit()
+			attrs[kv.Key] = kv.Value.String()
 		}
 		events = append(events, attrs)
 	}
