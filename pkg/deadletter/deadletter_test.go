@@ -26,7 +26,7 @@ func TestRecordAddsOneEventWithTheLetter(t *testing.T) {
 	}
 	got := map[attribute.Key]string{}
 	for _, kv := range events[0].Attributes {
-		got[kv.Key] = kv.Value.Emit()
+		got[kv.Key] = kv.Value.String()
 	}
 	want := map[attribute.Key]string{
 		"messaging.destination.name": "s", "messaging.destination.partition.id": "shardId-1",

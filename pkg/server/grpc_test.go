@@ -74,7 +74,9 @@ func startBackend(t *testing.T, cfg server.Config, h *countingHealth) string {
 	<-srv.Listening()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("backend stopped with %v", err)
+		}
 	})
 	return srv.GRPCAddr()
 }

@@ -37,13 +37,14 @@ type Base struct {
 	PrintConfig bool             `name:"print-config" help:"Print the effective configuration (flag names and values, secrets redacted) as JSON and exit."`
 }
 
-func (b *Base) base() *Base { return b }
+// BaseConfig returns the shared part; a config gets it by embedding Base.
+func (b *Base) BaseConfig() *Base { return b }
 
 // ServiceConfig is a service's configuration as Main needs it: the embedded Base and one
 // Validate that reports every problem (kong calls it after parsing, the one validation
 // point, so a bad flag or variable is a usage error before anything starts).
 type ServiceConfig interface {
-	base() *Base
+	BaseConfig() *Base
 	Validate() error
 }
 
@@ -140,7 +141,7 @@ func Run(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup, args []
 			return fail(ExitUsage, fmt.Errorf("resolve configuration: %w", err))
 		}
 	}
-	if cfg.base().PrintConfig {
+	if cfg.BaseConfig().PrintConfig {
 		if err := PrintConfig(stdout, cfg); err != nil {
 			return fail(ExitFailed, err)
 		}
@@ -153,7 +154,7 @@ func Run(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup, args []
 }
 
 func serve(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup) error {
-	base := cfg.base()
+	base := cfg.BaseConfig()
 	logger, tel, flushTelemetry, err := telemetry.Start(ctx, base.Telemetry, spec.Name)
 	if err != nil {
 		return err

@@ -90,7 +90,7 @@ func TestResourceNamesTheServiceAndThePod(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range res.Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	want := map[string]string{
 		string(semconv.ServiceNameKey): "loader", string(semconv.ServiceVersionKey): "1.2.3",

@@ -49,17 +49,6 @@ func newThrottledGateway(t *testing.T, cfg publish.Config, throttle throttleprox
 	return g, proxy
 }
 
-// callsCarrying returns the calls that carried the event id.
-func callsCarrying(calls []throttleproxy.Call, id string) int {
-	n := 0
-	for _, c := range calls {
-		if slices.Contains(c.EventIDs, id) {
-			n++
-		}
-	}
-	return n
-}
-
 func TestFullyThrottledStreamAnswers503(t *testing.T) {
 	cfg := publishConfig()
 	// A backoff that reaches more than a second within the budget, so that the derived

@@ -292,9 +292,9 @@ func parseGameLog(body []byte) ([]Split, error) {
 	if err := json.Unmarshal(body, &resp); err != nil {
 		var syntaxErr *json.SyntaxError
 		if errors.As(err, &syntaxErr) {
-			return nil, fmt.Errorf("the response is not JSON (%v): %s", err, snippet(body))
+			return nil, fmt.Errorf("the response is not JSON (%w): %s", err, snippet(body))
 		}
-		return nil, fmt.Errorf("the response is not a game log (%v): %s", err, snippet(body))
+		return nil, fmt.Errorf("the response is not a game log (%w): %s", err, snippet(body))
 	}
 	if resp.Stats == nil {
 		return nil, fmt.Errorf("the response is not a game log: it has no \"stats\" list: %s", snippet(body))

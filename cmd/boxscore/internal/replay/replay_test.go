@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,8 +101,10 @@ func summaryValue(t *testing.T, summary, label string) int {
 	if m == nil {
 		t.Fatalf("summary has no %q line:\n%s", label, summary)
 	}
-	var n int
-	fmt.Sscan(m[1], &n)
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		t.Fatalf("summary line %q: %v", label, err)
+	}
 	return n
 }
 

@@ -31,7 +31,7 @@ func parseSVG(t *testing.T, data []byte) (root string, elements []*svgElement) {
 	var open []*svgElement
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

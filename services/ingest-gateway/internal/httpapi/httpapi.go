@@ -90,6 +90,7 @@ func (a *api) recoverer(next http.Handler) http.Handler {
 			if rec == nil {
 				return
 			}
+			//nolint:errorlint // a recovered panic value, not a returned error: net/http panics with this exact value
 			if rec == http.ErrAbortHandler { // net/http's way to abort a response: not ours to handle
 				panic(rec)
 			}

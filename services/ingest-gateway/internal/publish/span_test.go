@@ -57,7 +57,7 @@ func TestPublishProducerSpanFollowsTheMessagingConventions(t *testing.T) {
 		"messaging.batch.message_count": attribute.IntValue(len(events)),
 	} {
 		if got[key] != want {
-			t.Errorf("%s = %v, want %v", key, got[key].Emit(), want.Emit())
+			t.Errorf("%s = %v, want %v", key, got[key].String(), want.String())
 		}
 	}
 

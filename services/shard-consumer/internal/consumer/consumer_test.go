@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -264,7 +265,9 @@ func TestReadsEveryShardOnceAndCheckpointsTheLastRecord(t *testing.T) {
 		for _, id := range ids {
 			var prefix string
 			var i int
-			fmt.Sscanf(id, "%1s-%d", &prefix, &i)
+			if _, err := fmt.Sscanf(id, "%1s-%d", &prefix, &i); err != nil {
+				t.Fatalf("loaded id %q: %v", id, err)
+			}
 			key := fmt.Sprintf("%d", i%7)
 			if prev, ok := lastIndex[key]; ok && prev > id {
 				t.Errorf("shard %s: %s loaded after %s for the same player", shard, id, prev)
@@ -398,7 +401,12 @@ func TestLeaseRetakenUnderANewTokenIsRead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("consumer stopped with %v", err)
+		}
+	})
 
 	put(t, client, name, records("a", 50, 3))
 	leases.events <- lease.Event{Kind: lease.Acquired, ShardID: shardID, Token: 1}

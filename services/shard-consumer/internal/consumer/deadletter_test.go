@@ -100,7 +100,7 @@ func TestDeadLettersAreEventsOnTheBatchSpan(t *testing.T) {
 		}
 		attrs := map[attribute.Key]string{}
 		for _, kv := range e.Attributes {
-			attrs[kv.Key] = kv.Value.Emit()
+			attrs[kv.Key] = kv.Value.String()
 		}
 		got = append(got, attrs)
 	}

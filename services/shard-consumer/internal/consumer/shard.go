@@ -72,7 +72,7 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 			Stream: r.c.cfg.Stream, ShardId: r.shardID(), LeaseToken: r.token, Owner: r.c.cfg.ConsumerID,
 		})
 		if status.Code(err) == codes.FailedPrecondition {
-			return nil, backoffPermanent(fmt.Errorf("%w: claim with token %d refused: %v", ErrLeaseLost, r.token, err))
+			return nil, backoffPermanent(fmt.Errorf("%w: claim with token %d refused: %w", ErrLeaseLost, r.token, err))
 		}
 		return resp.GetCheckpoint(), err
 	}, r.notify("claim shard"))
