@@ -388,7 +388,11 @@ type Rejection struct {
 	// Event id, when the record could be decoded far enough to know it.
 	EventId string `protobuf:"bytes,6,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The record's data, unchanged, so it can be replayed.
-	Payload       []byte `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	Payload []byte `protobuf:"bytes,7,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Version of the event, when the record could be decoded far enough to know it; 0 when
+	// unknown. With event_id, stage and reason it identifies a dead letter: the same event
+	// read twice at two positions of the stream (a producer's retry) is dead-lettered once.
+	EventVersion  int64 `protobuf:"varint,8,opt,name=event_version,json=eventVersion,proto3" json:"event_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -472,6 +476,13 @@ func (x *Rejection) GetPayload() []byte {
 	return nil
 }
 
+func (x *Rejection) GetEventVersion() int64 {
+	if x != nil {
+		return x.EventVersion
+	}
+	return 0
+}
+
 var File_boxscore_warehouse_v1_rows_proto protoreflect.FileDescriptor
 
 const file_boxscore_warehouse_v1_rows_proto_rawDesc = "" +
@@ -518,7 +529,7 @@ const file_boxscore_warehouse_v1_rows_proto_rawDesc = "" +
 	"\vaccepted_at\x18  \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x12>\n" +
 	"\bposition\x18! \x01(\v2\".boxscore.stream.v1.RecordPositionR\bposition\x12\x19\n" +
-	"\btrace_id\x18\" \x01(\tR\atraceId\"\xdc\x01\n" +
+	"\btrace_id\x18\" \x01(\tR\atraceId\"\x81\x02\n" +
 	"\tRejection\x12>\n" +
 	"\bposition\x18\x01 \x01(\v2\".boxscore.stream.v1.RecordPositionR\bposition\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x16\n" +
@@ -526,7 +537,8 @@ const file_boxscore_warehouse_v1_rows_proto_rawDesc = "" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x14\n" +
 	"\x05field\x18\x05 \x01(\tR\x05field\x12\x19\n" +
 	"\bevent_id\x18\x06 \x01(\tR\aeventId\x12\x18\n" +
-	"\apayload\x18\a \x01(\fR\apayloadB\xe8\x01\n" +
+	"\apayload\x18\a \x01(\fR\apayload\x12#\n" +
+	"\revent_version\x18\b \x01(\x03R\feventVersionB\xe8\x01\n" +
 	"\x19com.boxscore.warehouse.v1B\tRowsProtoP\x01ZJgithub.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1;warehousev1\xa2\x02\x03BWX\xaa\x02\x15Boxscore.Warehouse.V1\xca\x02\x15Boxscore\\Warehouse\\V1\xe2\x02!Boxscore\\Warehouse\\V1\\GPBMetadata\xea\x02\x17Boxscore::Warehouse::V1b\x06proto3"
 
 var (
