@@ -179,10 +179,19 @@ func (m *Manager) Holds(shardID string, token int64) bool {
 // still listed in SetShards may be taken again (by anyone, this worker included): drop it
 // from the list first when it is finished.
 func (m *Manager) Release(ctx context.Context, shardID string) error {
+	return m.release(ctx, shardID, 0)
+}
+
+// release is Release, of the lease only if it is held under onlyToken when that is not 0.
+func (m *Manager) release(ctx context.Context, shardID string, onlyToken int64) error {
 	m.opsMu.Lock()
 	defer m.opsMu.Unlock()
 	m.mu.Lock()
 	h, ok := m.held[shardID]
+	if ok && onlyToken != 0 && h.token != onlyToken {
+		m.mu.Unlock()
+		return fmt.Errorf("release lease of shard %s under token %d: %w", shardID, onlyToken, ErrNotHeld)
+	}
 	if ok {
 		delete(m.held, shardID)
 		m.metrics.heldNow(len(m.held))
@@ -201,6 +210,91 @@ func (m *Manager) Release(ctx context.Context, shardID string) error {
 		return fmt.Errorf("release lease of shard %s (token %d): %w", shardID, h.token, ErrNotOwner)
 	}
 	m.log.Info("lease released", "shard_id", shardID, "token", h.token)
+	return nil
+}
+
+// ErrNotHeld means the lease is not held under the token named: it was lost, released,
+// or taken again under another token.
+var ErrNotHeld = errors.New("lease not held under this token")
+
+// RaiseToken lifts the fencing token of a held lease above above, a token the warehouse
+// refused this worker's claim with: the lease store was reset (rows deleted, another
+// database or schema) and its counters started again below the tokens already claimed.
+// It is one conditional update of the store — only if this worker still owns the lease at
+// the counter it last wrote — that sets the counter to max(counter, above)+1, so the new
+// token is greater than every token the lease row and the warehouse ever saw for the
+// shard, and unique: any later take starts from it. It counts as a renewal.
+//
+// On success the lease is held under the new token, reported as Lost under the old token
+// and then Acquired under the new one (in that order on Events), so readers under the old
+// token stop and one under the new token claims again. ErrNotHeld when the lease is not
+// held under token; ErrNotOwner (and a Lost event) when the store says another worker has
+// it now.
+func (m *Manager) RaiseToken(ctx context.Context, shardID string, token, above int64) (int64, error) {
+	m.opsMu.Lock()
+	defer m.opsMu.Unlock()
+	m.mu.Lock()
+	sent := m.clock.Now()
+	m.expireStaleLocked(sent)
+	h, ok := m.held[shardID]
+	if !ok || h.token != token {
+		m.mu.Unlock()
+		return 0, fmt.Errorf("raise token %d of shard %s: %w", token, shardID, ErrNotHeld)
+	}
+	counter := h.counter
+	m.mu.Unlock()
+
+	opCtx, cancel := context.WithTimeout(ctx, m.opTimeout)
+	raised, ok, err := m.store.Raise(opCtx, m.cfg.Stream, shardID, m.cfg.WorkerID, counter, above)
+	cancel()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, still := m.held[shardID]
+	switch {
+	case !still || h.counter != counter:
+		// Reported lost by the watchdog meanwhile.
+		return 0, fmt.Errorf("raise token %d of shard %s: %w", token, shardID, ErrNotHeld)
+	case err != nil:
+		return 0, fmt.Errorf("raise token %d of shard %s: %w", token, shardID, err)
+	case !ok:
+		m.loseLocked(shardID, h, "token raise refused: another worker took the lease")
+		return 0, fmt.Errorf("raise token %d of shard %s: %w", token, shardID, ErrNotOwner)
+	}
+	h.counter, h.token, h.renewedAt = raised, raised, sent
+	m.observed[shardID] = observation{owner: m.cfg.WorkerID, counter: raised, since: sent}
+	m.metrics.raises.Add(context.Background(), 1, m.metrics.attrs)
+	m.log.Warn("fencing token raised above the warehouse's", "shard_id", shardID, "old_token", token, "warehouse_token", above, "token", raised)
+	m.emitLocked(Event{Kind: Lost, ShardID: shardID, Token: token})
+	m.emitLocked(Event{Kind: Acquired, ShardID: shardID, Token: raised})
+	return raised, nil
+}
+
+// GiveUp releases the lease if it is still held under token: the warehouse refused this
+// worker's claim or commits under it, and a lease held but unread would keep the shard
+// from every other worker. Another worker, or this one on a later take, may take it at
+// once. A lease not held under token (lost meanwhile, or held again under a newer token)
+// is left alone: nil. reason is logged.
+func (m *Manager) GiveUp(ctx context.Context, shardID string, token int64, reason string) error {
+	if token == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	_, ok := m.held[shardID]
+	m.mu.Unlock()
+	err := m.release(ctx, shardID, token)
+	switch {
+	case !ok || errors.Is(err, ErrNotHeld):
+		return nil
+	case errors.Is(err, ErrNotOwner):
+		// Already another worker's: nothing to give.
+		m.log.Info("lease given up was already taken over", "shard_id", shardID, "token", token, "reason", reason)
+		return nil
+	case err != nil:
+		return err
+	}
+	m.metrics.refusals.Add(context.Background(), 1, m.metrics.attrs)
+	m.log.Warn("lease given up: the warehouse refused this worker under it", "shard_id", shardID, "token", token, "reason", reason)
 	return nil
 }
 
@@ -433,6 +527,23 @@ func (m *Manager) takeOnce(ctx context.Context) error {
 		return err
 	}
 	m.mu.Lock()
+	// A wanted lease missing from the table (rows deleted, the store moved) is created
+	// again on the next cycle.
+	listed := make(map[string]bool, len(leases))
+	for _, l := range leases {
+		listed[l.ShardID] = true
+	}
+	for id := range m.ensured {
+		if !listed[id] {
+			delete(m.ensured, id)
+			if m.wanted[id] {
+				select {
+				case m.kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
 	// The time the read came back: a counter first seen now was written before it.
 	plan := m.planLocked(leases, m.clock.Now())
 	m.mu.Unlock()

@@ -61,6 +61,13 @@ func (s *unreachableStore) Release(ctx context.Context, stream, shardID, owner s
 	return s.Store.Release(ctx, stream, shardID, owner, c)
 }
 
+func (s *unreachableStore) Raise(ctx context.Context, stream, shardID, owner string, c, above int64) (int64, bool, error) {
+	if s.down.Load() {
+		return 0, false, errStoreDown
+	}
+	return s.Store.Raise(ctx, stream, shardID, owner, c, above)
+}
+
 // runningWorker is a Manager running in the background, with what its events said.
 type runningWorker struct {
 	id     string
@@ -390,5 +397,144 @@ func TestManagerGivesUpLeasesOnItsOwnClock(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v (nothing held, nothing to release)", err)
+	}
+}
+
+// fakeClockWorker runs a manager of worker id on a fake clock, with a helper that moves
+// the clock on until the next event comes.
+func fakeClockWorker(t *testing.T, id string, store Store, shards []string) (*Manager, func(what string) Event) {
+	t.Helper()
+	clock := NewFakeClock(time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC))
+	m, err := NewManager(Config{Stream: "batting", WorkerID: id, FailoverTime: 9 * time.Second}, store, clock, nil, nil)
+	if err != nil {
+		t.Fatalf("manager: %v", err)
+	}
+	m.SetShards(shards)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	next := func(what string) Event {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			select {
+			case ev := <-m.Events():
+				return ev
+			case <-time.After(10 * time.Millisecond):
+				clock.Advance(100 * time.Millisecond)
+			}
+		}
+		t.Fatalf("no event: %s", what)
+		return Event{}
+	}
+	return m, next
+}
+
+// TestManagerRaisesTokenAboveTheWarehouse: after a lease store reset the counter restarts
+// below the token the warehouse holds; RaiseToken lifts the held lease's token above it
+// with a conditional update (a new unique token, reported Lost under the old token then
+// Acquired under the new one), and later takes start above the raised token. A worker
+// that no longer holds the lease cannot raise it.
+func TestManagerRaisesTokenAboveTheWarehouse(t *testing.T) {
+	store := NewMemoryStore()
+	shard := shardIDs(1)[0]
+	m, next := fakeClockWorker(t, "worker-a", store, []string{shard})
+	if ev := next("acquired"); ev.Kind != Acquired || ev.Token != 1 {
+		t.Fatalf("event %+v, want acquired with token 1", ev)
+	}
+
+	// The warehouse holds token 57 from before the reset.
+	if _, err := m.RaiseToken(t.Context(), shard, 2, 57); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("raise under a token not held: %v, want ErrNotHeld", err)
+	}
+	token, err := m.RaiseToken(t.Context(), shard, 1, 57)
+	if err != nil {
+		t.Fatalf("raise: %v", err)
+	}
+	leases, _ := store.List(t.Context(), "batting")
+	if token <= 57 || len(leases) != 1 || leases[0].Owner != "worker-a" || leases[0].Counter != token {
+		t.Fatalf("raised token %d, store %+v: want a token above 57 that is the lease's counter", token, leases)
+	}
+	if ev := next("lost under the old token"); ev != (Event{Kind: Lost, ShardID: shard, Token: 1}) {
+		t.Fatalf("event %+v, want lost under token 1", ev)
+	}
+	if ev := next("acquired under the new token"); ev != (Event{Kind: Acquired, ShardID: shard, Token: token}) {
+		t.Fatalf("event %+v, want acquired under token %d", ev, token)
+	}
+	if !m.Holds(shard, token) || m.Holds(shard, 1) {
+		t.Fatalf("Held %v after the raise, want only token %d", m.Held(), token)
+	}
+	// The old token cannot be raised again; raising the new one grows it further.
+	if _, err := m.RaiseToken(t.Context(), shard, 1, 57); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("second raise under the old token: %v, want ErrNotHeld", err)
+	}
+
+	// Another worker takes the lease (at the counter it saw): it gets a token above the
+	// raised one, and the former holder can no longer raise.
+	leases, _ = store.List(t.Context(), "batting")
+	stolen, ok, err := store.Take(t.Context(), "batting", shard, "worker-b", leases[0].Counter)
+	if err != nil || !ok || stolen <= token {
+		t.Fatalf("take by worker-b = (%d, %v, %v), want a token above %d", stolen, ok, err, token)
+	}
+	if _, err := m.RaiseToken(t.Context(), shard, token, stolen+100); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("raise after the lease was taken: %v, want ErrNotOwner", err)
+	}
+	if ev := next("lost after the refused raise"); ev != (Event{Kind: Lost, ShardID: shard, Token: token}) {
+		t.Fatalf("event %+v, want lost under token %d", ev, token)
+	}
+	leases, _ = store.List(t.Context(), "batting")
+	if leases[0].Owner != "worker-b" || leases[0].Counter != stolen {
+		t.Fatalf("store after the refused raise %+v, want worker-b's at %d", leases[0], stolen)
+	}
+}
+
+// TestManagerGivesUpAndRecreatesDeletedLeases: GiveUp releases a lease only under the
+// token named; and when the lease rows are deleted (a lease store reset) the worker loses
+// its leases and creates and takes them again.
+func TestManagerGivesUpAndRecreatesDeletedLeases(t *testing.T) {
+	store := NewMemoryStore()
+	shards := shardIDs(2)
+	m, next := fakeClockWorker(t, "worker-a", store, shards)
+	for range shards {
+		if ev := next("acquired"); ev.Kind != Acquired || ev.Token != 1 {
+			t.Fatalf("event %+v, want acquired with token 1", ev)
+		}
+	}
+
+	if err := m.GiveUp(t.Context(), shards[0], 7, "test"); err != nil || !m.Holds(shards[0], 1) {
+		t.Fatalf("give up under another token: %v, held %v; want nothing released", err, m.Held())
+	}
+	if err := m.GiveUp(t.Context(), shards[0], 1, "test"); err != nil {
+		t.Fatalf("give up: %v", err)
+	}
+	if m.Holds(shards[0], 1) {
+		t.Fatalf("Held %v after giving %s up", m.Held(), shards[0])
+	}
+	leases, _ := store.List(t.Context(), "batting")
+	if leases[0].Owner != "" || leases[0].Counter < 2 {
+		t.Fatalf("lease given up %+v, want unowned", leases[0])
+	}
+	// Unowned and still wanted: taken again (no Lost for a lease given up).
+	retaken := leases[0].Counter + 1
+	if ev := next("taken again"); ev != (Event{Kind: Acquired, ShardID: shards[0], Token: retaken}) {
+		t.Fatalf("event %+v, want %s acquired under token %d", ev, shards[0], retaken)
+	}
+
+	// The lease rows vanish: renewals are refused, the leases lost, the rows created again
+	// and taken again, from counter 0.
+	store.mu.Lock()
+	delete(store.streams, "batting")
+	store.mu.Unlock()
+	got := map[string][]Event{}
+	for range 4 {
+		ev := next("lost, then acquired again")
+		got[ev.ShardID] = append(got[ev.ShardID], ev)
+	}
+	want := map[string][]Event{
+		shards[0]: {{Kind: Lost, ShardID: shards[0], Token: retaken}, {Kind: Acquired, ShardID: shards[0], Token: 1}},
+		shards[1]: {{Kind: Lost, ShardID: shards[1], Token: 1}, {Kind: Acquired, ShardID: shards[1], Token: 1}},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events after the rows were deleted %v, want %v", got, want)
 	}
 }

@@ -15,6 +15,8 @@ type metrics struct {
 	steals        metric.Int64Counter
 	losses        metric.Int64Counter
 	renewFailures metric.Int64Counter
+	raises        metric.Int64Counter
+	refusals      metric.Int64Counter
 	attrs         metric.MeasurementOption
 }
 
@@ -37,6 +39,12 @@ func newMetrics(m metric.Meter, stream string) (*metrics, error) {
 		err = e
 	}
 	if out.renewFailures, e = m.Int64Counter("boxscore.lease.renew_failures", metric.WithDescription("Renewals that failed with an error (not a refusal)."), metric.WithUnit("{renewal}")); e != nil {
+		err = e
+	}
+	if out.raises, e = m.Int64Counter("boxscore.lease.token_raises", metric.WithDescription("Fencing tokens raised above a token the warehouse already held (the lease store was reset or moved)."), metric.WithUnit("{lease}")); e != nil {
+		err = e
+	}
+	if out.refusals, e = m.Int64Counter("boxscore.lease.claim_refusals", metric.WithDescription("Leases given back because the warehouse refused this worker's claim or commits under them."), metric.WithUnit("{lease}")); e != nil {
 		err = e
 	}
 	if err != nil {

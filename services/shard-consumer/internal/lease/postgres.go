@@ -119,6 +119,17 @@ func (s *PostgresStore) Release(ctx context.Context, stream, shardID, owner stri
 	return ok, err
 }
 
+// Raise implements Store.
+func (s *PostgresStore) Raise(ctx context.Context, stream, shardID, owner string, counter, above int64) (int64, bool, error) {
+	if owner == "" {
+		return 0, false, fmt.Errorf("raise lease of shard %s: %w", shardID, errNoOwner)
+	}
+	return s.update(ctx, "raise", shardID, `UPDATE `+s.table+`
+		SET counter = greatest(counter, $5::bigint) + 1, updated_at = now()
+		WHERE stream = $1 AND shard_id = $2 AND owner = $3 AND counter = $4
+		RETURNING counter`, stream, shardID, owner, counter, above)
+}
+
 func (s *PostgresStore) update(ctx context.Context, op, shardID, query string, args ...any) (int64, bool, error) {
 	var counter int64
 	err := s.pool.QueryRow(ctx, query, args...).Scan(&counter)

@@ -175,6 +175,11 @@ func (s simStore) Release(ctx context.Context, stream, shardID, owner string, c 
 	return ok && err == nil, err
 }
 
+func (s simStore) Raise(ctx context.Context, stream, shardID, owner string, c, above int64) (n int64, ok bool, err error) {
+	err = s.do(func() error { n, ok, err = s.w.sim.store.Raise(ctx, stream, shardID, owner, c, above); return err })
+	return n, ok && err == nil, err
+}
+
 func newSim(t *testing.T, cfg simConfig) *sim {
 	s := &sim{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.seed, 0x5eed)), store: NewMemoryStore(),
 		byID: map[string]*simWorker{}, claimed: map[string]int64{}, issued: map[string]int64{},

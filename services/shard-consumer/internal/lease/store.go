@@ -37,6 +37,11 @@ type Store interface {
 	// Release leaves the lease unowned (and increments the counter) if owner still owns
 	// it at counter. ok is false when it did not.
 	Release(ctx context.Context, stream, shardID, owner string, counter int64) (ok bool, err error)
+	// Raise sets the counter to max(counter, above)+1 if owner still owns the lease at
+	// counter, and returns the new counter: a renewal that also lifts the counter above
+	// a fencing token found elsewhere (the warehouse's, after the lease store was reset).
+	// ok is false when the lease was taken or released since.
+	Raise(ctx context.Context, stream, shardID, owner string, counter, above int64) (newCounter int64, ok bool, err error)
 }
 
 var errNoOwner = errors.New("owner must not be empty")
@@ -127,4 +132,19 @@ func (s *MemoryStore) Release(_ context.Context, stream, shardID, owner string, 
 	l.Owner = ""
 	l.Counter++
 	return true, nil
+}
+
+// Raise implements Store.
+func (s *MemoryStore) Raise(_ context.Context, stream, shardID, owner string, counter, above int64) (int64, bool, error) {
+	if owner == "" {
+		return 0, false, fmt.Errorf("raise lease of shard %s: %w", shardID, errNoOwner)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.streams[stream][shardID]
+	if !ok || l.Owner != owner || l.Counter != counter {
+		return 0, false, nil
+	}
+	l.Counter = max(l.Counter, above) + 1
+	return l.Counter, true, nil
 }

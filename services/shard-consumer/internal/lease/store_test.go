@@ -145,6 +145,46 @@ func testStoreContract(t *testing.T, store Store) {
 		t.Fatalf("release of an unowned lease = (%v, %v), want refused", ok, err)
 	}
 
+	// Raise: only the owner at its counter; the counter jumps above the given token (a
+	// token the warehouse holds from before a lease store reset), or grows by one when it
+	// is already above; after it, the old counter is stale for every operation.
+	counter, ok, err = store.Take(ctx, stream, "shard-c", "worker-3", 0)
+	if err != nil || !ok || counter != 1 {
+		t.Fatalf("take shard-c = (%d, %v, %v), want (1, true, nil)", counter, ok, err)
+	}
+	if _, ok, err := store.Raise(ctx, stream, "shard-c", "worker-2", 1, 40); err != nil || ok {
+		t.Fatalf("raise by a non-owner = (%v, %v), want refused", ok, err)
+	}
+	if _, ok, err := store.Raise(ctx, stream, "shard-c", "worker-3", 0, 40); err != nil || ok {
+		t.Fatalf("raise with a stale counter = (%v, %v), want refused", ok, err)
+	}
+	counter, ok, err = store.Raise(ctx, stream, "shard-c", "worker-3", 1, 40)
+	if err != nil || !ok || counter != 41 {
+		t.Fatalf("raise above 40 = (%d, %v, %v), want (41, true, nil)", counter, ok, err)
+	}
+	if got := mustList()["shard-c"]; got != (Lease{ShardID: "shard-c", Owner: "worker-3", Counter: 41}) {
+		t.Fatalf("shard-c after raise = %+v, want worker-3 at 41", got)
+	}
+	counter, ok, err = store.Raise(ctx, stream, "shard-c", "worker-3", 41, 7)
+	if err != nil || !ok || counter != 42 {
+		t.Fatalf("raise above a lower token = (%d, %v, %v), want (42, true, nil): the counter never goes back", counter, ok, err)
+	}
+	if _, ok, err := store.Renew(ctx, stream, "shard-c", "worker-3", 1); err != nil || ok {
+		t.Fatalf("renew at the counter before the raise = (%v, %v), want refused", ok, err)
+	}
+	if _, ok, err := store.Take(ctx, stream, "shard-c", "worker-2", 1); err != nil || ok {
+		t.Fatalf("take at the counter before the raise = (%v, %v), want refused", ok, err)
+	}
+	if counter, ok, err := store.Take(ctx, stream, "shard-c", "worker-2", 42); err != nil || !ok || counter != 43 {
+		t.Fatalf("take after the raise = (%d, %v, %v), want (43, true, nil): the next token is above the raised one", counter, ok, err)
+	}
+	if _, ok, err := store.Raise(ctx, stream, "shard-c", "worker-3", 42, 100); err != nil || ok {
+		t.Fatalf("raise by the former owner = (%v, %v), want refused", ok, err)
+	}
+	if _, _, err := store.Raise(ctx, stream, "shard-c", "", 43, 100); err == nil {
+		t.Fatal("raise with an empty owner succeeded")
+	}
+
 	// The other stream's lease was never touched.
 	others, err := store.List(ctx, "other-stream")
 	if err != nil {
