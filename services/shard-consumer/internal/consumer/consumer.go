@@ -192,7 +192,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 				co.startReady(ctx)
 			case errors.Is(d.err, ErrLeaseLost):
 				if co.held[d.shardID] == d.token {
+					// Stopped by the warehouse, not by a Lost event: the lease is still
+					// held (and renewed); give it back rather than hold it unread.
 					delete(co.held, d.shardID)
+					co.giveUp(ctx, d.shardID, d.token, d.err)
 				}
 				// The shard may be held again under a newer token: read it under that one.
 				co.startReady(ctx)

@@ -66,18 +66,11 @@ func (r *shardReader) run(ctx context.Context) error {
 }
 
 func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
-	// Claiming with the lease's token fences off any former owner before the first read.
-	cp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.Checkpoint, error) {
-		resp, err := r.c.loader.ClaimShard(ctx, &loadv1.ClaimShardRequest{
-			Stream: r.c.cfg.Stream, ShardId: r.shardID(), LeaseToken: r.token, Owner: r.c.cfg.ConsumerID,
-		})
-		if status.Code(err) == codes.FailedPrecondition {
-			return nil, backoffPermanent(fmt.Errorf("%w: claim with token %d refused: %w", ErrLeaseLost, r.token, err))
-		}
-		return resp.GetCheckpoint(), err
-	}, r.notify("claim shard"))
+	// Claiming with the lease's token fences off any former owner before the first read
+	// (a refused claim: see claim).
+	cp, err := r.claim(ctx)
 	if err != nil {
-		return fmt.Errorf("claim shard: %w", err)
+		return err
 	}
 	if cp.GetShardEnd() {
 		r.log.Debug("shard already finished")
