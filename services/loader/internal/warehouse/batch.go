@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
@@ -66,7 +67,11 @@ type batch struct {
 	rows []FactRow
 	// received is the number of rows in the request, duplicates included.
 	received int
-	letters  []DeadLetter
+	// letters are the request's rejections, then the rows refused before they reached the
+	// database (tooLong of them), each still with its text as sent: Store.Load makes it
+	// storable.
+	letters []DeadLetter
+	tooLong int
 }
 
 // prepareBatch validates req and converts it. Every problem is reported at once, as a
@@ -99,9 +104,20 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			continue
 		}
 		validatePosition(&v, field+".position", row.GetPosition(), req, checkRange, false)
-		if fact, ok := convertRow(&v, field, row); ok {
-			rows = append(rows, fact)
+		fact, ok := convertRow(&v, field, row)
+		if !ok {
+			continue
 		}
+		// A text value longer than the warehouse stores would fail the whole transaction
+		// (game_id is indexed: SQLSTATE 54000, not a data error), so the row is
+		// dead-lettered without being sent. NUL and invalid UTF-8 are left to the database:
+		// it refuses them with a data error, and bisection dead-letters the row.
+		if column, problem := rowTextTooLong(&fact); column != "" {
+			b.letters = append(b.letters, tooLongLetter(&fact, column, problem, b.checkpoint))
+			b.tooLong++
+			continue
+		}
+		rows = append(rows, fact)
 	}
 	for i, rejection := range req.GetRejections() {
 		field := fmt.Sprintf("rejections[%d]", i)
@@ -122,6 +138,7 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			Detail:         rejection.GetDetail(),
 			Field:          rejection.GetField(),
 			EventID:        rejection.GetEventId(),
+			EventVersion:   max(rejection.GetEventVersion(), 0),
 			Stream:         rejection.GetPosition().GetStream(),
 			ShardID:        rejection.GetPosition().GetShardId(),
 			SequenceNumber: rejection.GetPosition().GetSequenceNumber(),
@@ -138,9 +155,13 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 func validateShard(v *violations, stream, shardID string) {
 	if stream == "" {
 		v.add("stream", "must not be empty")
+	} else if problem := textProblem(stream, MaxKeyText); problem != "" {
+		v.add("stream", "%s", problem)
 	}
 	if shardID == "" {
 		v.add("shard_id", "must not be empty")
+	} else if problem := textProblem(shardID, MaxKeyText); problem != "" {
+		v.add("shard_id", "%s", problem)
 	}
 }
 
@@ -436,4 +457,80 @@ func laterGame(a, b *FactRow) bool {
 		return a.GameNumber > b.GameNumber
 	}
 	return compareVersions(a.Version, a.EventID, b.Version, b.EventID) > 0
+}
+
+// rowTextTooLong returns the first text column of row longer than MaxRowText, and why.
+func rowTextTooLong(row *FactRow) (column, problem string) {
+	texts := []struct{ column, value string }{
+		{"event_id", row.EventID}, {"game_id", row.GameID}, {"opponent", row.Opponent},
+		{"player_name", row.PlayerName}, {"player_team", row.PlayerTeam},
+		{"source_stream", deref(row.SourceStream)}, {"source_shard_id", deref(row.SourceShardID)},
+		{"source_sequence_number", deref(row.SourceSequenceNumber)}, {"trace_id", deref(row.TraceID)},
+	}
+	for _, t := range texts {
+		if len(t.value) > MaxRowText {
+			return t.column, textProblem(t.value, MaxRowText)
+		}
+	}
+	return "", ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// ReasonTextTooLong is the reason of a row dead-lettered by the loader because one of its
+// text values is longer than MaxRowText.
+const ReasonTextTooLong = "text_too_long"
+
+// tooLongLetter is the dead letter of a row refused for an overlong text value: stage
+// "load", like a row the database refused, with the row as sent in the payload.
+func tooLongLetter(row *FactRow, column, problem string, cp CheckpointUpdate) DeadLetter {
+	letter := rowLetter(row, cp)
+	letter.Reason = ReasonTextTooLong
+	letter.Field = column
+	letter.Detail = column + " " + problem
+	return letter
+}
+
+// rowLetter is the part of a refused row's dead letter that comes from the row: its event,
+// its position (the batch's when it has none: the consumer always sends positions, a
+// direct caller may not) and its payload, the row as sent in protojson. A row protojson
+// cannot encode (invalid UTF-8, which gRPC never delivers) gets no payload rather than
+// failing the batch.
+func rowLetter(row *FactRow, cp CheckpointUpdate) DeadLetter {
+	letter := DeadLetter{
+		Stage:          StageLoad,
+		EventID:        row.EventID,
+		EventVersion:   max(row.Version, 0),
+		Stream:         cp.Stream,
+		ShardID:        cp.ShardID,
+		SequenceNumber: cp.SequenceNumber,
+	}
+	if payload, err := protojson.Marshal(row.source); err == nil {
+		letter.Payload = payload
+	}
+	if pos := row.source.GetPosition(); pos != nil {
+		letter.Stream, letter.ShardID, letter.SequenceNumber = pos.GetStream(), pos.GetShardId(), pos.GetSequenceNumber()
+	}
+	return letter
+}
+
+// storable returns the letter with every text value made storable (storableText). Its
+// event version is dropped (0, stored as NULL) when the event id had to change: the
+// dead letter is then deduplicated by its position only, so two events whose ids differ
+// only in unstorable bytes are never taken for one.
+func (l DeadLetter) storable() DeadLetter {
+	l.Stage, _ = storableText(l.Stage, MaxKeyText)
+	l.Reason, _ = storableText(l.Reason, MaxKeyText)
+	l.Field, _ = storableText(l.Field, MaxKeyText)
+	l.Detail, _ = storableText(l.Detail, MaxDetailText)
+	var changed bool
+	if l.EventID, changed = storableText(l.EventID, MaxKeyText); changed {
+		l.EventVersion = 0
+	}
+	return l
 }

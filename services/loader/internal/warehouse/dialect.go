@@ -34,7 +34,9 @@ import (
 //   - when UpsertFacts fails with a data error (IsDataError), none of its rows is written
 //     and tx is still usable, so Store can retry a part of the rows (bisection); after any
 //     other error tx is not usable;
-//   - InsertDeadLetters skips rejections already stored for the same position and stage;
+//   - InsertDeadLetters skips rejections already stored for the same position and stage,
+//     and those already stored for the same (event id, event version, stage, reason) when
+//     the version is known (not 0), duplicates inside letters included;
 //   - AdvanceCheckpoint moves a checkpoint only under the stored lease token, and never one
 //     whose shard_end is set;
 //   - ClaimShard only ever raises a shard's lease token.
@@ -173,13 +175,15 @@ type PlayerRow struct {
 }
 
 // DeadLetter is one rejection for the dead_letter table. Empty Detail, Field and EventID
-// are stored as NULL.
+// are stored as NULL, and so is an EventVersion of 0 (unknown). Store.Load makes its text
+// storable (storableText) before a dialect sees it.
 type DeadLetter struct {
 	Stage          string
 	Reason         string
 	Detail         string
 	Field          string
 	EventID        string
+	EventVersion   int64 // 0: unknown, or EventID is not the event's id verbatim
 	Stream         string
 	ShardID        string
 	SequenceNumber string

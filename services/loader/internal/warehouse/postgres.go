@@ -149,14 +149,20 @@ ON CONFLICT (player_id) DO UPDATE SET
 WHERE EXCLUDED.last_game_date >= d.last_game_date
   AND (EXCLUDED.name, EXCLUDED.team, EXCLUDED.last_game_date) IS DISTINCT FROM (d.name, d.team, d.last_game_date)`
 
-// insertDeadLettersSQL writes rejections. A rejection already stored for the same position
-// and stage (a redelivery) is skipped, so the affected row count is the number of new ones.
+// insertDeadLettersSQL writes rejections. A rejection is skipped when one is already stored
+// for the same position and stage (a redelivery: dead_letter_position_stage_key) or for
+// the same event id, version, stage and reason (the same event put twice in the stream:
+// dead_letter_event_key, migration 00007), so the affected row count is the number of new
+// ones. ON CONFLICT without a target skips a conflict on either key, also between two
+// letters of the same statement. A version of 0 (unknown) is stored as NULL, which never
+// conflicts.
 const insertDeadLettersSQL = `
-INSERT INTO {schema}.dead_letter (stage, reason, detail, field, event_id, stream, shard_id, sequence_number, payload)
-SELECT stage, reason, NULLIF(detail, ''), NULLIF(field, ''), NULLIF(event_id, ''), stream, shard_id, sequence_number, payload
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
-    AS r(stage, reason, detail, field, event_id, stream, shard_id, sequence_number, payload)
-ON CONFLICT (stream, shard_id, sequence_number, stage) DO NOTHING`
+INSERT INTO {schema}.dead_letter (stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload)
+SELECT stage, reason, NULLIF(detail, ''), NULLIF(field, ''), NULLIF(event_id, ''), NULLIF(event_version, 0),
+    stream, shard_id, sequence_number, payload
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bytea[])
+    AS r(stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload)
+ON CONFLICT DO NOTHING`
 
 // checkpointColumns is what every checkpoint statement returns, in scanCheckpoint's order.
 const checkpointColumns = `stream, shard_id, sequence_number, shard_end, updated_at, lease_token, COALESCE(owner, '')`
@@ -360,13 +366,15 @@ func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, lett
 	n := len(letters)
 	stages, reasons, details, fields, eventIDs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	streams, shards, sequences := make([]string, n), make([]string, n), make([]string, n)
+	versions := make([]int64, n)
 	payloads := make([][]byte, n)
 	for i, l := range letters {
 		stages[i], reasons[i], details[i], fields[i], eventIDs[i] = l.Stage, l.Reason, l.Detail, l.Field, l.EventID
+		versions[i] = l.EventVersion
 		streams[i], shards[i], sequences[i] = l.Stream, l.ShardID, l.SequenceNumber
 		payloads[i] = l.Payload
 	}
-	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, streams, shards, sequences, payloads)
+	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, versions, streams, shards, sequences, payloads)
 	if err != nil {
 		return 0, fmt.Errorf("insert dead letters: %w", err)
 	}

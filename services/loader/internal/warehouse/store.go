@@ -13,14 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/boxscore-dev/boxscore/pkg/deadletter"
@@ -138,20 +136,19 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 				resp.Updated++
 			}
 		}
-		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(len(refused))
-		written.writes, written.refused = writes, len(refused)
+		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(len(refused)) - int32(b.tooLong)
+		written.writes, written.refused = writes, len(refused)+b.tooLong
 
 		if err := s.dialect.UpsertPlayers(ctx, tx, latestPlayers(b.rows, writes)); err != nil {
 			return err
 		}
 
-		letters := b.letters
+		letters := make([]DeadLetter, 0, len(b.letters)+len(refused))
+		for _, l := range b.letters {
+			letters = append(letters, l.storable())
+		}
 		for _, r := range refused {
-			letter, err := refusedLetter(r, b.checkpoint)
-			if err != nil {
-				return err
-			}
-			letters = append(letters, letter)
+			letters = append(letters, refusedLetter(r, b.checkpoint).storable())
 		}
 		deadLettered, err := s.dialect.InsertDeadLetters(ctx, tx, letters)
 		if err != nil {
@@ -229,13 +226,9 @@ var columnInWhere = regexp.MustCompile(`column ([a-z_][a-z0-9_]*)`)
 
 // refusedLetter is the dead letter of a row the database refused: stage "load", reason
 // the SQLSTATE, the database's message, the column or constraint when known, and the row
-// as sent, in protojson. A row without a source position is filed under the batch's
-// position (the consumer always sends positions; a direct caller may not).
-func refusedLetter(r refusedRow, cp CheckpointUpdate) (DeadLetter, error) {
-	payload, err := protojson.Marshal(r.row.source)
-	if err != nil {
-		return DeadLetter{}, fmt.Errorf("dead-letter row %s: encode payload: %w", r.row.EventID, err)
-	}
+// as sent (see rowLetter). Its text is made storable by the caller: the event id may hold
+// the very byte the database refused (NUL).
+func refusedLetter(r refusedRow, cp CheckpointUpdate) DeadLetter {
 	field := r.err.ColumnName
 	if field == "" {
 		field = r.err.ConstraintName
@@ -245,23 +238,11 @@ func refusedLetter(r refusedRow, cp CheckpointUpdate) (DeadLetter, error) {
 			field = m[1]
 		}
 	}
-	letter := DeadLetter{
-		Stage:  StageLoad,
-		Reason: "sqlstate_" + r.err.Code,
-		Detail: r.err.Message,
-		Field:  field,
-		// The event id may hold the very byte the database refused (NUL): replaced here so
-		// the dead letter itself can be stored; the payload keeps the original.
-		EventID:        strings.ReplaceAll(r.row.EventID, "\x00", "\uFFFD"),
-		Stream:         cp.Stream,
-		ShardID:        cp.ShardID,
-		SequenceNumber: cp.SequenceNumber,
-		Payload:        payload,
-	}
-	if pos := r.row.source.GetPosition(); pos != nil {
-		letter.Stream, letter.ShardID, letter.SequenceNumber = pos.GetStream(), pos.GetShardId(), pos.GetSequenceNumber()
-	}
-	return letter, nil
+	letter := rowLetter(r.row, cp)
+	letter.Reason = "sqlstate_" + r.err.Code
+	letter.Detail = r.err.Message
+	letter.Field = field
+	return letter
 }
 
 // StageLoad is the dead_letter stage of rows the warehouse refused.

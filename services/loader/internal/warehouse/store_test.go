@@ -501,27 +501,9 @@ func TestDimPlayerKeepsTheLatestGame(t *testing.T) {
 func TestDataErrorsArePermanent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
-	// A refused row is dead-lettered (see bisect_test.go), but a rejection the database
-	// cannot store has nowhere else to go: it fails the whole batch, permanently.
-	req := request("", "10", newRow(1, "g1", 1, "evt-1", "10"))
-	rejection := newRejection("9", "validate")
-	rejection.Detail = "NY\x00Y" // valid UTF-8, but PostgreSQL text cannot hold NUL
-	req.Rejections = []*warehousev1.Rejection{rejection}
-	_, err := e.store.Load(t.Context(), req)
-	if err == nil {
-		t.Fatal("Load with a NUL byte in a rejection succeeded, want a data error")
-	}
-	if !warehouse.IsDataError(err) || warehouse.IsTransient(err) {
-		t.Errorf("error %v: IsDataError=%t IsTransient=%t, want permanent data error", err, warehouse.IsDataError(err), warehouse.IsTransient(err))
-	}
-	// The whole batch rolled back, rows and checkpoint included.
-	assertCheckpoint(t, e.store, "", false)
-	if n := countRows(t, e.pool, "fact_batting_game") + countRows(t, e.pool, "dead_letter"); n != 0 {
-		t.Errorf("%d rows written by a refused batch, want 0", n)
-	}
-
-	// The CHECK constraints are the last line of defence behind validation.
-	_, err = e.pool.Exec(t.Context(), `UPDATE `+testSchema+`.fact_batting_game SET hits = -1`)
+	// A rejection with text PostgreSQL cannot hold is made storable, not refused (see
+	// text_test.go); the CHECK constraints are the last line of defence behind validation.
+	_, err := e.pool.Exec(t.Context(), `UPDATE `+testSchema+`.fact_batting_game SET hits = -1`)
 	if err != nil {
 		t.Fatalf("update of no rows: %v", err)
 	}
