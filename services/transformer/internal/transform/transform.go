@@ -5,7 +5,9 @@ package transform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"unicode"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -30,6 +32,12 @@ const (
 // gateway writes both from the same value, so a difference means the record was tampered
 // with or built by something else, and the row and its dead-letter would name different ids.
 const ReasonEventIDMismatch = "event_id_mismatch"
+
+// ReasonInvalidText rejects an event one of whose text fields (the envelope's or the
+// event's id, the player's name or team, the game's id, date or opponent, the source)
+// holds a NUL byte or another control character: no such value is a name, and PostgreSQL
+// text cannot hold NUL. The field names which one.
+const ReasonInvalidText = "invalid_text"
 
 // Transform returns one row or one rejection for every record, each list in input order.
 //
@@ -68,7 +76,8 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 	}
 
 	statevent.Normalize(ev)
-	violations := statevent.ValidateShape(ev)
+	violations := checkText(env, ev)
+	violations = append(violations, statevent.ValidateShape(ev)...)
 	violations = append(violations, checkEventID(env, ev)...)
 	if len(violations) == 0 {
 		violations = statevent.CheckConsistency(ev)
@@ -88,6 +97,9 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 			Detail:   describe(violations),
 			EventId:  eventID,
 			Payload:  rec.GetData(),
+			// With the id, stage and reason it lets the loader dead-letter this event once
+			// however many times it is in the stream.
+			EventVersion: ev.GetVersion(),
 		}
 	}
 	return buildRow(rec, env, ev), nil
@@ -105,6 +117,38 @@ func checkEventID(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Vio
 			Detail: "event id " + ev.GetEventId() + " differs from the envelope's " + env.GetEventId()}}
 	}
 	return nil
+}
+
+// checkText refuses text fields holding a control character (NUL included): a decoded
+// proto string is valid UTF-8, but nothing else about its characters is checked on the way
+// in, and the envelope's id, which names the record in its dead letter, is not checked at
+// all. The envelope's id is also bounded like the event's, so a rejection stays small.
+func checkText(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violation {
+	var vs []statevent.Violation
+	if id := env.GetEventId(); len(id) > statevent.MaxEventIDLength {
+		vs = append(vs, statevent.Violation{Field: "envelope.eventId", Reason: ReasonInvalidText,
+			Detail: fmt.Sprintf("envelope event id has %d bytes, at most %d are allowed", len(id), statevent.MaxEventIDLength)})
+	}
+	fields := []struct{ field, value string }{
+		{"envelope.eventId", env.GetEventId()},
+		{"eventId", ev.GetEventId()},
+		{"player.name", ev.GetPlayer().GetName()},
+		{"player.team", ev.GetPlayer().GetTeam()},
+		{"game.gameId", ev.GetGame().GetGameId()},
+		{"game.date", ev.GetGame().GetDate()},
+		{"game.opponent", ev.GetGame().GetOpponent()},
+		{"source", ev.GetSource()},
+	}
+	for _, f := range fields {
+		for i, r := range f.value {
+			if unicode.IsControl(r) {
+				vs = append(vs, statevent.Violation{Field: f.field, Reason: ReasonInvalidText,
+					Detail: fmt.Sprintf("%s holds the control character %U at byte %d", f.field, r, i)})
+				break
+			}
+		}
+	}
+	return vs
 }
 
 // describe lists all violations in one sentence per violation.

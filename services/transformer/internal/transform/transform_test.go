@@ -269,6 +269,31 @@ func TestTransformValidateRejections(t *testing.T) {
 			envEventID: proto.String("other-id"),
 			wantReason: ReasonEventIDMismatch, wantField: "eventId", wantDetail: []string{"other-id"},
 			wantEventID: "other-id"},
+		// A crafted record: without the text check it became a fact row with a NUL in its
+		// event id, which PostgreSQL cannot store.
+		{name: "NUL in the envelope's event id",
+			mutate:     func(ev *statsv1.StatEvent) { ev.EventId = "" },
+			envEventID: proto.String("evt-\x00-1"),
+			wantReason: ReasonInvalidText, wantField: "envelope.eventId", wantDetail: []string{"U+0000", "(invalid_text)"},
+			wantEventID: "evt-\x00-1"},
+		{name: "NUL in the player's name",
+			mutate:     func(ev *statsv1.StatEvent) { ev.Player.Name = "Shohei\x00Ohtani" },
+			wantReason: ReasonInvalidText, wantField: "player.name", wantDetail: []string{"player.name holds the control character U+0000 at byte 6"},
+			wantEventID: "0190f5a2-7b1c-7cde-8a3b-1234567890ab"},
+		{name: "control characters in team, game id and opponent, all listed",
+			mutate: func(ev *statsv1.StatEvent) {
+				ev.Player.Team = "LA\x1bD"
+				ev.Game.GameId = "SDN\n202403200"
+				ev.Game.Opponent = "S\u0085D"
+			},
+			wantReason: ReasonInvalidText, wantField: "player.team",
+			wantDetail:  []string{"player.team", "game.gameId", "game.opponent", "U+0085"},
+			wantEventID: "0190f5a2-7b1c-7cde-8a3b-1234567890ab"},
+		{name: "overlong envelope event id",
+			mutate:     func(ev *statsv1.StatEvent) { ev.EventId = "" },
+			envEventID: proto.String(strings.Repeat("e", statevent.MaxEventIDLength+1)),
+			wantReason: ReasonInvalidText, wantField: "envelope.eventId", wantDetail: []string{"at most 128"},
+			wantEventID: strings.Repeat("e", statevent.MaxEventIDLength+1)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,6 +317,9 @@ func TestTransformValidateRejections(t *testing.T) {
 			}
 			if rej.EventId != tc.wantEventID {
 				t.Errorf("event id = %q, want %q", rej.EventId, tc.wantEventID)
+			}
+			if rej.EventVersion != ev.GetVersion() {
+				t.Errorf("event version = %d, want the event's %d", rej.EventVersion, ev.GetVersion())
 			}
 			if string(rej.Payload) != string(rec.Data) || !proto.Equal(rej.Position, rec.Position) {
 				t.Errorf("payload or position not carried over")
