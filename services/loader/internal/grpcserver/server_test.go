@@ -223,20 +223,23 @@ func assertBadRequest(t *testing.T, err error, fields ...string) {
 	}
 }
 
-func TestDataRefusedByDatabaseIsInvalidArgument(t *testing.T) {
+func TestRejectionWithUnstorableTextIsStored(t *testing.T) {
 	t.Parallel()
 	client := serve(t, newStore(t))
 	claim(t, client, testToken, testOwner)
-	// A rejection the database cannot store: PostgreSQL text cannot hold NUL (SQLSTATE
-	// 22021). Rows it refuses are dead-lettered instead (next test).
+	// PostgreSQL text cannot hold NUL (SQLSTATE 22021): the loader makes the rejection's text
+	// storable rather than refusing the batch, which would stall the shard.
 	req := request("", "100", row(605141, "100"))
 	req.Rejections = []*warehousev1.Rejection{{
 		Position: &streamv1.RecordPosition{Stream: testStream, ShardId: testShard, SequenceNumber: "99"},
-		Stage:    "validate", Reason: "bad\x00reason",
+		Stage:    "validate", Reason: "bad\x00reason", EventId: "evt-\x00", Detail: "NY\x00Y",
 	}}
-	_, err := client.Load(t.Context(), req)
-	if code := status.Code(err); code != codes.InvalidArgument {
-		t.Errorf("code %s (%v), want InvalidArgument", code, err)
+	resp, err := client.Load(t.Context(), req)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if resp.GetInserted() != 1 || resp.GetDeadLettered() != 1 {
+		t.Errorf("inserted %d, dead-lettered %d; want 1 and 1", resp.GetInserted(), resp.GetDeadLettered())
 	}
 }
 
