@@ -14,6 +14,7 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/grpcserver"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
+	"github.com/boxscore-dev/boxscore/services/loader/internal/retention"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
 )
 
@@ -24,6 +25,8 @@ type config struct {
 	DatabaseURL string `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (pgx pool settings such as pool_max_conns allowed)."`
 	Schema      string `name:"warehouse-schema" env:"BOXSCORE_WAREHOUSE_SCHEMA" default:"boxscore" help:"Schema holding the warehouse tables."`
 	Migrate     bool   `name:"migrate" env:"BOXSCORE_MIGRATE" default:"true" negatable:"" help:"Apply schema migrations at start."`
+
+	DeadLetterRetention retention.Age `name:"dead-letter-retention" env:"BOXSCORE_DEAD_LETTER_RETENTION" default:"2160h" help:"Delete dead letters older than this (in batches, every 10 minutes); 0 keeps them forever."`
 }
 
 func (c *config) Validate() error {
@@ -63,5 +66,6 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 	}
 	loadv1.RegisterLoadServiceServer(svc.Server.GRPC(), grpcserver.New(store, svc.Logger))
 	svc.Server.AddReadyCheck("warehouse", pool.Ping)
+	svc.Server.AddWorker("dead-letter-retention", retention.Runner(pool, cfg.Schema, cfg.DeadLetterRetention, svc.Meter, svc.Logger))
 	return nil
 }
