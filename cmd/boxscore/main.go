@@ -1,6 +1,7 @@
 // Command boxscore is the operator's CLI around the pipeline: extract game logs from the MLB
 // Stats API, replay a season from CSV (local or S3) into the ingest API, print the warehouse
-// report, and run a local S3-compatible store for the demo.
+// report, work with the warehouse's dead letters, and run a local S3-compatible store for
+// the demo.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/dlq"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/extract"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/report"
@@ -25,8 +27,40 @@ type cli struct {
 	Replay  replayCmd        `cmd:"" help:"Replay a game-log CSV (path or s3://bucket/key) into the ingest API, day by day."`
 	Extract extractCmd       `cmd:"" help:"Pull players' season game logs from the MLB Stats API into CSV, or post them to the ingest API."`
 	Report  reportCmd        `cmd:"" help:"Print the season leaderboard from the warehouse and draw each player's cumulative OPS."`
+	DLQ     dlqCmd           `cmd:"" name:"dlq" help:"Work with the warehouse's dead letters: list, show, replay through the ingest API, purge."`
 	S3      s3Cmd            `cmd:"" name:"s3" help:"A local S3-compatible store for development and the demo."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+type dlqCmd struct {
+	List   dlqListCmd   `cmd:"" help:"List dead letters, filtered by time, stage, reason and player."`
+	Show   dlqShowCmd   `cmd:"" help:"Show everything stored of one dead letter, its payload decoded to the event's JSON."`
+	Replay dlqReplayCmd `cmd:"" help:"Send dead letters back through the ingest API with a higher version, and mark them replayed."`
+	Purge  dlqPurgeCmd  `cmd:"" help:"Delete dead letters older than --older-than and/or matching filters."`
+}
+
+type dlqListCmd struct{ dlq.ListCommand }
+
+func (c *dlqListCmd) Run(ctx context.Context, s streams) error {
+	return c.ListCommand.Run(ctx, s.stdout, s.stderr)
+}
+
+type dlqShowCmd struct{ dlq.ShowCommand }
+
+func (c *dlqShowCmd) Run(ctx context.Context, s streams) error {
+	return c.ShowCommand.Run(ctx, s.stdout, s.stderr)
+}
+
+type dlqReplayCmd struct{ dlq.ReplayCommand }
+
+func (c *dlqReplayCmd) Run(ctx context.Context, s streams) error {
+	return c.ReplayCommand.Run(ctx, s.stdout, s.stderr)
+}
+
+type dlqPurgeCmd struct{ dlq.PurgeCommand }
+
+func (c *dlqPurgeCmd) Run(ctx context.Context, s streams) error {
+	return c.PurgeCommand.Run(ctx, s.stdout, s.stderr)
 }
 
 type s3Cmd struct {
