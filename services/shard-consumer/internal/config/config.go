@@ -30,6 +30,7 @@ type Config struct {
 	Batch             consumer.BatchConfig `embed:""`
 	RetryInitial      time.Duration        `name:"retry-initial" env:"BOXSCORE_RETRY_INITIAL" default:"100ms" help:"First wait after a transient failure."`
 	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
+	StallAfter        time.Duration        `name:"stall-after" env:"BOXSCORE_STALL_AFTER" default:"1m" help:"A shard failing without progress (transient retries, reader restarts) for this long is reported stalled: metric boxscore.consumer.shard_stalled, an error log, /leases and readiness."`
 
 	LeaseDatabaseURL  string        `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches)."`
 	LeaseSchema       string        `name:"lease-schema" env:"BOXSCORE_LEASE_SCHEMA" default:"boxscore_lease" help:"Schema of the lease table."`
@@ -62,6 +63,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseFailoverTime < time.Second {
 		errs = append(errs, errors.New("lease-failover-time must be at least 1s"))
+	}
+	if c.StallAfter <= 0 {
+		errs = append(errs, errors.New("stall-after must be positive"))
 	}
 	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
 		errs = append(errs, errors.New("retry-initial must be positive and at most retry-max"))
@@ -102,5 +106,6 @@ func (c *Config) Consumer() consumer.Config {
 		RPCTimeout:        c.RPCTimeout,
 		Batch:             c.Batch,
 		Retry:             consumer.RetryPolicy{Initial: c.RetryInitial, Max: c.RetryMax},
+		StallAfter:        c.StallAfter,
 	}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	RPCTimeout        time.Duration
 	Batch             BatchConfig
 	Retry             RetryPolicy
+	// StallAfter is how long a shard may fail without progress (transient retries of one
+	// operation, or reader restarts from the same checkpoint) before it is reported
+	// stalled: metric, error log, /leases and readiness. Zero never reports.
+	StallAfter time.Duration
 }
 
 // Leases is the consumer group: it hands this consumer the shards it may read
@@ -71,6 +75,7 @@ type Consumer struct {
 	metrics     *metrics
 	tracer      trace.Tracer
 	synced      atomic.Bool
+	stalls      *stalls
 
 	mu       sync.Mutex
 	assigned map[string]int64 // shards being read -> token, for the admin endpoint
@@ -86,15 +91,16 @@ func New(cfg Config, api stream.API, transformer transformv1.TransformServiceCli
 		return nil, err
 	}
 	return &Consumer{cfg: cfg, stream: api, transformer: transformer, loader: loader, leases: leases,
-		log: logger, metrics: m, tracer: otel.Tracer("github.com/boxscore-dev/boxscore/services/shard-consumer"), assigned: map[string]int64{}}, nil
+		log: logger, metrics: m, stalls: newStalls(cfg.StallAfter, m), tracer: otel.Tracer("github.com/boxscore-dev/boxscore/services/shard-consumer"), assigned: map[string]int64{}}, nil
 }
 
-// Ready reports whether the consumer has seen the stream's shards.
+// Ready reports whether the consumer has seen the stream's shards and progresses every
+// shard it reads: a replica holding a stalled shard is not ready.
 func (c *Consumer) Ready(context.Context) error {
 	if !c.synced.Load() {
 		return errors.New("shards not listed yet")
 	}
-	return nil
+	return c.stalledError()
 }
 
 // Reading returns the shards this consumer is reading, with their fencing tokens.
@@ -292,7 +298,11 @@ func (co *coordinator) startReady(ctx context.Context) {
 		co.c.assigned[id] = token
 		co.c.mu.Unlock()
 		r := &shardReader{c: co.c, shard: shard, token: token, log: co.c.log.With("shard_id", id, "lease_token", token)}
-		go func() { co.done <- readerDone{shardID: id, token: token, err: r.run(readerCtx)} }()
+		go func() {
+			err := r.run(readerCtx)
+			co.c.readerEnded(id, err, readerCtx.Err() != nil)
+			co.done <- readerDone{shardID: id, token: token, err: err}
+		}()
 	}
 }
 
@@ -338,6 +348,20 @@ func (c *Consumer) listShards(ctx context.Context) ([]types.Shard, error) {
 		}
 		// A paged call names the token only: the stream name must be left out.
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+}
+
+// readerEnded keeps the shard's stall state across reader restarts: a reader that failed
+// (and will be restarted from the same checkpoint) counts as a failure without progress; a
+// shard finished, lost or stopped is no longer this replica's to report.
+func (c *Consumer) readerEnded(shardID string, err error, stopped bool) {
+	if err == nil || stopped || errors.Is(err, ErrLeaseLost) {
+		c.stalls.forget(shardID)
+		return
+	}
+	if st, now := c.stalls.failed(shardID, "read shard", StallReaderRestarts, err, time.Now()); now {
+		c.log.Error("shard stalled: its reader keeps failing at the same checkpoint", "shard_id", shardID,
+			"reason", st.Reason, "since", st.Since, "error", err)
 	}
 }
 

@@ -20,6 +20,8 @@ type metrics struct {
 	readers   metric.Int64UpDownCounter
 	stage     metric.Float64Histogram
 	size      metric.Int64Histogram
+	stall     metric.Int64Gauge
+	bisects   metric.Int64Counter
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
@@ -57,6 +59,12 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)); e != nil {
 		err = e
 	}
+	if out.stall, e = m.Int64Gauge("boxscore.consumer.shard_stalled", metric.WithDescription("1 while the shard is stalled (failing without progress for longer than --stall-after), 0 once it progresses again; by shard and reason."), metric.WithUnit("{shard}")); e != nil {
+		err = e
+	}
+	if out.bisects, e = m.Int64Counter("boxscore.consumer.batches_bisected", metric.WithDescription("Batches split in two because the transformer or the loader refused them permanently, by stage."), metric.WithUnit("{batch}")); e != nil {
+		err = e
+	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
@@ -89,4 +97,18 @@ func (m *metrics) stageTook(ctx context.Context, stage string, d time.Duration) 
 
 func (m *metrics) retried(ctx context.Context, op string) {
 	m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("operation", op)))
+}
+
+// stalled records whether the shard is stalled, for the reason given.
+func (m *metrics) stalled(ctx context.Context, shardID, reason string, stalled bool) {
+	var v int64
+	if stalled {
+		v = 1
+	}
+	m.stall.Record(ctx, v, metric.WithAttributes(attribute.String("shard", shardID), attribute.String("reason", reason)))
+}
+
+// bisected counts a batch split because the stage refused it permanently.
+func (m *metrics) bisected(ctx context.Context, shardID, stage string) {
+	m.bisects.Add(ctx, 1, metric.WithAttributes(attribute.String("shard_id", shardID), attribute.String("stage", stage)))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +24,7 @@ import (
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/limits"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
 // errRestartShard tells the shard loop that its position is stale (the stored checkpoint is
@@ -109,6 +111,7 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 			}
 			return fmt.Errorf("get records: %w", err)
 		}
+		r.c.stalls.read(r.shardID())
 		if out.MillisBehindLatest != nil {
 			r.c.metrics.lag(ctx, r.shardID(), *out.MillisBehindLatest)
 		}
@@ -215,13 +218,142 @@ func (r *shardReader) toSource(rec *types.Record) *transformv1.SourceRecord {
 }
 
 // flush transforms and loads the batch, committing the checkpoint with it. With shardEnd
-// it also marks the shard finished, even when the batch is empty.
-func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err error) {
+// it also marks the shard finished, even when the batch is empty. A batch the transformer
+// or the loader refuses permanently is isolated (see commitIsolating) rather than retried:
+// only transient failures are retried in place.
+func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error {
 	if b.empty() && !shardEnd {
 		return nil
 	}
 	ctx, cancel := r.flushContext(ctx)
 	defer cancel()
+	target := r.lastRead
+	if target == "" {
+		// A closed shard that never held a record: its ending sequence number marks it.
+		target = aws.ToString(r.shard.SequenceNumberRange.EndingSequenceNumber)
+	}
+	if err := r.commitIsolating(ctx, b, target, shardEnd); err != nil {
+		return err
+	}
+	b.reset()
+	return nil
+}
+
+// refusal is a permanent answer of the transformer or the loader to a whole call: neither
+// transient (retried in place) nor FAILED_PRECONDITION (the checkpoint and fencing answer).
+// Retrying it would stall the shard forever, so the batch is bisected instead.
+type refusal struct {
+	stage  string // "transform" or "load": which call refused
+	reason string // refused_by_transformer, refused_by_loader
+	err    error
+}
+
+func (e *refusal) Error() string { return fmt.Sprintf("%s: %v", e.reason, e.err) }
+func (e *refusal) Unwrap() error { return e.err }
+
+// notRefusal are the permanent gRPC codes that say nothing about the records: the
+// checkpoint and fencing answer, a cancellation of ours, and a misconfigured or mismatched
+// peer. Setting records aside for them would dead-letter good data, so they stop the
+// shard instead (restarted, and reported stalled if it goes on).
+var notRefusal = map[codes.Code]bool{
+	codes.OK:                 true,
+	codes.FailedPrecondition: true,
+	codes.Canceled:           true,
+	codes.Unauthenticated:    true,
+	codes.PermissionDenied:   true,
+	codes.Unimplemented:      true,
+}
+
+// asRefusal wraps err as a *refusal when it is one: a gRPC status the peer answered that is
+// neither transient nor in notRefusal (INVALID_ARGUMENT, OUT_OF_RANGE, ...).
+func asRefusal(err error, stage, reason string) error {
+	s, ok := status.FromError(err)
+	if err == nil || !ok || isTransient(err) || notRefusal[s.Code()] {
+		return err
+	}
+	return &refusal{stage: stage, reason: reason, err: err}
+}
+
+// commitIsolating commits the batch's records, in order, up to target. When the
+// transformer or the loader refuses them permanently, it bisects: the first half is
+// committed with its own checkpoint (its last record), then the second half, down to single
+// records; a single record still refused is dead-lettered (deadLetter) and the checkpoint
+// moves past it. Every commit is the same compare-and-set on the previous checkpoint, so a
+// crash mid-bisection resumes from the last committed half and redoes the rest.
+func (r *shardReader) commitIsolating(ctx context.Context, b *batch, target string, shardEnd bool) error {
+	err := r.commit(ctx, b, target, shardEnd, nil)
+	var ref *refusal
+	if !errors.As(err, &ref) || b.empty() {
+		return err
+	}
+	if len(b.records) == 1 {
+		return r.deadLetter(ctx, b, ref, target, shardEnd)
+	}
+	mid := len(b.records) / 2
+	first, second := subBatch(b, 0, mid), subBatch(b, mid, len(b.records))
+	r.log.WarnContext(ctx, "batch refused permanently; bisecting it", "stage", ref.stage, "error", ref.err,
+		"records", len(b.records), "first", first.records[0].GetPosition().GetSequenceNumber(),
+		"second", second.records[0].GetPosition().GetSequenceNumber())
+	r.c.metrics.bisected(ctx, r.shardID(), ref.stage)
+	firstEnd := first.records[len(first.records)-1].GetPosition().GetSequenceNumber()
+	if err := r.commitIsolating(ctx, first, firstEnd, false); err != nil {
+		return err
+	}
+	return r.commitIsolating(ctx, second, target, shardEnd)
+}
+
+// subBatch is records [from, to) of b as a batch of their own, with their own span links.
+func subBatch(b *batch, from, to int) *batch {
+	sub := newBatch(b.cfg)
+	for _, rec := range b.records[from:to] {
+		sub.add(rec)
+	}
+	return sub
+}
+
+// deadLetter commits a single record that the transformer or the loader refused
+// permanently as one dead letter built here (no row), moving the checkpoint past it. Its
+// payload is the record's data as read, so it can be replayed once the cause is fixed.
+func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, target string, shardEnd bool) error {
+	rec := b.records[0]
+	detail := ref.err.Error()
+	if s, ok := status.FromError(ref.err); ok {
+		detail = s.Code().String() + ": " + s.Message()
+	}
+	rej := &warehousev1.Rejection{
+		Position: rec.GetPosition(),
+		Stage:    ref.stage,
+		Reason:   ref.reason,
+		Detail:   storableText(detail),
+		EventId:  storableText(eventIDOf(rec.GetData())),
+		Payload:  rec.GetData(),
+	}
+	r.log.WarnContext(ctx, "record refused permanently; dead-lettering it", "sequence_number", rec.GetPosition().GetSequenceNumber(),
+		"stage", rej.GetStage(), "reason", rej.GetReason(), "event_id", rej.GetEventId(), "error", ref.err)
+	if err := r.commit(ctx, b, target, shardEnd, rej); err != nil {
+		// Nothing smaller is left to set aside: the shard restarts from the checkpoint and,
+		// failing on, is reported stalled.
+		return fmt.Errorf("dead-letter record %s refused by the %s: %w", rec.GetPosition().GetSequenceNumber(), ref.stage, err)
+	}
+	return nil
+}
+
+// eventIDOf is the event id of a record's envelope, when the envelope can be read.
+func eventIDOf(data []byte) string {
+	env, _, _ := statevent.DecodeEnvelope(data)
+	return env.GetEventId()
+}
+
+// storableText makes s valid UTF-8 without NUL: a string field of a protobuf message must be
+// valid UTF-8, and PostgreSQL text holds no NUL. The record's bytes stay whole in the payload.
+func storableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// commit transforms the batch's records (or, with a dead letter, uses it as the batch's
+// only content) and loads the result with the checkpoint compare-and-set from r.committed
+// to target. A permanent refusal comes back as a *refusal.
+func (r *shardReader) commit(ctx context.Context, b *batch, target string, shardEnd bool, deadLetter *warehousev1.Rejection) (err error) {
 	// The batch is one CONSUMER span (a new trace), linked to the producing span of its
 	// records; the transformer's and the loader's spans, and the SQL, hang under it.
 	ctx, span := r.c.tracer.Start(ctx, "process "+r.c.cfg.Stream, trace.WithNewRoot(),
@@ -244,19 +376,18 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err e
 		span.End()
 	}()
 	started := time.Now()
-	target := r.lastRead
-	if target == "" {
-		// A closed shard that never held a record: its ending sequence number marks it.
-		target = aws.ToString(r.shard.SequenceNumberRange.EndingSequenceNumber)
-	}
 	var rows []*warehousev1.BattingGameRow
 	var rejections []*warehousev1.Rejection
-	if !b.empty() {
+	switch {
+	case deadLetter != nil:
+		rejections = []*warehousev1.Rejection{deadLetter}
+	case !b.empty():
 		transformStarted := time.Now()
 		resp, err := retry(ctx, r.c.cfg.Retry, func() (*transformv1.TransformResponse, error) {
 			callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
 			defer cancel()
-			return r.c.transformer.Transform(callCtx, &transformv1.TransformRequest{Records: b.records})
+			resp, err := r.c.transformer.Transform(callCtx, &transformv1.TransformRequest{Records: b.records})
+			return resp, asRefusal(err, "transform", "refused_by_transformer")
 		}, r.notifyContext(ctx, "transform"))
 		r.c.metrics.stageTook(ctx, "transform", time.Since(transformStarted))
 		if err != nil {
@@ -289,13 +420,14 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err e
 			// have committed this very batch.
 			return r.resolveMismatch(ctx, req)
 		}
-		return resp, err
+		return resp, asRefusal(err, "load", "refused_by_loader")
 	}, r.notifyContext(ctx, "load"))
 	r.c.metrics.stageTook(ctx, "load", time.Since(loadStarted))
 	if err != nil {
 		return fmt.Errorf("load batch ending at %s: %w", target, err)
 	}
 	r.committed = resp.GetCheckpoint().GetSequenceNumber()
+	r.c.stalls.committed(r.shardID())
 	r.c.metrics.batchCommitted(ctx, r.shardID(), len(b.records), len(rejections), time.Since(started))
 	span.SetAttributes(attribute.Int("boxscore.rows", len(rows)), attribute.Int("boxscore.rejections", len(rejections)),
 		attribute.String("boxscore.sequence_number", r.committed))
@@ -303,7 +435,6 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) (err e
 	r.log.DebugContext(ctx, "batch committed", "records", len(b.records), "rows", len(rows), "rejections", len(rejections),
 		"inserted", resp.GetInserted(), "updated", resp.GetUpdated(), "unchanged", resp.GetUnchanged(),
 		"sequence_number", r.committed, "shard_end", shardEnd, "duration", time.Since(started))
-	b.reset()
 	return nil
 }
 
@@ -355,6 +486,10 @@ func (r *shardReader) notifyContext(ctx context.Context, op string) func(error, 
 	return func(err error, wait time.Duration) {
 		r.c.metrics.retried(ctx, op)
 		r.log.WarnContext(ctx, "transient failure, retrying", "operation", op, "error", err, "wait", wait)
+		if st, now := r.c.stalls.failed(r.shardID(), op, StallTransientRetries, err, time.Now()); now {
+			r.log.ErrorContext(ctx, "shard stalled: transient failures without progress for longer than the stall bound",
+				"operation", op, "reason", st.Reason, "since", st.Since, "stall_after", r.c.cfg.StallAfter, "error", err)
+		}
 	}
 }
 
