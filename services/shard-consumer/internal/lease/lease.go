@@ -41,6 +41,15 @@
 // carries it (LoadRequest.lease_token): once a newer owner has claimed, a former owner's
 // commits are refused, whatever it believes.
 //
+// A lease table that was reset (rows deleted, another database or schema) starts its
+// counters again below the tokens the warehouse holds, and every claim is refused. The
+// holder then raises its token (Manager.RaiseToken, Store.Raise): a renewal, conditional
+// on the owner and the counter like any renewal, that sets the counter to
+// max(counter, warehouse token)+1. Only the current holder can raise, the raised token is
+// above every token the shard had, and later takes start from it: tokens stay unique and
+// increasing, and the newest holder still fences every older one. A lease the warehouse
+// will not let its holder use is given back (Manager.GiveUp) rather than held unread.
+//
 // # Why a worker gives up its lease after 2/3 of FailoverTime
 //
 // Let F be FailoverTime and ρ a worker's clock rate relative to real time. Say worker A's

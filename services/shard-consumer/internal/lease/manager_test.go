@@ -413,7 +413,12 @@ func fakeClockWorker(t *testing.T, id string, store Store, shards []string) (*Ma
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("Run: %v", err)
+		}
+	})
 	next := func(what string) Event {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
