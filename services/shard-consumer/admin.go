@@ -7,12 +7,20 @@ import (
 	"time"
 
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
-	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
+
+// heldLeases is the lease manager as /leases sees it (*lease.Manager).
+type heldLeases interface{ Held() map[string]int64 }
+
+// readingShards is the consumer as /leases sees it (*consumer.Consumer).
+type readingShards interface {
+	Reading() map[string]int64
+	Stalled() map[string]consumer.Stall
+}
 
 // assignmentHandler serves GET /leases on the admin port: the leases this replica holds
 // and the shards it is reading, with their fencing tokens, and whether each is stalled.
-func assignmentHandler(worker string, leases *lease.Manager, c *consumer.Consumer) http.Handler {
+func assignmentHandler(worker string, leases heldLeases, c readingShards) http.Handler {
 	type shard struct {
 		ShardID string `json:"shardId"`
 		Token   int64  `json:"leaseToken"`
