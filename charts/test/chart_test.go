@@ -31,6 +31,7 @@ var valueSets = map[string][]string{
 	"postgresql":     {"../boxscore/ci/postgresql-values.yaml"},
 	"redshift":       {"../boxscore/ci/redshift-values.yaml"},
 	"minimal":        {"../boxscore/ci/minimal-values.yaml"},
+	"alerts":         {"../boxscore/ci/alerts-values.yaml"},
 	"dev":            {"../../k8s/dev/values-dev.yaml"},
 	"eks":            {"../../k8s/eks/values-eks.yaml"},
 	"redshift+keda":  {"../boxscore/ci/redshift-values.yaml", "../boxscore/ci/keda-values.yaml"},

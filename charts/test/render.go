@@ -199,6 +199,8 @@ func newTyped(apiVersion, kind string) (any, error) {
 		return &networkingv1.Ingress{}, nil
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &monitoringv1.ServiceMonitor{}, nil
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return &monitoringv1.PrometheusRule{}, nil
 	case "keda.sh/v1alpha1/ScaledObject":
 		return &ScaledObject{}, nil
 	case "keda.sh/v1alpha1/TriggerAuthentication":
