@@ -650,6 +650,11 @@ func TestSchemaRejectsTypos(t *testing.T) {
 		"bad duration":            {"components": map[string]any{"ingest-gateway": map[string]any{"config": map[string]any{"BOXSCORE_PUBLISH_RETRY_BUDGET": "10 seconds"}}}},
 		"keda on the gateway":     {"components": map[string]any{"ingest-gateway": map[string]any{"keda": map[string]any{"enabled": true}}}},
 		"bad connection age":      {"default": map[string]any{"grpc": map[string]any{"maxConnectionAge": "30 seconds"}}},
+		"alert threshold key":     {"prometheusRule": map[string]any{"alerts": map[string]any{"consumerLag": map[string]any{"treshold": 60}}}},
+		"unknown alert":           {"prometheusRule": map[string]any{"alerts": map[string]any{"consumerLagg": map[string]any{"enabled": false}}}},
+		"slo not a bucket":        {"prometheusRule": map[string]any{"alerts": map[string]any{"freshnessBurn": map[string]any{"sloSeconds": 45}}}},
+		"alert severity":          {"prometheusRule": map[string]any{"alerts": map[string]any{"gateway5xx": map[string]any{"severity": "page"}}}},
+		"runbook url anchor":      {"prometheusRule": map[string]any{"runbookBaseUrl": "https://example.com/ops.md#alerts"}},
 	}
 	for name, vals := range cases {
 		t.Run(name, func(t *testing.T) {
