@@ -655,6 +655,7 @@ func TestSchemaRejectsTypos(t *testing.T) {
 		"slo not a bucket":        {"prometheusRule": map[string]any{"alerts": map[string]any{"freshnessBurn": map[string]any{"sloSeconds": 45}}}},
 		"alert severity":          {"prometheusRule": map[string]any{"alerts": map[string]any{"gateway5xx": map[string]any{"severity": "page"}}}},
 		"runbook url anchor":      {"prometheusRule": map[string]any{"runbookBaseUrl": "https://example.com/ops.md#alerts"}},
+		"severity in alertLabels": {"prometheusRule": map[string]any{"alertLabels": map[string]any{"severity": "page"}}},
 	}
 	for name, vals := range cases {
 		t.Run(name, func(t *testing.T) {
