@@ -550,3 +550,62 @@ func TestAlertValues(t *testing.T) {
 		t.Errorf("lease churn threshold is not takesPerShard x stream.shards (24): %s", churn.Expr.String())
 	}
 }
+
+// TestDashboardMetricsExist: the Grafana dashboards read only series the services export,
+// so renaming a metric breaks this test rather than a panel.
+func TestDashboardMetricsExist(t *testing.T) {
+	series := exportedSeries(t, append(sourceInstruments(t), libraryInstruments...))
+	paths, err := filepath.Glob(filepath.Join(ChartDir, "dashboards", "*.json"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no dashboards: %v", err)
+	}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exprs []string
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, x := range v {
+					if s, ok := x.(string); ok && k == "expr" {
+						exprs = append(exprs, s)
+					} else {
+						walk(x)
+					}
+				}
+			case []any:
+				for _, x := range v {
+					walk(x)
+				}
+			}
+		}
+		var doc any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		walk(doc)
+		if len(exprs) == 0 {
+			t.Errorf("%s: no expr found", path)
+		}
+		for _, text := range exprs {
+			// Grafana's interval variables, as Grafana substitutes them before querying.
+			text = strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h").Replace(text)
+			expr, err := promql.NewParser(parserOpts).ParseExpr(text)
+			if err != nil {
+				t.Errorf("%s: %q does not parse: %v", filepath.Base(path), text, err)
+				continue
+			}
+			promql.Inspect(expr, func(n promql.Node, _ []promql.Node) error {
+				if vs, ok := n.(*promql.VectorSelector); ok {
+					if _, ok := series[vs.Name]; !ok {
+						t.Errorf("%s: reads %s, which no service exports", filepath.Base(path), vs.Name)
+					}
+				}
+				return nil
+			})
+		}
+	}
+}
