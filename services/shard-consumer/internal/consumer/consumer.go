@@ -264,6 +264,9 @@ func (co *coordinator) startReady(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	// A shard whose lease went while its failed reader waited to restart is no longer this
+	// replica's to report stalled.
+	co.c.stalls.keepOnly(func(id string) bool { _, held := co.held[id]; return held })
 	ids := make([]string, 0, len(co.held))
 	for id := range co.held {
 		ids = append(ids, id)

@@ -23,6 +23,7 @@ import (
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 // refusingTransformer refuses (INVALID_ARGUMENT) every batch holding a record whose data
@@ -376,5 +377,44 @@ func TestRefusedDeadLetterStallsTheShardVisibly(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the stall cleared", func() bool { return rc.c.Ready(context.Background()) == nil })
 	if n := len(w.allLoaded()); n != 4 {
 		t.Errorf("rows = %d, want 4", n)
+	}
+}
+
+// A stalled shard whose lease this replica loses is no longer reported by it: readiness
+// turns healthy again, whether its reader was running or waiting to restart.
+func TestLosingAStalledShardClearsItsStall(t *testing.T) {
+	srv := kinesalitetest.Start(t)
+	client := srv.Client(t)
+	name := kinesalitetest.UniqueName(t)
+	srv.CreateStream(t, name, 1)
+	shardID := onlyShard(t, client, name)
+	put(t, client, name, records("a", 4, 2))
+
+	w := newRefusingWarehouse()
+	w.refuseAll = true
+	cfg := testConfig(name)
+	cfg.StallAfter = 300 * time.Millisecond
+	leases := &scriptedLeases{events: make(chan lease.Event, 8)}
+	c, err := consumer.New(cfg, client, passThroughTransformer{}, w, leases, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consumer Run: %v", err)
+		}
+	})
+	leases.events <- lease.Event{Kind: lease.Acquired, ShardID: shardID, Token: 1}
+	waitUntil(t, 30*time.Second, "the shard reported stalled", func() bool { return len(c.Stalled()) == 1 })
+	leases.events <- lease.Event{Kind: lease.Lost, ShardID: shardID, Token: 1}
+	waitUntil(t, 30*time.Second, "the stall forgotten with the lease", func() bool {
+		return len(c.Stalled()) == 0 && c.Ready(context.Background()) == nil
+	})
+	if cp := w.checkpoint(shardID); cp != "" {
+		t.Errorf("checkpoint %q: nothing may commit while every Load is refused", cp)
 	}
 }

@@ -106,6 +106,25 @@ func (s *stalls) clear(shardID string, only func(*stallState) bool) {
 	}
 }
 
+// keepOnly forgets the shards held() says this replica no longer holds (a lease lost while
+// the shard's reader was waiting to restart).
+func (s *stalls) keepOnly(held func(shardID string) bool) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	var gone []string
+	for id := range s.shards {
+		if !held(id) {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range gone {
+		s.forget(id)
+	}
+}
+
 // snapshot returns the stalled shards.
 func (s *stalls) snapshot() map[string]Stall {
 	if s == nil {
