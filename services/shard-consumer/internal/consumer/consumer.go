@@ -252,6 +252,9 @@ func (co *coordinator) stopped(shardID string) {
 		r.cancel(nil)
 		delete(co.running, shardID)
 		co.c.metrics.readers.Add(context.Background(), -1)
+		// The shard's lag is its new owner's to report: a last value left here would keep
+		// a lag alert firing on this replica for a shard it no longer reads.
+		co.c.metrics.lag(context.Background(), shardID, 0)
 		co.c.mu.Lock()
 		delete(co.c.assigned, shardID)
 		co.c.mu.Unlock()

@@ -295,7 +295,7 @@ func stalledGauge(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64
 				continue
 			}
 			for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
-				shard, _ := dp.Attributes.Value("shard")
+				shard, _ := dp.Attributes.Value("shard_id")
 				reason, _ := dp.Attributes.Value("reason")
 				out[shard.AsString()+"/"+reason.AsString()] = dp.Value
 			}

@@ -105,7 +105,7 @@ func (m *metrics) stalled(ctx context.Context, shardID, reason string, stalled b
 	if stalled {
 		v = 1
 	}
-	m.stall.Record(ctx, v, metric.WithAttributes(attribute.String("shard", shardID), attribute.String("reason", reason)))
+	m.stall.Record(ctx, v, metric.WithAttributes(attribute.String("shard_id", shardID), attribute.String("reason", reason)))
 }
 
 // bisected counts a batch split because the stage refused it permanently.
