@@ -39,9 +39,12 @@ type Checkpoint struct {
 	// Fencing token of the lease under which the shard was last claimed; 0 when never.
 	LeaseToken int64 `protobuf:"varint,6,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	// Consumer that claimed the shard last.
-	Owner         string `protobuf:"bytes,7,opt,name=owner,proto3" json:"owner,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Owner string `protobuf:"bytes,7,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Identity of the stream the sequence number belongs to (see
+	// ClaimShardRequest.stream_identity); empty when not known (stored before identities).
+	StreamIdentity string `protobuf:"bytes,8,opt,name=stream_identity,json=streamIdentity,proto3" json:"stream_identity,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Checkpoint) Reset() {
@@ -123,6 +126,109 @@ func (x *Checkpoint) GetOwner() string {
 	return ""
 }
 
+func (x *Checkpoint) GetStreamIdentity() string {
+	if x != nil {
+		return x.StreamIdentity
+	}
+	return ""
+}
+
+// StreamGap is a range of a shard that was not read: records the stream no longer held
+// when the consumer got to them (trimmed past the retention period), or the unread rest
+// of a stream that was deleted and created again under the same name.
+type StreamGap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why the range was not read: "trim_horizon" (the checkpoint is older than the
+	// shard's oldest record) or "stream_recreated" (the checkpoint belongs to an earlier
+	// stream of the same name; it is archived in the gap and the shard starts over).
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The range lost starts after this sequence number (the last committed one).
+	AfterSequenceNumber string `protobuf:"bytes,2,opt,name=after_sequence_number,json=afterSequenceNumber,proto3" json:"after_sequence_number,omitempty"`
+	// The range lost ends before this sequence number (the oldest record still in the
+	// shard); empty when unknown.
+	BeforeSequenceNumber string `protobuf:"bytes,3,opt,name=before_sequence_number,json=beforeSequenceNumber,proto3" json:"before_sequence_number,omitempty"`
+	// Identity of the stream the checkpoint belonged to.
+	OldStreamIdentity string `protobuf:"bytes,4,opt,name=old_stream_identity,json=oldStreamIdentity,proto3" json:"old_stream_identity,omitempty"`
+	// Identity of the stream read from now on.
+	StreamIdentity string `protobuf:"bytes,5,opt,name=stream_identity,json=streamIdentity,proto3" json:"stream_identity,omitempty"`
+	// Human-readable detail.
+	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamGap) Reset() {
+	*x = StreamGap{}
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamGap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamGap) ProtoMessage() {}
+
+func (x *StreamGap) ProtoReflect() protoreflect.Message {
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamGap.ProtoReflect.Descriptor instead.
+func (*StreamGap) Descriptor() ([]byte, []int) {
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StreamGap) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *StreamGap) GetAfterSequenceNumber() string {
+	if x != nil {
+		return x.AfterSequenceNumber
+	}
+	return ""
+}
+
+func (x *StreamGap) GetBeforeSequenceNumber() string {
+	if x != nil {
+		return x.BeforeSequenceNumber
+	}
+	return ""
+}
+
+func (x *StreamGap) GetOldStreamIdentity() string {
+	if x != nil {
+		return x.OldStreamIdentity
+	}
+	return ""
+}
+
+func (x *StreamGap) GetStreamIdentity() string {
+	if x != nil {
+		return x.StreamIdentity
+	}
+	return ""
+}
+
+func (x *StreamGap) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 // LoadRequest is one batch of one shard.
 type LoadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -144,14 +250,18 @@ type LoadRequest struct {
 	ConsumerId string `protobuf:"bytes,8,opt,name=consumer_id,json=consumerId,proto3" json:"consumer_id,omitempty"`
 	// Fencing token of the consumer's lease on the shard, as claimed with ClaimShard. The
 	// commit is refused (FAILED_PRECONDITION) unless it equals the stored token.
-	LeaseToken    int64 `protobuf:"varint,9,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	LeaseToken int64 `protobuf:"varint,9,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// A gap the consumer found before this batch (the checkpoint it started from is older
+	// than the shard's oldest record): recorded in the stream_gap table in the same
+	// transaction as the batch, so it is recorded once.
+	Gap           *StreamGap `protobuf:"bytes,10,opt,name=gap,proto3" json:"gap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[1]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +273,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[1]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +286,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{1}
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LoadRequest) GetStream() string {
@@ -242,6 +352,13 @@ func (x *LoadRequest) GetLeaseToken() int64 {
 	return 0
 }
 
+func (x *LoadRequest) GetGap() *StreamGap {
+	if x != nil {
+		return x.Gap
+	}
+	return nil
+}
+
 // LoadResponse reports what the batch changed.
 type LoadResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -262,7 +379,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[2]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +391,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[2]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +404,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{2}
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LoadResponse) GetCheckpoint() *Checkpoint {
@@ -338,7 +455,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[3]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +467,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[3]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +480,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{3}
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetCheckpointRequest) GetStream() string {
@@ -392,7 +509,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[4]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +521,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[4]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +534,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{4}
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() *Checkpoint {
@@ -437,14 +554,19 @@ type ClaimShardRequest struct {
 	// Fencing token of the consumer's lease: strictly greater than any token claimed before.
 	LeaseToken int64 `protobuf:"varint,3,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	// Identity of the consuming replica.
-	Owner         string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Owner string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Identity of the stream read (its creation time, and its ARN when known): a stream
+	// deleted and created again under the same name has another. When the stored checkpoint
+	// belongs to another identity it is not used: it is archived as a "stream_recreated"
+	// gap and the shard starts over from its oldest record. Empty: not checked.
+	StreamIdentity string `protobuf:"bytes,5,opt,name=stream_identity,json=streamIdentity,proto3" json:"stream_identity,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClaimShardRequest) Reset() {
 	*x = ClaimShardRequest{}
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[5]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +578,7 @@ func (x *ClaimShardRequest) String() string {
 func (*ClaimShardRequest) ProtoMessage() {}
 
 func (x *ClaimShardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[5]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +591,7 @@ func (x *ClaimShardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimShardRequest.ProtoReflect.Descriptor instead.
 func (*ClaimShardRequest) Descriptor() ([]byte, []int) {
-	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{5}
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClaimShardRequest) GetStream() string {
@@ -500,18 +622,28 @@ func (x *ClaimShardRequest) GetOwner() string {
 	return ""
 }
 
+func (x *ClaimShardRequest) GetStreamIdentity() string {
+	if x != nil {
+		return x.StreamIdentity
+	}
+	return ""
+}
+
 // ClaimShardResponse holds the checkpoint to resume from.
 type ClaimShardResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The stored checkpoint, now carrying the claimed token.
-	Checkpoint    *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Checkpoint *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// Set when this claim reset the shard's checkpoint because it belonged to another
+	// stream identity: the archived position.
+	Reset_        *StreamGap `protobuf:"bytes,2,opt,name=reset,proto3" json:"reset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClaimShardResponse) Reset() {
 	*x = ClaimShardResponse{}
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[6]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +655,7 @@ func (x *ClaimShardResponse) String() string {
 func (*ClaimShardResponse) ProtoMessage() {}
 
 func (x *ClaimShardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_load_v1_load_proto_msgTypes[6]
+	mi := &file_boxscore_load_v1_load_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +668,7 @@ func (x *ClaimShardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimShardResponse.ProtoReflect.Descriptor instead.
 func (*ClaimShardResponse) Descriptor() ([]byte, []int) {
-	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{6}
+	return file_boxscore_load_v1_load_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClaimShardResponse) GetCheckpoint() *Checkpoint {
@@ -546,11 +678,18 @@ func (x *ClaimShardResponse) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
+func (x *ClaimShardResponse) GetReset_() *StreamGap {
+	if x != nil {
+		return x.Reset_
+	}
+	return nil
+}
+
 var File_boxscore_load_v1_load_proto protoreflect.FileDescriptor
 
 const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\n" +
-	"\x1bboxscore/load/v1/load.proto\x12\x10boxscore.load.v1\x1a boxscore/warehouse/v1/rows.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
+	"\x1bboxscore/load/v1/load.proto\x12\x10boxscore.load.v1\x1a boxscore/warehouse/v1/rows.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x02\n" +
 	"\n" +
 	"Checkpoint\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
@@ -561,7 +700,15 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1f\n" +
 	"\vlease_token\x18\x06 \x01(\x03R\n" +
 	"leaseToken\x12\x14\n" +
-	"\x05owner\x18\a \x01(\tR\x05owner\"\xff\x02\n" +
+	"\x05owner\x18\a \x01(\tR\x05owner\x12'\n" +
+	"\x0fstream_identity\x18\b \x01(\tR\x0estreamIdentity\"\xfe\x01\n" +
+	"\tStreamGap\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x122\n" +
+	"\x15after_sequence_number\x18\x02 \x01(\tR\x13afterSequenceNumber\x124\n" +
+	"\x16before_sequence_number\x18\x03 \x01(\tR\x14beforeSequenceNumber\x12.\n" +
+	"\x13old_stream_identity\x18\x04 \x01(\tR\x11oldStreamIdentity\x12'\n" +
+	"\x0fstream_identity\x18\x05 \x01(\tR\x0estreamIdentity\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\xae\x03\n" +
 	"\vLoadRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
 	"\bshard_id\x18\x02 \x01(\tR\ashardId\x128\n" +
@@ -575,7 +722,9 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\vconsumer_id\x18\b \x01(\tR\n" +
 	"consumerId\x12\x1f\n" +
 	"\vlease_token\x18\t \x01(\x03R\n" +
-	"leaseToken\"\xc5\x01\n" +
+	"leaseToken\x12-\n" +
+	"\x03gap\x18\n" +
+	" \x01(\v2\x1b.boxscore.load.v1.StreamGapR\x03gap\"\xc5\x01\n" +
 	"\fLoadResponse\x12<\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
@@ -590,17 +739,19 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\x15GetCheckpointResponse\x12<\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
-	"checkpoint\"}\n" +
+	"checkpoint\"\xa6\x01\n" +
 	"\x11ClaimShardRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x19\n" +
 	"\bshard_id\x18\x02 \x01(\tR\ashardId\x12\x1f\n" +
 	"\vlease_token\x18\x03 \x01(\x03R\n" +
 	"leaseToken\x12\x14\n" +
-	"\x05owner\x18\x04 \x01(\tR\x05owner\"R\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12'\n" +
+	"\x0fstream_identity\x18\x05 \x01(\tR\x0estreamIdentity\"\x85\x01\n" +
 	"\x12ClaimShardResponse\x12<\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
-	"checkpoint2\x8f\x02\n" +
+	"checkpoint\x121\n" +
+	"\x05reset\x18\x02 \x01(\v2\x1b.boxscore.load.v1.StreamGapR\x05reset2\x8f\x02\n" +
 	"\vLoadService\x12E\n" +
 	"\x04Load\x12\x1d.boxscore.load.v1.LoadRequest\x1a\x1e.boxscore.load.v1.LoadResponse\x12`\n" +
 	"\rGetCheckpoint\x12&.boxscore.load.v1.GetCheckpointRequest\x1a'.boxscore.load.v1.GetCheckpointResponse\x12W\n" +
@@ -620,37 +771,40 @@ func file_boxscore_load_v1_load_proto_rawDescGZIP() []byte {
 	return file_boxscore_load_v1_load_proto_rawDescData
 }
 
-var file_boxscore_load_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_boxscore_load_v1_load_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_boxscore_load_v1_load_proto_goTypes = []any{
 	(*Checkpoint)(nil),            // 0: boxscore.load.v1.Checkpoint
-	(*LoadRequest)(nil),           // 1: boxscore.load.v1.LoadRequest
-	(*LoadResponse)(nil),          // 2: boxscore.load.v1.LoadResponse
-	(*GetCheckpointRequest)(nil),  // 3: boxscore.load.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil), // 4: boxscore.load.v1.GetCheckpointResponse
-	(*ClaimShardRequest)(nil),     // 5: boxscore.load.v1.ClaimShardRequest
-	(*ClaimShardResponse)(nil),    // 6: boxscore.load.v1.ClaimShardResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*v1.BattingGameRow)(nil),     // 8: boxscore.warehouse.v1.BattingGameRow
-	(*v1.Rejection)(nil),          // 9: boxscore.warehouse.v1.Rejection
+	(*StreamGap)(nil),             // 1: boxscore.load.v1.StreamGap
+	(*LoadRequest)(nil),           // 2: boxscore.load.v1.LoadRequest
+	(*LoadResponse)(nil),          // 3: boxscore.load.v1.LoadResponse
+	(*GetCheckpointRequest)(nil),  // 4: boxscore.load.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil), // 5: boxscore.load.v1.GetCheckpointResponse
+	(*ClaimShardRequest)(nil),     // 6: boxscore.load.v1.ClaimShardRequest
+	(*ClaimShardResponse)(nil),    // 7: boxscore.load.v1.ClaimShardResponse
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*v1.BattingGameRow)(nil),     // 9: boxscore.warehouse.v1.BattingGameRow
+	(*v1.Rejection)(nil),          // 10: boxscore.warehouse.v1.Rejection
 }
 var file_boxscore_load_v1_load_proto_depIdxs = []int32{
-	7, // 0: boxscore.load.v1.Checkpoint.updated_at:type_name -> google.protobuf.Timestamp
-	8, // 1: boxscore.load.v1.LoadRequest.rows:type_name -> boxscore.warehouse.v1.BattingGameRow
-	9, // 2: boxscore.load.v1.LoadRequest.rejections:type_name -> boxscore.warehouse.v1.Rejection
-	0, // 3: boxscore.load.v1.LoadResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
-	0, // 4: boxscore.load.v1.GetCheckpointResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
-	0, // 5: boxscore.load.v1.ClaimShardResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
-	1, // 6: boxscore.load.v1.LoadService.Load:input_type -> boxscore.load.v1.LoadRequest
-	3, // 7: boxscore.load.v1.LoadService.GetCheckpoint:input_type -> boxscore.load.v1.GetCheckpointRequest
-	5, // 8: boxscore.load.v1.LoadService.ClaimShard:input_type -> boxscore.load.v1.ClaimShardRequest
-	2, // 9: boxscore.load.v1.LoadService.Load:output_type -> boxscore.load.v1.LoadResponse
-	4, // 10: boxscore.load.v1.LoadService.GetCheckpoint:output_type -> boxscore.load.v1.GetCheckpointResponse
-	6, // 11: boxscore.load.v1.LoadService.ClaimShard:output_type -> boxscore.load.v1.ClaimShardResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8,  // 0: boxscore.load.v1.Checkpoint.updated_at:type_name -> google.protobuf.Timestamp
+	9,  // 1: boxscore.load.v1.LoadRequest.rows:type_name -> boxscore.warehouse.v1.BattingGameRow
+	10, // 2: boxscore.load.v1.LoadRequest.rejections:type_name -> boxscore.warehouse.v1.Rejection
+	1,  // 3: boxscore.load.v1.LoadRequest.gap:type_name -> boxscore.load.v1.StreamGap
+	0,  // 4: boxscore.load.v1.LoadResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
+	0,  // 5: boxscore.load.v1.GetCheckpointResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
+	0,  // 6: boxscore.load.v1.ClaimShardResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
+	1,  // 7: boxscore.load.v1.ClaimShardResponse.reset:type_name -> boxscore.load.v1.StreamGap
+	2,  // 8: boxscore.load.v1.LoadService.Load:input_type -> boxscore.load.v1.LoadRequest
+	4,  // 9: boxscore.load.v1.LoadService.GetCheckpoint:input_type -> boxscore.load.v1.GetCheckpointRequest
+	6,  // 10: boxscore.load.v1.LoadService.ClaimShard:input_type -> boxscore.load.v1.ClaimShardRequest
+	3,  // 11: boxscore.load.v1.LoadService.Load:output_type -> boxscore.load.v1.LoadResponse
+	5,  // 12: boxscore.load.v1.LoadService.GetCheckpoint:output_type -> boxscore.load.v1.GetCheckpointResponse
+	7,  // 13: boxscore.load.v1.LoadService.ClaimShard:output_type -> boxscore.load.v1.ClaimShardResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_boxscore_load_v1_load_proto_init() }
@@ -664,7 +818,7 @@ func file_boxscore_load_v1_load_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boxscore_load_v1_load_proto_rawDesc), len(file_boxscore_load_v1_load_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
