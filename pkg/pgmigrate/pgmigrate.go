@@ -86,6 +86,15 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, files fs.FS, component, sche
 	if err != nil {
 		return fmt.Errorf("%s migrations: goose provider: %w", component, err)
 	}
+	// An older binary (an old migrate Job, a rollback) must not run against a schema that
+	// is already newer than it knows: goose would find nothing pending and succeed, and the
+	// old code would then run on tables it does not understand.
+	if _, err := Check(ctx, pool, files, component, schema, ""); err != nil {
+		var verr *VersionError
+		if errors.As(err, &verr) && verr.Database > verr.Binary {
+			return err
+		}
+	}
 	if _, err := provider.Up(ctx); err != nil {
 		var partial *goose.PartialError
 		if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {

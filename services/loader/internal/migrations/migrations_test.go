@@ -14,8 +14,6 @@ import (
 // wantTables are the tables the migrations create, goose's own included.
 var wantTables = []string{"dead_letter", "dim_player", "fact_batting_game", "goose_db_version", "shard_checkpoint"}
 
-const latestVersion = 6
-
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), pgtest.NewDatabase(t))
@@ -82,7 +80,7 @@ func assertMigrated(t *testing.T, pool *pgxpool.Pool, schema string) {
 		}
 	}
 	applied := appliedVersions(t, pool, schema)
-	for version := int64(1); version <= latestVersion; version++ {
+	for version := int64(1); version <= latest(t); version++ {
 		if applied[version] != 1 {
 			t.Errorf("version %d recorded %d times, want once (all: %v)", version, applied[version], applied)
 		}
