@@ -27,6 +27,18 @@ type Spec struct {
 	AdminAddr   string
 	// GRPCOptions are added after the shared ones (they may bound messages tighter).
 	GRPCOptions []grpc.ServerOption
+	// Tasks are one-shot subcommands beside serving (`loader migrate`): each parses the
+	// same flags and variables, runs once with the service's logger and exits 0 or 1,
+	// without listening on any port. Serving stays the default command.
+	Tasks []Task
+}
+
+// Task is a one-shot subcommand of a service. Run reports its outcome on stdout (what a
+// Job's log should show) and returns an error to exit 1.
+type Task struct {
+	Name string
+	Help string
+	Run  func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error
 }
 
 // Base is the configuration every service shares; embed it (`embed:""`) in the service's
@@ -120,13 +132,21 @@ func Run(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup, args []
 		return code
 	}
 	exitCode := -1
-	parser, err := kong.New(cfg, kong.Name(spec.Name), kong.Description(spec.Description),
+	options := []kong.Option{kong.Name(spec.Name), kong.Description(spec.Description),
 		kong.DefaultEnvars("BOXSCORE"), kong.Vars{"grpc_addr": spec.GRPCAddr, "admin_addr": spec.AdminAddr},
-		kong.Writers(stdout, stderr), kong.Exit(func(code int) { exitCode = code }))
+		kong.Writers(stdout, stderr), kong.Exit(func(code int) { exitCode = code })}
+	if len(spec.Tasks) > 0 {
+		// "withargs": `loader --flag …` still serves, as it did before there were tasks.
+		options = append(options, kong.DynamicCommand(serveCommand, "Run the service (the default command).", "", &struct{}{}, `default:"withargs"`))
+		for _, task := range spec.Tasks {
+			options = append(options, kong.DynamicCommand(task.Name, task.Help, "", &struct{}{}))
+		}
+	}
+	parser, err := kong.New(cfg, options...)
 	if err != nil {
 		return fail(ExitFailed, fmt.Errorf("configuration schema: %w", err))
 	}
-	_, err = parser.Parse(args)
+	kctx, err := parser.Parse(args)
 	if exitCode >= 0 { // --help was answered
 		return exitCode
 	}
@@ -147,10 +167,36 @@ func Run(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup, args []
 		}
 		return ExitOK
 	}
+	for _, task := range spec.Tasks {
+		if kctx.Command() == task.Name {
+			if err := runTask(ctx, spec, cfg, task, stdout); err != nil {
+				return fail(ExitFailed, fmt.Errorf("%s: %w", task.Name, err))
+			}
+			return ExitOK
+		}
+	}
 	if err := serve(ctx, spec, cfg, setup); err != nil {
 		return fail(ExitFailed, err)
 	}
 	return ExitOK
+}
+
+// serveCommand is the default command of a service that has tasks.
+const serveCommand = "serve"
+
+// runTask runs a one-shot task with the service's logging and telemetry, flushed at the end.
+func runTask(ctx context.Context, spec Spec, cfg ServiceConfig, task Task, stdout io.Writer) error {
+	logger, _, flushTelemetry, err := telemetry.Start(ctx, cfg.BaseConfig().Telemetry, spec.Name)
+	if err != nil {
+		return err
+	}
+	defer flushTelemetry()
+	logger.Info("running "+spec.Name+" "+task.Name, "version", buildinfo.String())
+	if err := task.Run(ctx, logger, stdout); err != nil {
+		logger.Error(task.Name+" failed", "error", err)
+		return err
+	}
+	return nil
 }
 
 func serve(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup) error {

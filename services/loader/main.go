@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,7 +26,11 @@ type config struct {
 
 	DatabaseURL string `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (pgx pool settings such as pool_max_conns allowed)."`
 	Schema      string `name:"warehouse-schema" env:"BOXSCORE_WAREHOUSE_SCHEMA" default:"boxscore" help:"Schema holding the warehouse tables."`
-	Migrate     bool   `name:"migrate" env:"BOXSCORE_MIGRATE" default:"true" negatable:"" help:"Apply schema migrations at start."`
+	// Migrate at start is the development default (a bare `loader`, make up, the tests: one
+	// command with a DDL-capable user); the chart turns it off and runs `loader migrate` in
+	// a pre-install/pre-upgrade Job, the loader then serving with a DML-only user. Either
+	// way the loader serves only on a schema at exactly its newest migration.
+	Migrate bool `name:"migrate" env:"BOXSCORE_MIGRATE" default:"true" negatable:"" help:"Apply schema migrations at start (development; in production run 'loader migrate' before and use --no-migrate). Without it the loader only checks the schema's version and refuses to start on another than its own."`
 
 	DeadLetterRetention retention.Age `name:"dead-letter-retention" env:"BOXSCORE_DEAD_LETTER_RETENTION" default:"2160h" help:"Delete dead letters older than this (in batches, every 10 minutes); 0 keeps them forever."`
 }
@@ -43,7 +49,30 @@ func main() {
 		Name:        "loader",
 		Description: "Commits curated rows, dead letters and shard checkpoints to the warehouse in one transaction per batch.",
 		GRPCAddr:    "127.0.0.1:9003", AdminAddr: "127.0.0.1:9103",
+		Tasks: []server.Task{{
+			Name: "migrate",
+			Help: "Apply the warehouse schema migrations (a DDL-capable user), print the schema version and exit.",
+			Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
+				return migrate(ctx, logger, stdout, &cfg)
+			},
+		}},
 	}, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
+}
+
+// migrate is `loader migrate`: the warehouse schema brought to this binary's version.
+func migrate(ctx context.Context, logger *slog.Logger, stdout io.Writer, cfg *config) error {
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("warehouse pool: %w", err)
+	}
+	defer pool.Close()
+	version, err := migrations.Migrate(ctx, pool, cfg.Schema, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("warehouse schema migrated", "schema", cfg.Schema, "version", version)
+	_, err = fmt.Fprintf(stdout, "loader schema %q at version %d\n", cfg.Schema, version)
+	return err
 }
 
 func setup(ctx context.Context, svc *server.Service, cfg *config) error {
@@ -57,6 +86,11 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 			return fmt.Errorf("migrate warehouse: %w", err)
 		}
 	}
+	version, err := migrations.Check(ctx, pool, cfg.Schema)
+	if err != nil {
+		return fmt.Errorf("warehouse schema: %w", err)
+	}
+	svc.Logger.Info("warehouse schema checked", "schema", cfg.Schema, "version", version)
 	store, err := warehouse.NewStore(pool, cfg.Schema)
 	if err != nil {
 		return err

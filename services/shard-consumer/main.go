@@ -4,10 +4,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/pgmigrate"
 	"github.com/boxscore-dev/boxscore/pkg/postgres"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
@@ -24,7 +28,44 @@ var spec = server.Spec{
 
 func main() {
 	var cfg config.Config
-	server.Main(spec, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
+	s := spec
+	s.Tasks = []server.Task{migrateTask(&cfg)}
+	server.Main(s, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
+}
+
+// migrateTask is `shard-consumer migrate`: the lease schema brought to this binary's
+// version (a DDL-capable user), its version printed.
+func migrateTask(cfg *config.Config) server.Task {
+	return server.Task{
+		Name: "migrate",
+		Help: "Apply the lease schema migrations (a DDL-capable user), print the schema version and exit.",
+		Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
+			pool, err := postgres.NewPool(ctx, cfg.LeaseDatabaseURL)
+			if err != nil {
+				return fmt.Errorf("lease store pool: %w", err)
+			}
+			defer pool.Close()
+			// A schema newer than this binary is refused before anything is applied.
+			if _, err := lease.Check(ctx, pool, cfg.LeaseSchema); isNewer(err) {
+				return err
+			}
+			if err := lease.Migrate(ctx, pool, cfg.LeaseSchema, logger); err != nil {
+				return err
+			}
+			version, err := lease.Check(ctx, pool, cfg.LeaseSchema)
+			if err != nil {
+				return err
+			}
+			logger.Info("lease schema migrated", "schema", cfg.LeaseSchema, "version", version)
+			_, err = fmt.Fprintf(stdout, "lease schema %q at version %d\n", cfg.LeaseSchema, version)
+			return err
+		},
+	}
+}
+
+func isNewer(err error) bool {
+	var verr *pgmigrate.VersionError
+	return errors.As(err, &verr) && verr.Database > verr.Binary
 }
 
 func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
@@ -46,9 +87,16 @@ func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
 		return fmt.Errorf("lease store pool: %w", err)
 	}
 	svc.OnClose(leasePool.Close)
-	if err := lease.Migrate(ctx, leasePool, cfg.LeaseSchema, svc.Logger); err != nil {
-		return fmt.Errorf("migrate lease store: %w", err)
+	if cfg.Migrate {
+		if err := lease.Migrate(ctx, leasePool, cfg.LeaseSchema, svc.Logger); err != nil {
+			return fmt.Errorf("migrate lease store: %w", err)
+		}
 	}
+	leaseVersion, err := lease.Check(ctx, leasePool, cfg.LeaseSchema)
+	if err != nil {
+		return fmt.Errorf("lease store: %w", err)
+	}
+	svc.Logger.Info("lease schema checked", "schema", cfg.LeaseSchema, "version", leaseVersion)
 	leaseStore, err := lease.NewPostgresStore(leasePool, cfg.LeaseSchema)
 	if err != nil {
 		return err

@@ -32,8 +32,12 @@ type Config struct {
 	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
 	StallAfter        time.Duration        `name:"stall-after" env:"BOXSCORE_STALL_AFTER" default:"1m" help:"A shard failing without progress (transient retries, reader restarts) for this long is reported stalled: metric boxscore.consumer.shard_stalled, an error log, /leases and readiness."`
 
-	LeaseDatabaseURL  string        `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches)."`
-	LeaseSchema       string        `name:"lease-schema" env:"BOXSCORE_LEASE_SCHEMA" default:"boxscore_lease" help:"Schema of the lease table."`
+	LeaseDatabaseURL string `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches)."`
+	LeaseSchema      string `name:"lease-schema" env:"BOXSCORE_LEASE_SCHEMA" default:"boxscore_lease" help:"Schema of the lease table."`
+	// Migrate at start is the development default, like the loader's (see its --migrate):
+	// the chart turns it off and runs `shard-consumer migrate` in its pre-install/pre-upgrade
+	// Job.
+	Migrate           bool          `name:"migrate" env:"BOXSCORE_MIGRATE" default:"true" negatable:"" help:"Apply the lease schema's migrations at start (development; in production run 'shard-consumer migrate' before and use --no-migrate). Without it the consumer only checks the lease schema's version and refuses to start on another than its own."`
 	LeaseFailoverTime time.Duration `name:"lease-failover-time" env:"BOXSCORE_LEASE_FAILOVER_TIME" default:"10s" help:"A lease not renewed for this long (on the taker's own clock) is taken over; shards of a dead replica resume within about this time."`
 }
 
