@@ -34,7 +34,7 @@ import (
 type Warehouse interface {
 	Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.LoadResponse, error)
 	GetCheckpoint(ctx context.Context, stream, shardID string) (*loadv1.Checkpoint, error)
-	ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.Checkpoint, error)
+	Claim(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.ClaimShardResponse, error)
 }
 
 var _ Warehouse = (*warehouse.Store)(nil)
@@ -102,16 +102,26 @@ func (s *Server) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) 
 		slog.String("shard_id", req.GetShardId()),
 		slog.Int64("lease_token", req.GetLeaseToken()),
 		slog.String("owner", req.GetOwner()),
+		slog.String("stream_identity", req.GetStreamIdentity()),
 	}
-	checkpoint, err := s.warehouse.ClaimShard(ctx, req)
+	resp, err := s.warehouse.Claim(ctx, req)
 	if err != nil {
 		return nil, s.fail(ctx, "claim shard", err, attrs)
 	}
+	if reset := resp.GetArchived(); reset != nil {
+		// The checkpoint belonged to an earlier stream of the same name: its position is
+		// archived in stream_gap and the shard starts over. Records of the old stream read
+		// by nobody are lost: an operator should know.
+		s.logger.ErrorContext(ctx, "stream recreated: the shard's checkpoint belongs to an earlier stream of the same name; archived in stream_gap, the shard starts over from its oldest record",
+			append(attrs, slog.String("old_stream_identity", reset.GetOldStreamIdentity()),
+				slog.String("old_sequence_number", reset.GetAfterSequenceNumber()))...)
+	}
+	checkpoint := resp.GetCheckpoint()
 	s.logger.InfoContext(ctx, "shard claimed", append(attrs,
 		slog.String("sequence_number", checkpoint.GetSequenceNumber()),
 		slog.Bool("shard_end", checkpoint.GetShardEnd()),
 	)...)
-	return &loadv1.ClaimShardResponse{Checkpoint: checkpoint}, nil
+	return resp, nil
 }
 
 // fail logs err at the level its class deserves and returns it as a gRPC status.

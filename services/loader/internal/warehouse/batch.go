@@ -72,6 +72,9 @@ type batch struct {
 	// storable.
 	letters []DeadLetter
 	tooLong int
+	// gap is the range the consumer found lost before this batch (trim_horizon), recorded
+	// in the batch's transaction; nil when none.
+	gap *Gap
 }
 
 // prepareBatch validates req and converts it. Every problem is reported at once, as a
@@ -95,6 +98,15 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			LeaseToken:     req.GetLeaseToken(),
 		},
 		received: len(req.GetRows()),
+	}
+	if g := req.GetGap(); g != nil {
+		validateGap(&v, req)
+		b.gap = &Gap{
+			Stream: req.GetStream(), ShardID: req.GetShardId(), Reason: g.GetReason(),
+			AfterSequenceNumber: g.GetAfterSequenceNumber(), BeforeSequenceNumber: g.GetBeforeSequenceNumber(),
+			OldStreamIdentity: g.GetOldStreamIdentity(), StreamIdentity: g.GetStreamIdentity(),
+			Detail: g.GetDetail(), ConsumerID: req.GetConsumerId(),
+		}
 	}
 	rows := make([]FactRow, 0, len(req.GetRows()))
 	for i, row := range req.GetRows() {
@@ -208,6 +220,34 @@ func validateCheckpointMove(v *violations, req *loadv1.LoadRequest) {
 		v.add("sequence_number", "%s is behind expected_sequence_number %s: a checkpoint never moves back", next, expected)
 	case c == 0 && !req.GetShardEnd():
 		v.add("sequence_number", "equals expected_sequence_number and shard_end is false: nothing to commit")
+	}
+}
+
+// validateGap checks a gap reported with a batch: only a trim_horizon gap comes with a
+// Load (a recreated stream is found by the claim), and it lies where the batch starts:
+// after the checkpoint the batch moves from, before (or at) the batch's new checkpoint.
+func validateGap(v *violations, req *loadv1.LoadRequest) {
+	g := req.GetGap()
+	if g.GetReason() != GapTrimHorizon {
+		v.add("gap.reason", "%q: a Load reports only %q gaps", g.GetReason(), GapTrimHorizon)
+	}
+	if g.GetAfterSequenceNumber() == "" || g.GetAfterSequenceNumber() != req.GetExpectedSequenceNumber() {
+		v.add("gap.after_sequence_number", "%q must be expected_sequence_number %q: the gap starts at the checkpoint the batch moves from",
+			g.GetAfterSequenceNumber(), req.GetExpectedSequenceNumber())
+	}
+	before := g.GetBeforeSequenceNumber()
+	if before == "" {
+		return
+	}
+	if !sequenceNumberPattern.MatchString(before) {
+		v.add("gap.before_sequence_number", "%q is not a sequence number (decimal digits, no leading zeros)", before)
+		return
+	}
+	if sequenceNumberPattern.MatchString(g.GetAfterSequenceNumber()) && compareSequenceNumbers(before, g.GetAfterSequenceNumber()) <= 0 {
+		v.add("gap.before_sequence_number", "%s is not after after_sequence_number %s", before, g.GetAfterSequenceNumber())
+	}
+	if sequenceNumberPattern.MatchString(req.GetSequenceNumber()) && compareSequenceNumbers(before, req.GetSequenceNumber()) > 0 {
+		v.add("gap.before_sequence_number", "%s is after the batch's sequence_number %s", before, req.GetSequenceNumber())
 	}
 }
 

@@ -65,7 +65,38 @@ type Dialect interface {
 	// ReadCheckpoint returns the checkpoint of a shard; SequenceNumber is empty when
 	// nothing was committed, LeaseToken 0 when the shard was never claimed.
 	ReadCheckpoint(ctx context.Context, q Querier, stream, shardID string) (Checkpoint, error)
+	// SetStreamIdentity ties a shard's checkpoint to the identity of the stream it belongs
+	// to. With reset, the checkpoint also starts over: sequence number empty, shard not
+	// finished (the caller archived the old one as a gap first). It returns the checkpoint
+	// as stored.
+	SetStreamIdentity(ctx context.Context, tx pgx.Tx, stream, shardID, identity string, reset bool) (Checkpoint, error)
+	// InsertGap records a range of a shard that was not read (stream_gap).
+	InsertGap(ctx context.Context, tx pgx.Tx, gap Gap) error
 }
+
+// Gap is a row of stream_gap: a range of a shard that was not read, and why.
+type Gap struct {
+	Stream               string
+	ShardID              string
+	Reason               string // GapTrimHorizon or GapStreamRecreated
+	AfterSequenceNumber  string
+	BeforeSequenceNumber string
+	OldStreamIdentity    string
+	StreamIdentity       string
+	Detail               string
+	ConsumerID           string
+	// The archived checkpoint (stream_recreated: its shard_end and updated_at are kept);
+	// zero for trim_horizon.
+	Old Checkpoint
+}
+
+// Gap reasons.
+const (
+	// GapTrimHorizon: the checkpoint was older than the shard's oldest record.
+	GapTrimHorizon = "trim_horizon"
+	// GapStreamRecreated: the checkpoint belonged to an earlier stream of the same name.
+	GapStreamRecreated = "stream_recreated"
+)
 
 // Querier runs a single-row query: a *pgxpool.Pool or a pgx.Tx.
 type Querier interface {
@@ -81,6 +112,7 @@ type Checkpoint struct {
 	UpdatedAt      time.Time // when the row was last written; zero when there is no row
 	LeaseToken     int64     // 0 when the shard was never claimed
 	Owner          string    // empty when the shard was never claimed
+	StreamIdentity string    // identity of the stream SequenceNumber belongs to; empty when unknown
 }
 
 // Claim is a consumer taking a shard under a lease.
@@ -89,6 +121,8 @@ type Claim struct {
 	ShardID    string
 	LeaseToken int64
 	Owner      string
+	// StreamIdentity is the identity of the stream the claimer reads (empty: unchecked).
+	StreamIdentity string
 }
 
 // CheckpointUpdate is a compare-and-set of a shard position, fenced by a lease token.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -165,7 +166,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigi
 ON CONFLICT DO NOTHING`
 
 // checkpointColumns is what every checkpoint statement returns, in scanCheckpoint's order.
-const checkpointColumns = `stream, shard_id, sequence_number, shard_end, updated_at, lease_token, COALESCE(owner, '')`
+const checkpointColumns = `stream, shard_id, sequence_number, shard_end, updated_at, lease_token, COALESCE(owner, ''), stream_identity`
 
 // claimShardSQL is a claim in one statement: it creates the row of a shard never claimed
 // (an empty sequence_number: nothing committed yet) or, on the existing row, stores the token and
@@ -174,8 +175,8 @@ const checkpointColumns = `stream, shard_id, sequence_number, shard_end, updated
 // concurrent claims and loads of the shard. When the condition fails nothing is returned.
 // updated_at is left alone on an existing row: it dates the last committed position.
 const claimShardSQL = `
-INSERT INTO {schema}.shard_checkpoint AS c (stream, shard_id, sequence_number, shard_end, lease_token, owner, updated_at)
-VALUES ($1, $2, '', false, $3, $4, now())
+INSERT INTO {schema}.shard_checkpoint AS c (stream, shard_id, sequence_number, shard_end, lease_token, owner, updated_at, stream_identity)
+VALUES ($1, $2, '', false, $3, $4, now(), $5)
 ON CONFLICT (stream, shard_id) DO UPDATE SET
     lease_token = EXCLUDED.lease_token,
     owner = EXCLUDED.owner
@@ -193,6 +194,23 @@ SET sequence_number = $4, shard_end = $5, consumer_id = NULLIF($6, ''), updated_
 WHERE stream = $1 AND shard_id = $2 AND sequence_number = $3 AND lease_token = $7 AND NOT shard_end
 RETURNING ` + checkpointColumns
 
+// setStreamIdentitySQL ties a checkpoint to a stream identity; with $4 it also starts the
+// shard over (the old position was archived in stream_gap by the same transaction).
+const setStreamIdentitySQL = `
+UPDATE {schema}.shard_checkpoint
+SET stream_identity = $3,
+    sequence_number = CASE WHEN $4 THEN '' ELSE sequence_number END,
+    shard_end = CASE WHEN $4 THEN false ELSE shard_end END,
+    updated_at = CASE WHEN $4 THEN now() ELSE updated_at END
+WHERE stream = $1 AND shard_id = $2
+RETURNING ` + checkpointColumns
+
+// insertGapSQL records a range of a shard that was not read.
+const insertGapSQL = `
+INSERT INTO {schema}.stream_gap (stream, shard_id, reason, after_sequence_number, before_sequence_number,
+    old_stream_identity, stream_identity, old_shard_end, old_updated_at, consumer_id, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), NULLIF($11, ''))`
+
 // selectCheckpointSQL reads one shard's checkpoint.
 const selectCheckpointSQL = `
 SELECT ` + checkpointColumns + `
@@ -208,6 +226,8 @@ type PostgresDialect struct {
 	claimShard        string
 	advance           string
 	selectCheckpoint  string
+	setIdentity       string
+	insertGap         string
 }
 
 var _ Dialect = (*PostgresDialect)(nil)
@@ -226,12 +246,14 @@ func NewPostgresDialect(schema string) (*PostgresDialect, error) {
 		claimShard:        r.Replace(claimShardSQL),
 		advance:           r.Replace(advanceCheckpointSQL),
 		selectCheckpoint:  r.Replace(selectCheckpointSQL),
+		setIdentity:       r.Replace(setStreamIdentitySQL),
+		insertGap:         r.Replace(insertGapSQL),
 	}, nil
 }
 
 // ClaimShard implements Dialect.
 func (d *PostgresDialect) ClaimShard(ctx context.Context, tx pgx.Tx, c Claim) (Checkpoint, bool, error) {
-	stored, err := scanCheckpoint(tx.QueryRow(ctx, d.claimShard, c.Stream, c.ShardID, c.LeaseToken, c.Owner))
+	stored, err := scanCheckpoint(tx.QueryRow(ctx, d.claimShard, c.Stream, c.ShardID, c.LeaseToken, c.Owner, c.StreamIdentity))
 	if err == nil {
 		return stored, true, nil
 	}
@@ -393,9 +415,32 @@ func (d *PostgresDialect) ReadCheckpoint(ctx context.Context, q Querier, stream,
 	return stored, nil
 }
 
+// SetStreamIdentity implements Dialect.
+func (d *PostgresDialect) SetStreamIdentity(ctx context.Context, tx pgx.Tx, stream, shardID, identity string, reset bool) (Checkpoint, error) {
+	stored, err := scanCheckpoint(tx.QueryRow(ctx, d.setIdentity, stream, shardID, identity, reset))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("set stream identity: %w", err)
+	}
+	return stored, nil
+}
+
+// InsertGap implements Dialect.
+func (d *PostgresDialect) InsertGap(ctx context.Context, tx pgx.Tx, g Gap) error {
+	var oldUpdated *time.Time
+	if !g.Old.UpdatedAt.IsZero() {
+		oldUpdated = &g.Old.UpdatedAt
+	}
+	_, err := tx.Exec(ctx, d.insertGap, g.Stream, g.ShardID, g.Reason, g.AfterSequenceNumber, g.BeforeSequenceNumber,
+		g.OldStreamIdentity, g.StreamIdentity, g.Old.ShardEnd, oldUpdated, g.ConsumerID, g.Detail)
+	if err != nil {
+		return fmt.Errorf("insert stream gap: %w", err)
+	}
+	return nil
+}
+
 func scanCheckpoint(row pgx.Row) (Checkpoint, error) {
 	var c Checkpoint
-	if err := row.Scan(&c.Stream, &c.ShardID, &c.SequenceNumber, &c.ShardEnd, &c.UpdatedAt, &c.LeaseToken, &c.Owner); err != nil {
+	if err := row.Scan(&c.Stream, &c.ShardID, &c.SequenceNumber, &c.ShardEnd, &c.UpdatedAt, &c.LeaseToken, &c.Owner, &c.StreamIdentity); err != nil {
 		return Checkpoint{}, err
 	}
 	return c, nil

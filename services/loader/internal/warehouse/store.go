@@ -48,22 +48,39 @@ func NewStoreWithDialect(pool *pgxpool.Pool, dialect Dialect) *Store {
 }
 
 // ClaimShard records that req.Owner now reads req's shard under the lease whose fencing
-// token is req.LeaseToken, and returns the checkpoint to resume from. It creates the
-// checkpoint row of a shard never claimed (sequence number empty: nothing committed yet).
-// A claim succeeds when its token is greater than the stored one, or equal to it with the
-// same owner (a claim retried after its answer was lost); from then on only Loads carrying
+// token is req.LeaseToken, and returns the checkpoint to resume from; see Claim.
+func (s *Store) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.Checkpoint, error) {
+	resp, err := s.Claim(ctx, req)
+	return resp.GetCheckpoint(), err
+}
+
+// Claim records that req.Owner now reads req's shard under the lease whose fencing token
+// is req.LeaseToken, and returns the checkpoint to resume from. It creates the checkpoint
+// row of a shard never claimed (sequence number empty: nothing committed yet). A claim
+// succeeds when its token is greater than the stored one, or equal to it with the same
+// owner (a claim retried after its answer was lost); from then on only Loads carrying
 // that token commit.
+//
+// Stream identity: a claim naming req.StreamIdentity ties the checkpoint to it. When the
+// stored checkpoint belongs to another identity (the stream was deleted and created again
+// under the same name), its position means nothing in the stream now read: in the claim's
+// transaction the old checkpoint is archived in stream_gap (reason stream_recreated) and
+// the shard starts over (sequence number empty, not finished); the response's Reset
+// describes it. A stored checkpoint without identity (written before identities, or by a
+// consumer that does not send one) adopts the claim's.
 //
 // Errors: *ValidationError (token not positive, owner or shard missing), *FencedError
 // (nothing written; carries the stored checkpoint, with the token that refused the
 // claim), otherwise a database error to classify with IsTransient.
-func (s *Store) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.Checkpoint, error) {
-	claim := Claim{Stream: req.GetStream(), ShardID: req.GetShardId(), LeaseToken: req.GetLeaseToken(), Owner: req.GetOwner()}
+func (s *Store) Claim(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.ClaimShardResponse, error) {
+	claim := Claim{Stream: req.GetStream(), ShardID: req.GetShardId(), LeaseToken: req.GetLeaseToken(), Owner: req.GetOwner(),
+		StreamIdentity: req.GetStreamIdentity()}
 	if err := validateClaim(claim); err != nil {
 		return nil, err
 	}
-	var claimed *loadv1.Checkpoint
+	var resp *loadv1.ClaimShardResponse
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		resp = nil // a retried transaction function starts over
 		stored, ok, err := s.dialect.ClaimShard(ctx, tx, claim)
 		if err != nil {
 			return err
@@ -71,13 +88,41 @@ func (s *Store) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (
 		if !ok {
 			return &FencedError{Op: "claim", LeaseToken: claim.LeaseToken, Stored: checkpointProto(stored)}
 		}
-		claimed = checkpointProto(stored)
+		var reset *loadv1.StreamGap
+		if claim.StreamIdentity != "" && stored.StreamIdentity != claim.StreamIdentity {
+			recreated := stored.StreamIdentity != ""
+			if recreated {
+				gap := Gap{
+					Stream: claim.Stream, ShardID: claim.ShardID, Reason: GapStreamRecreated,
+					AfterSequenceNumber: stored.SequenceNumber,
+					OldStreamIdentity:   stored.StreamIdentity, StreamIdentity: claim.StreamIdentity,
+					ConsumerID: claim.Owner, Old: stored,
+					Detail: "the stream was deleted and created again under the same name: the checkpoint of the earlier stream is archived and the shard starts over from its oldest record",
+				}
+				if err := s.dialect.InsertGap(ctx, tx, gap); err != nil {
+					return err
+				}
+				reset = gapProto(gap)
+			}
+			if stored, err = s.dialect.SetStreamIdentity(ctx, tx, claim.Stream, claim.ShardID, claim.StreamIdentity, recreated); err != nil {
+				return err
+			}
+		}
+		resp = &loadv1.ClaimShardResponse{Checkpoint: checkpointProto(stored), Archived: reset}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim %s/%s with lease token %d for %q: %w", claim.Stream, claim.ShardID, claim.LeaseToken, claim.Owner, err)
 	}
-	return claimed, nil
+	return resp, nil
+}
+
+// gapProto converts a gap for the wire.
+func gapProto(g Gap) *loadv1.StreamGap {
+	return &loadv1.StreamGap{
+		Reason: g.Reason, AfterSequenceNumber: g.AfterSequenceNumber, BeforeSequenceNumber: g.BeforeSequenceNumber,
+		OldStreamIdentity: g.OldStreamIdentity, StreamIdentity: g.StreamIdentity, Detail: g.Detail,
+	}
 }
 
 // Load commits one batch of one shard in a single transaction:
@@ -124,6 +169,11 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 			return &CheckpointMismatchError{Expected: b.checkpoint.Expected, Stored: checkpointProto(stored)}
 		}
 		resp.Checkpoint = checkpointProto(stored)
+		if b.gap != nil {
+			if err := s.dialect.InsertGap(ctx, tx, *b.gap); err != nil {
+				return err
+			}
+		}
 
 		writes, refused, err := s.upsertIsolating(ctx, tx, b.rows)
 		if err != nil {
@@ -273,6 +323,7 @@ func checkpointProto(c Checkpoint) *loadv1.Checkpoint {
 		ShardEnd:       c.ShardEnd,
 		LeaseToken:     c.LeaseToken,
 		Owner:          c.Owner,
+		StreamIdentity: c.StreamIdentity,
 	}
 	if c.SequenceNumber != "" && !c.UpdatedAt.IsZero() {
 		out.UpdatedAt = timestamppb.New(c.UpdatedAt)
