@@ -636,7 +636,7 @@ type ClaimShardResponse struct {
 	Checkpoint *Checkpoint `protobuf:"bytes,1,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	// Set when this claim reset the shard's checkpoint because it belonged to another
 	// stream identity: the archived position.
-	Reset_        *StreamGap `protobuf:"bytes,2,opt,name=reset,proto3" json:"reset,omitempty"`
+	Archived      *StreamGap `protobuf:"bytes,2,opt,name=archived,proto3" json:"archived,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -678,9 +678,9 @@ func (x *ClaimShardResponse) GetCheckpoint() *Checkpoint {
 	return nil
 }
 
-func (x *ClaimShardResponse) GetReset_() *StreamGap {
+func (x *ClaimShardResponse) GetArchived() *StreamGap {
 	if x != nil {
-		return x.Reset_
+		return x.Archived
 	}
 	return nil
 }
@@ -746,12 +746,12 @@ const file_boxscore_load_v1_load_proto_rawDesc = "" +
 	"\vlease_token\x18\x03 \x01(\x03R\n" +
 	"leaseToken\x12\x14\n" +
 	"\x05owner\x18\x04 \x01(\tR\x05owner\x12'\n" +
-	"\x0fstream_identity\x18\x05 \x01(\tR\x0estreamIdentity\"\x85\x01\n" +
+	"\x0fstream_identity\x18\x05 \x01(\tR\x0estreamIdentity\"\x8b\x01\n" +
 	"\x12ClaimShardResponse\x12<\n" +
 	"\n" +
 	"checkpoint\x18\x01 \x01(\v2\x1c.boxscore.load.v1.CheckpointR\n" +
-	"checkpoint\x121\n" +
-	"\x05reset\x18\x02 \x01(\v2\x1b.boxscore.load.v1.StreamGapR\x05reset2\x8f\x02\n" +
+	"checkpoint\x127\n" +
+	"\barchived\x18\x02 \x01(\v2\x1b.boxscore.load.v1.StreamGapR\barchived2\x8f\x02\n" +
 	"\vLoadService\x12E\n" +
 	"\x04Load\x12\x1d.boxscore.load.v1.LoadRequest\x1a\x1e.boxscore.load.v1.LoadResponse\x12`\n" +
 	"\rGetCheckpoint\x12&.boxscore.load.v1.GetCheckpointRequest\x1a'.boxscore.load.v1.GetCheckpointResponse\x12W\n" +
@@ -793,7 +793,7 @@ var file_boxscore_load_v1_load_proto_depIdxs = []int32{
 	0,  // 4: boxscore.load.v1.LoadResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
 	0,  // 5: boxscore.load.v1.GetCheckpointResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
 	0,  // 6: boxscore.load.v1.ClaimShardResponse.checkpoint:type_name -> boxscore.load.v1.Checkpoint
-	1,  // 7: boxscore.load.v1.ClaimShardResponse.reset:type_name -> boxscore.load.v1.StreamGap
+	1,  // 7: boxscore.load.v1.ClaimShardResponse.archived:type_name -> boxscore.load.v1.StreamGap
 	2,  // 8: boxscore.load.v1.LoadService.Load:input_type -> boxscore.load.v1.LoadRequest
 	4,  // 9: boxscore.load.v1.LoadService.GetCheckpoint:input_type -> boxscore.load.v1.GetCheckpointRequest
 	6,  // 10: boxscore.load.v1.LoadService.ClaimShard:input_type -> boxscore.load.v1.ClaimShardRequest
