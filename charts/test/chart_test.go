@@ -344,7 +344,8 @@ func userProvided(r *Render) (secrets, serviceAccounts []string) {
 		s, _ := v.(string)
 		return s
 	}
-	secrets = append(secrets, get("warehouse.existingSecret.name"), get("leaseStore.existingSecret.name"))
+	secrets = append(secrets, get("warehouse.existingSecret.name"), get("leaseStore.existingSecret.name"),
+		get("migrations.existingSecret.name"), get("migrations.leaseExistingSecret.name"))
 	if list, ok := r.Values["imagePullSecrets"].([]any); ok {
 		for _, s := range list {
 			if m, ok := s.(map[string]any); ok {

@@ -210,6 +210,7 @@ are not here but on the container, beside the ports they must match.
 {{- $_ := set $cfg "BOXSCORE_LOADER_ADDR" (include "boxscore.grpcTarget" (dict "root" $root "name" "loader")) }}
 {{- $_ := set $cfg "BOXSCORE_LEASE_DATABASE_URL" (include "boxscore.leaseStoreURL" $root) }}
 {{- $_ := set $cfg "BOXSCORE_LEASE_SCHEMA" $v.leaseStore.schema }}
+{{- $_ := set $cfg "BOXSCORE_MIGRATE" (toString $v.warehouse.migrate) }}
 {{- end }}
 {{- if eq $c.name "loader" }}
 {{- $_ := set $cfg "BOXSCORE_DATABASE_URL" (include "boxscore.warehouseURL" $root) }}
@@ -230,5 +231,24 @@ are not here but on the container, beside the ports they must match.
 {{- toJson (include "boxscore.leaseStore" .root | fromJson).existingSecret }}
 {{- else }}
 {{- toJson dict }}
+{{- end }}
+{{- end }}
+
+{{/*
+The DDL-capable Secret the migrations Job uses for a component's schema: the loader's
+migrations.existingSecret (else warehouse.existingSecret); the consumer's
+migrations.leaseExistingSecret, else migrations.existingSecret when the lease store is the
+warehouse, else the Secret the consumer itself uses.
+*/}}
+{{- define "boxscore.migrationSecret" -}}
+{{- $m := .root.Values.migrations }}
+{{- if eq .c.name "loader" }}
+{{- toJson (ternary $m.existingSecret .root.Values.warehouse.existingSecret (ne $m.existingSecret.name "")) }}
+{{- else if $m.leaseExistingSecret.name }}
+{{- toJson $m.leaseExistingSecret }}
+{{- else if and (not .root.Values.leaseStore.host) $m.existingSecret.name }}
+{{- toJson $m.existingSecret }}
+{{- else }}
+{{- include "boxscore.dbSecret" . }}
 {{- end }}
 {{- end }}
