@@ -60,14 +60,17 @@ func (e *claimRefusedError) Unwrap() []error { return []error{ErrLeaseLost, e.er
 // refusal that cannot be healed so stops the reader with ErrLeaseLost, and the
 // coordinator gives the lease up.
 func (r *shardReader) claim(ctx context.Context) (*loadv1.Checkpoint, error) {
-	cp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.Checkpoint, error) {
+	// The claim names the stream's identity: a checkpoint of an earlier stream of the same
+	// name is archived by the loader and the shard starts over (resp.Archived).
+	resp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.ClaimShardResponse, error) {
 		resp, err := r.c.loader.ClaimShard(ctx, &loadv1.ClaimShardRequest{
 			Stream: r.c.cfg.Stream, ShardId: r.shardID(), LeaseToken: r.token, Owner: r.c.cfg.ConsumerID,
+			StreamIdentity: r.c.identity(),
 		})
 		if status.Code(err) == codes.FailedPrecondition {
 			return nil, backoffPermanent(&claimRefusedError{token: r.token, stored: storedCheckpoint(err), err: err})
 		}
-		return resp.GetCheckpoint(), err
+		return resp, err
 	}, r.notify("claim shard"))
 	var refused *claimRefusedError
 	if errors.As(err, &refused) {
@@ -76,7 +79,8 @@ func (r *shardReader) claim(ctx context.Context) (*loadv1.Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claim shard: %w", err)
 	}
-	return cp, nil
+	r.reportArchived(ctx, resp.GetArchived())
+	return resp.GetCheckpoint(), nil
 }
 
 // raiseToken handles a refused claim: it raises the lease's token above the warehouse's

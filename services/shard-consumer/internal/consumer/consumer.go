@@ -76,6 +76,7 @@ type Consumer struct {
 	tracer      trace.Tracer
 	synced      atomic.Bool
 	stalls      *stalls
+	streamID    atomic.Value // string: the stream's identity, learnt at each shard sync
 
 	mu       sync.Mutex
 	assigned map[string]int64 // shards being read -> token, for the admin endpoint
@@ -101,6 +102,13 @@ func (c *Consumer) Ready(context.Context) error {
 		return errors.New("shards not listed yet")
 	}
 	return c.stalledError()
+}
+
+// identity is the stream's identity as last learnt ("" before the first sync, or when the
+// endpoint tells none).
+func (c *Consumer) identity() string {
+	id, _ := c.streamID.Load().(string)
+	return id
 }
 
 // Reading returns the shards this consumer is reading, with their fencing tokens.
@@ -134,6 +142,9 @@ type coordinator struct {
 	running  map[string]runningReader
 	finished map[string]bool
 	done     chan readerDone
+	// resync: a reader failed; list the shards and learn the stream's identity again
+	// before restarting it (the stream may have been deleted and created again).
+	resync bool
 }
 
 // Run reads the shards whose leases this consumer holds until ctx ends, then waits for
@@ -205,11 +216,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 				}
 				// The shard may be held again under a newer token: read it under that one.
 				co.startReady(ctx)
+			case errors.Is(d.err, errStreamRecreated) && ctx.Err() == nil:
+				// Stopped by sync: read it again under the new identity.
+				co.startReady(ctx)
 			case ctx.Err() == nil:
 				c.log.Error("shard reader failed; restarting it", "shard_id", d.shardID, "error", d.err)
+				co.resync = true
 				resetTimer(retryStart, c.cfg.Retry.Max)
 			}
 		case <-retryStart.C:
+			if co.resync {
+				co.resync = false
+				if err := co.sync(ctx); err != nil && ctx.Err() == nil {
+					c.log.Error("list shards", "error", err)
+				}
+			}
 			co.startReady(ctx)
 		case <-syncTimer.C:
 			if err := co.sync(ctx); err != nil && ctx.Err() == nil {
@@ -222,6 +243,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 func (co *coordinator) sync(ctx context.Context) error {
+	identity, err := co.c.streamIdentity(ctx)
+	if err != nil {
+		return err
+	}
+	if old := co.c.identity(); old != identity {
+		co.c.streamID.Store(identity)
+		if old != "" {
+			co.recreated(old, identity)
+		}
+	}
 	shards, err := co.c.listShards(ctx)
 	if err != nil {
 		return err
@@ -233,6 +264,20 @@ func (co *coordinator) sync(ctx context.Context) error {
 	co.publishShards()
 	co.c.synced.Store(true)
 	return nil
+}
+
+// recreated handles a stream deleted and created again under the same name: shards
+// finished in the old stream are not finished in the new one, and every reader stops
+// (committing what it read of the old stream) to claim again under the new identity, so
+// the loader archives the old checkpoints and the shards start over.
+func (co *coordinator) recreated(old, identity string) {
+	co.c.log.Error("stream recreated under the same name: every shard starts over from its oldest record; the old checkpoints are archived in stream_gap",
+		"stream", co.c.cfg.Stream, "old_stream_identity", old, "stream_identity", identity)
+	co.finished = map[string]bool{}
+	for id, r := range co.running {
+		co.c.log.Warn("stopping the shard's reader to claim it under the new stream identity", "shard_id", id)
+		r.cancel(errStreamRecreated)
+	}
 }
 
 // publishShards hands the lease manager the shards that still need reading.

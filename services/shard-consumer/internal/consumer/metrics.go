@@ -22,6 +22,7 @@ type metrics struct {
 	size      metric.Int64Histogram
 	stall     metric.Int64Gauge
 	bisects   metric.Int64Counter
+	gaps      metric.Int64Counter
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
@@ -53,6 +54,9 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	}
 	if out.stage, e = m.Float64Histogram("boxscore.consumer.stage_duration", metric.WithDescription("Time of one stage (transform, load) of one batch, retries included."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)); e != nil {
+		err = e
+	}
+	if out.gaps, e = m.Int64Counter("boxscore.consumer.gaps", metric.WithDescription("Ranges of a shard that were not read (recorded in stream_gap), by reason: trim_horizon (the checkpoint is older than the shard's oldest record), stream_recreated (the checkpoint belonged to an earlier stream of the same name)."), metric.WithUnit("{gap}")); e != nil {
 		err = e
 	}
 	if out.size, e = m.Int64Histogram("boxscore.consumer.batch_records", metric.WithDescription("Records in one committed batch."), metric.WithUnit("{record}"),
@@ -111,4 +115,9 @@ func (m *metrics) stalled(ctx context.Context, shardID, reason string, stalled b
 // bisected counts a batch split because the stage refused it permanently.
 func (m *metrics) bisected(ctx context.Context, shardID, stage string) {
 	m.bisects.Add(ctx, 1, metric.WithAttributes(attribute.String("shard_id", shardID), attribute.String("stage", stage)))
+}
+
+// gapFound counts a gap recorded in the warehouse.
+func (m *metrics) gapFound(ctx context.Context, shardID, reason string) {
+	m.gaps.Add(ctx, 1, metric.WithAttributes(attribute.String("shard_id", shardID), attribute.String("reason", reason)))
 }

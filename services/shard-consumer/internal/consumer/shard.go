@@ -45,8 +45,9 @@ type shardReader struct {
 	token int64 // fencing token of this consumer's lease on the shard
 	log   *slog.Logger
 
-	committed  string // sequence number stored in the warehouse; "" when none
-	lastRead   string // sequence number of the last record read from Kinesis
+	committed  string            // sequence number stored in the warehouse; "" when none
+	gap        *loadv1.StreamGap // a trim_horizon gap found, to commit with the next batch
+	lastRead   string            // sequence number of the last record read from Kinesis
 	nextCallAt time.Time
 }
 
@@ -80,7 +81,13 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 	}
 	r.committed = cp.GetSequenceNumber()
 	r.lastRead = r.committed
-	r.log.Info("reading shard", "from_sequence_number", r.committed)
+	// Before reading on after the checkpoint: is its record still in the shard? If not,
+	// records after it expired unread; that gap is reported and recorded, never skipped
+	// silently.
+	if err := r.checkTrimHorizon(ctx); err != nil {
+		return err
+	}
+	r.log.Info("reading shard", "from_sequence_number", r.committed, "stream_identity", cp.GetStreamIdentity())
 
 	iterator, err := r.newIterator(ctx)
 	if err != nil {
@@ -92,6 +99,11 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 			if errors.Is(context.Cause(ctx), ErrLeaseLost) {
 				// Another consumer owns the shard now: what is held is its to read again.
 				return context.Cause(ctx)
+			}
+			if errors.Is(context.Cause(ctx), errStreamRecreated) {
+				// Commit what was read of the old stream; the reader is started again
+				// under the new identity.
+				return errors.Join(r.flush(ctx, batch, false), context.Cause(ctx))
 			}
 			// Stopping: commit what is held so the next owner starts right after it.
 			return errors.Join(r.flush(ctx, batch, false), ctx.Err())
@@ -167,6 +179,11 @@ func (r *shardReader) newIterator(ctx context.Context) (*string, error) {
 // interval apart (5 calls/s), and after a call that returned B bytes, at least B/2 MB
 // seconds before the next (2 MB/s).
 func (r *shardReader) getRecords(ctx context.Context, iterator *string) (*kinesis.GetRecordsOutput, error) {
+	return r.getRecordsLimit(ctx, iterator, int32(r.c.cfg.Batch.MaxRecords))
+}
+
+// getRecordsLimit is getRecords asking for at most limit records.
+func (r *shardReader) getRecordsLimit(ctx context.Context, iterator *string, limit int32) (*kinesis.GetRecordsOutput, error) {
 	return retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetRecordsOutput, error) {
 		if wait := time.Until(r.nextCallAt); wait > 0 {
 			select {
@@ -179,7 +196,7 @@ func (r *shardReader) getRecords(ctx context.Context, iterator *string) (*kinesi
 		r.nextCallAt = calledAt.Add(r.c.cfg.PollInterval)
 		out, err := r.c.stream.GetRecords(ctx, &kinesis.GetRecordsInput{
 			ShardIterator: iterator,
-			Limit:         aws.Int32(int32(r.c.cfg.Batch.MaxRecords)),
+			Limit:         aws.Int32(limit),
 		})
 		if isExpiredIterator(err) {
 			return nil, backoffPermanent(err)
@@ -408,6 +425,7 @@ func (r *shardReader) commit(ctx context.Context, b *batch, target string, shard
 		Rejections:             rejections,
 		ConsumerId:             r.c.cfg.ConsumerID,
 		LeaseToken:             r.token,
+		Gap:                    r.gapFor(b),
 	}
 	loadStarted := time.Now()
 	resp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.LoadResponse, error) {
@@ -427,6 +445,12 @@ func (r *shardReader) commit(ctx context.Context, b *batch, target string, shard
 		return fmt.Errorf("load batch ending at %s: %w", target, err)
 	}
 	r.committed = resp.GetCheckpoint().GetSequenceNumber()
+	if req.GetGap() != nil {
+		r.gap = nil
+		r.c.metrics.gapFound(ctx, r.shardID(), gapTrimHorizon)
+		r.log.ErrorContext(ctx, "gap recorded in stream_gap", "reason", req.GetGap().GetReason(),
+			"after_sequence_number", req.GetGap().GetAfterSequenceNumber(), "before_sequence_number", req.GetGap().GetBeforeSequenceNumber())
+	}
 	r.c.stalls.committed(r.shardID())
 	r.c.metrics.batchCommitted(ctx, r.shardID(), len(b.records), len(rejections), time.Since(started))
 	span.SetAttributes(attribute.Int("boxscore.rows", len(rows)), attribute.Int("boxscore.rejections", len(rejections)),
