@@ -121,7 +121,6 @@ VALUES ($1, $2, '2024-04-01', 0, 2024, 'SF', true, 4, 4, 0, 1, 1, 0, 0, 0, 0, 0,
 	}
 }
 
-
 func run(t *testing.T, fn func(ctx context.Context, stdout, stderr *bytes.Buffer) error) (string, string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
