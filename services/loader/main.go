@@ -45,7 +45,12 @@ func (c *config) Validate() error {
 
 func main() {
 	var cfg config
-	server.Main(server.Spec{
+	server.Main(newSpec(&cfg), &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
+}
+
+// newSpec describes the loader to server.Main, its migrate task reading cfg.
+func newSpec(cfg *config) server.Spec {
+	return server.Spec{
 		Name:        "loader",
 		Description: "Commits curated rows, dead letters and shard checkpoints to the warehouse in one transaction per batch.",
 		GRPCAddr:    "127.0.0.1:9003", AdminAddr: "127.0.0.1:9103",
@@ -53,10 +58,10 @@ func main() {
 			Name: "migrate",
 			Help: "Apply the warehouse schema migrations (a DDL-capable user), print the schema version and exit.",
 			Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
-				return migrate(ctx, logger, stdout, &cfg)
+				return migrate(ctx, logger, stdout, cfg)
 			},
 		}},
-	}, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
+	}
 }
 
 // migrate is `loader migrate`: the warehouse schema brought to this binary's version.
@@ -81,12 +86,13 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 		return fmt.Errorf("warehouse pool: %w", err)
 	}
 	svc.OnClose(pool.Close)
+	check := migrations.Check
 	if cfg.Migrate {
-		if err := migrations.Apply(ctx, pool, cfg.Schema, svc.Logger); err != nil {
-			return fmt.Errorf("migrate warehouse: %w", err)
+		check = func(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error) {
+			return migrations.Migrate(ctx, pool, schema, svc.Logger)
 		}
 	}
-	version, err := migrations.Check(ctx, pool, cfg.Schema)
+	version, err := check(ctx, pool, cfg.Schema)
 	if err != nil {
 		return fmt.Errorf("warehouse schema: %w", err)
 	}

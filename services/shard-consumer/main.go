@@ -4,14 +4,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
-	"github.com/boxscore-dev/boxscore/pkg/pgmigrate"
 	"github.com/boxscore-dev/boxscore/pkg/postgres"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
@@ -45,14 +45,7 @@ func migrateTask(cfg *config.Config) server.Task {
 				return fmt.Errorf("lease store pool: %w", err)
 			}
 			defer pool.Close()
-			// A schema newer than this binary is refused before anything is applied.
-			if _, err := lease.Check(ctx, pool, cfg.LeaseSchema); isNewer(err) {
-				return err
-			}
-			if err := lease.Migrate(ctx, pool, cfg.LeaseSchema, logger); err != nil {
-				return err
-			}
-			version, err := lease.Check(ctx, pool, cfg.LeaseSchema)
+			version, err := lease.MigrateAndCheck(ctx, pool, cfg.LeaseSchema, logger)
 			if err != nil {
 				return err
 			}
@@ -61,11 +54,6 @@ func migrateTask(cfg *config.Config) server.Task {
 			return err
 		},
 	}
-}
-
-func isNewer(err error) bool {
-	var verr *pgmigrate.VersionError
-	return errors.As(err, &verr) && verr.Database > verr.Binary
 }
 
 func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
@@ -87,12 +75,13 @@ func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
 		return fmt.Errorf("lease store pool: %w", err)
 	}
 	svc.OnClose(leasePool.Close)
+	checkLease := lease.Check
 	if cfg.Migrate {
-		if err := lease.Migrate(ctx, leasePool, cfg.LeaseSchema, svc.Logger); err != nil {
-			return fmt.Errorf("migrate lease store: %w", err)
+		checkLease = func(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error) {
+			return lease.MigrateAndCheck(ctx, pool, schema, svc.Logger)
 		}
 	}
-	leaseVersion, err := lease.Check(ctx, leasePool, cfg.LeaseSchema)
+	leaseVersion, err := checkLease(ctx, leasePool, cfg.LeaseSchema)
 	if err != nil {
 		return fmt.Errorf("lease store: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/config"
@@ -36,6 +38,20 @@ func TestMigrateSubcommandAndTheCheckAtStart(t *testing.T) {
 		code, stdout, stderr := run(t, "migrate", "--lease-database-url", db)
 		if code != server.ExitOK || stdout != "lease schema \"boxscore_lease\" at version 1\n" {
 			t.Fatalf("migrate: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+		}
+	}
+	pool, err := pgxpool.New(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(t.Context(), `INSERT INTO boxscore_lease.goose_db_version (version_id, is_applied) VALUES (2, true)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"migrate"}, {}, {"--no-migrate"}} {
+		code, _, stderr := run(t, append(args, "--lease-database-url", db)...)
+		if want := "up to version 1, the database is at version 2: upgrade the shard-consumer"; code != server.ExitFailed || !strings.Contains(stderr, want) {
+			t.Errorf("%v on a newer lease schema: exit %d, stderr %q; want 1 and %q", args, code, stderr, want)
 		}
 	}
 }

@@ -2,8 +2,10 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -28,4 +30,18 @@ func Check(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error
 		return 0, fmt.Errorf("lease migrations: embedded directory: %w", err)
 	}
 	return pgmigrate.Check(ctx, pool, files, "lease", schema, "shard-consumer")
+}
+
+// MigrateAndCheck is `shard-consumer migrate`: a lease schema newer than this binary is
+// refused before anything is applied, then Migrate, then the version is read back.
+func MigrateAndCheck(ctx context.Context, pool *pgxpool.Pool, schema string, logger *slog.Logger) (int64, error) {
+	if _, err := Check(ctx, pool, schema); err != nil {
+		if verr := (*pgmigrate.VersionError)(nil); errors.As(err, &verr) && verr.Database > verr.Binary {
+			return 0, err
+		}
+	}
+	if err := Migrate(ctx, pool, schema, logger); err != nil {
+		return 0, err
+	}
+	return Check(ctx, pool, schema)
 }

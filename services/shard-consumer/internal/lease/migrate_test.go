@@ -39,6 +39,9 @@ func TestCheckTheLeaseSchemaVersion(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Check on a newer schema = %v, want %q", err, want)
 	}
+	if _, err := MigrateAndCheck(t.Context(), pool, DefaultSchema, nil); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("MigrateAndCheck on a newer schema = %v, want %q", err, want)
+	}
 	if err := Migrate(t.Context(), pool, DefaultSchema, nil); err == nil {
 		t.Error("Migrate on a newer schema succeeded, want it refused")
 	}
