@@ -60,6 +60,18 @@ func recreateStream(t *testing.T, p *stack.Pipeline, shards int32) {
 // lands exactly once, and the checkpoints reach the new stream's end (no reader loops on
 // an old position, none skips).
 func TestRecreatedStreamStartsClean(t *testing.T) {
+	testRecreatedStream(t, false)
+}
+
+// The same with the consumer down while the stream is recreated: it starts on the new
+// stream with checkpoints of the old one, whose sequence numbers the new shards refuse
+// (GetShardIterator answers InvalidArgument: before identities, the reader restarted on
+// it forever).
+func TestRecreatedStreamWhileTheConsumerIsDownStartsClean(t *testing.T) {
+	testRecreatedStream(t, true)
+}
+
+func testRecreatedStream(t *testing.T, consumerDown bool) {
 	const shards = 2
 	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: shards})
 	p.StartAll()
@@ -82,8 +94,14 @@ func TestRecreatedStreamStartsClean(t *testing.T) {
 		t.Fatalf("stream identity of the first stream's checkpoints = %q (%v), want one", oldIdentity, err)
 	}
 
+	if consumerDown {
+		p.Stop(stack.Consumer, 30*time.Second)
+	}
 	recreateStream(t, p, shards)
 	mustSend(t, producer, after, true)
+	if consumerDown {
+		p.Start(stack.Consumer)
+	}
 	p.WaitFor(60*time.Second, "the new stream's events loaded", func() bool {
 		return p.Count("SELECT count(*) FROM boxscore.fact_batting_game") == len(before)+len(after)
 	})
