@@ -373,6 +373,11 @@ func (co *coordinator) parentsFinished(ctx context.Context, shard types.Shard) b
 		if err != nil || !resp.GetCheckpoint().GetShardEnd() {
 			return false
 		}
+		// A parent finished in an earlier stream of the same name is not finished in this
+		// one: it is read (its claim resets it) before its children.
+		if id, stored := co.c.identity(), resp.GetCheckpoint().GetStreamIdentity(); id != "" && stored != "" && stored != id {
+			return false
+		}
 		co.finished[p] = true
 		co.publishShards() // no longer a lease to take
 	}
