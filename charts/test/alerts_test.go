@@ -218,7 +218,7 @@ func TestPrometheusRuleOnlyWhenEnabled(t *testing.T) {
 var wantAlerts = []string{
 	"BoxscoreConsumerLagHigh", "BoxscoreShardStalled", "BoxscoreDeadLettersGrowing",
 	"BoxscoreFreshnessBudgetBurnFast", "BoxscoreFreshnessBudgetBurnSlow", "BoxscorePutRecordsThrottled",
-	"BoxscoreLeaseChurn", "BoxscoreGateway5xx", "BoxscoreIngestBudgetExhausted",
+	"BoxscoreLeaseChurn", "BoxscoreGateway5xx", "BoxscoreIngestBudgetExhausted", "BoxscoreStreamGap",
 }
 
 // TestAlerts checks every alert of every rendering that enables them: the expression is
