@@ -337,13 +337,20 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 	if s, ok := status.FromError(ref.err); ok {
 		detail = s.Code().String() + ": " + s.Message()
 	}
+	eventID, version := eventOf(rec.GetData())
 	rej := &warehousev1.Rejection{
 		Position: rec.GetPosition(),
 		Stage:    ref.stage,
 		Reason:   ref.reason,
 		Detail:   storableText(detail),
-		EventId:  storableText(eventIDOf(rec.GetData())),
+		EventId:  storableText(eventID),
 		Payload:  rec.GetData(),
+	}
+	// The version lets the loader keep one dead letter per event (a line sent twice is in
+	// the stream twice); only with an id stored as sent, or two events whose ids differ in
+	// unstorable bytes alone would be taken for one.
+	if storableText(eventID) == eventID {
+		rej.EventVersion = version
 	}
 	r.log.WarnContext(ctx, "record refused permanently; dead-lettering it", "sequence_number", rec.GetPosition().GetSequenceNumber(),
 		"stage", rej.GetStage(), "reason", rej.GetReason(), "event_id", rej.GetEventId(), "error", ref.err)
@@ -355,10 +362,11 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 	return nil
 }
 
-// eventIDOf is the event id of a record's envelope, when the envelope can be read.
-func eventIDOf(data []byte) string {
-	env, _, _ := statevent.DecodeEnvelope(data)
-	return env.GetEventId()
+// eventOf is the event id of a record's envelope, when the envelope can be read, and the
+// event's version, when the event can be decoded too (0 otherwise).
+func eventOf(data []byte) (id string, version int64) {
+	env, ev, _ := statevent.DecodeEnvelope(data)
+	return env.GetEventId(), ev.GetVersion()
 }
 
 // storableText makes s valid UTF-8 without NUL: a string field of a protobuf message must be
