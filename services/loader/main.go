@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -54,30 +52,8 @@ func newSpec(cfg *config) server.Spec {
 		Name:        "loader",
 		Description: "Commits curated rows, dead letters and shard checkpoints to the warehouse in one transaction per batch.",
 		GRPCAddr:    "127.0.0.1:9003", AdminAddr: "127.0.0.1:9103",
-		Tasks: []server.Task{{
-			Name: "migrate",
-			Help: "Apply the warehouse schema migrations (a DDL-capable user), print the schema version and exit.",
-			Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
-				return migrate(ctx, logger, stdout, cfg)
-			},
-		}},
+		Tasks: []server.Task{migrations.Schema.Task(&cfg.DatabaseURL, &cfg.Schema)},
 	}
-}
-
-// migrate is `loader migrate`: the warehouse schema brought to this binary's version.
-func migrate(ctx context.Context, logger *slog.Logger, stdout io.Writer, cfg *config) error {
-	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fmt.Errorf("warehouse pool: %w", err)
-	}
-	defer pool.Close()
-	version, err := migrations.Migrate(ctx, pool, cfg.Schema, logger)
-	if err != nil {
-		return err
-	}
-	logger.Info("warehouse schema migrated", "schema", cfg.Schema, "version", version)
-	_, err = fmt.Fprintf(stdout, "loader schema %q at version %d\n", cfg.Schema, version)
-	return err
 }
 
 func setup(ctx context.Context, svc *server.Service, cfg *config) error {
@@ -86,17 +62,9 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 		return fmt.Errorf("warehouse pool: %w", err)
 	}
 	svc.OnClose(pool.Close)
-	check := migrations.Check
-	if cfg.Migrate {
-		check = func(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error) {
-			return migrations.Migrate(ctx, pool, schema, svc.Logger)
-		}
+	if err := migrations.Schema.Prepare(ctx, pool, cfg.Schema, cfg.Migrate, svc.Logger); err != nil {
+		return err
 	}
-	version, err := check(ctx, pool, cfg.Schema)
-	if err != nil {
-		return fmt.Errorf("warehouse schema: %w", err)
-	}
-	svc.Logger.Info("warehouse schema checked", "schema", cfg.Schema, "version", version)
 	store, err := warehouse.NewStore(pool, cfg.Schema)
 	if err != nil {
 		return err

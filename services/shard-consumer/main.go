@@ -5,10 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
@@ -29,31 +25,8 @@ var spec = server.Spec{
 func main() {
 	var cfg config.Config
 	s := spec
-	s.Tasks = []server.Task{migrateTask(&cfg)}
+	s.Tasks = []server.Task{lease.Schema.Task(&cfg.LeaseDatabaseURL, &cfg.LeaseSchema)}
 	server.Main(s, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
-}
-
-// migrateTask is `shard-consumer migrate`: the lease schema brought to this binary's
-// version (a DDL-capable user), its version printed.
-func migrateTask(cfg *config.Config) server.Task {
-	return server.Task{
-		Name: "migrate",
-		Help: "Apply the lease schema migrations (a DDL-capable user), print the schema version and exit.",
-		Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
-			pool, err := postgres.NewPool(ctx, cfg.LeaseDatabaseURL)
-			if err != nil {
-				return fmt.Errorf("lease store pool: %w", err)
-			}
-			defer pool.Close()
-			version, err := lease.MigrateAndCheck(ctx, pool, cfg.LeaseSchema, logger)
-			if err != nil {
-				return err
-			}
-			logger.Info("lease schema migrated", "schema", cfg.LeaseSchema, "version", version)
-			_, err = fmt.Fprintf(stdout, "lease schema %q at version %d\n", cfg.LeaseSchema, version)
-			return err
-		},
-	}
 }
 
 func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
@@ -75,17 +48,9 @@ func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
 		return fmt.Errorf("lease store pool: %w", err)
 	}
 	svc.OnClose(leasePool.Close)
-	checkLease := lease.Check
-	if cfg.Migrate {
-		checkLease = func(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error) {
-			return lease.MigrateAndCheck(ctx, pool, schema, svc.Logger)
-		}
+	if err := lease.Schema.Prepare(ctx, leasePool, cfg.LeaseSchema, cfg.Migrate, svc.Logger); err != nil {
+		return err
 	}
-	leaseVersion, err := checkLease(ctx, leasePool, cfg.LeaseSchema)
-	if err != nil {
-		return fmt.Errorf("lease store: %w", err)
-	}
-	svc.Logger.Info("lease schema checked", "schema", cfg.LeaseSchema, "version", leaseVersion)
 	leaseStore, err := lease.NewPostgresStore(leasePool, cfg.LeaseSchema)
 	if err != nil {
 		return err

@@ -11,13 +11,14 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/config"
+	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/lease"
 )
 
 func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var cfg config.Config
 	s := spec
-	s.Tasks = []server.Task{migrateTask(&cfg)}
+	s.Tasks = []server.Task{lease.Schema.Task(&cfg.LeaseDatabaseURL, &cfg.LeaseSchema)}
 	var stdout, stderr bytes.Buffer
 	code := server.Run(t.Context(), s, &cfg, func(ctx context.Context, svc *server.Service) error {
 		return setup(ctx, svc, &cfg)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/boxscore-dev/boxscore/pkg/pgmigrate"
+	"github.com/boxscore-dev/boxscore/pkg/postgres"
 )
 
 // DefaultSchema is the schema the warehouse tables live in when none is configured.
@@ -84,3 +85,7 @@ func Check(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error
 	}
 	return pgmigrate.Check(ctx, pool, files, component, schema, "loader")
 }
+
+// Schema is the warehouse schema as the loader handles it: `loader migrate`, and the
+// version check at every start.
+var Schema = postgres.Schema{Name: "loader", Migrate: Migrate, Check: Check}

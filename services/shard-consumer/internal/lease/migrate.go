@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/boxscore-dev/boxscore/pkg/pgmigrate"
+	"github.com/boxscore-dev/boxscore/pkg/postgres"
 )
 
 // Latest is the newest lease schema version this binary carries.
@@ -45,3 +46,7 @@ func MigrateAndCheck(ctx context.Context, pool *pgxpool.Pool, schema string, log
 	}
 	return Check(ctx, pool, schema)
 }
+
+// Schema is the lease schema as the shard-consumer handles it: `shard-consumer migrate`,
+// and the version check at every start.
+var Schema = postgres.Schema{Name: "lease", Migrate: MigrateAndCheck, Check: Check}
