@@ -5,6 +5,8 @@
 package deadletter
 
 import (
+	"strings"
+
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -57,4 +59,13 @@ func Record(span trace.Span, l Letter) {
 		attrs = append(attrs, FieldKey.String(l.Field))
 	}
 	span.AddEvent(EventName, trace.WithAttributes(attrs...))
+}
+
+// StorableText returns s as valid UTF-8 without NUL bytes: every NUL, and every run of bytes
+// that is not UTF-8, becomes U+FFFD. A dead letter's text must be both, because a protobuf
+// string field must be valid UTF-8 and PostgreSQL text holds no NUL (SQLSTATE 22021); the
+// record's own bytes stay whole in the dead letter's payload. The one rule for every service
+// that builds or stores a dead letter.
+func StorableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

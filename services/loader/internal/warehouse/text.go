@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/boxscore-dev/boxscore/pkg/deadletter"
 )
 
 // Bounds, in bytes of UTF-8, of the text the loader stores. PostgreSQL text holds neither
@@ -38,7 +40,7 @@ func storableText(s string, maxBytes int) (string, bool) {
 	if textProblem(s, maxBytes) == "" {
 		return s, false
 	}
-	clean := strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	clean := deadletter.StorableText(s)
 	if len(clean) <= maxBytes {
 		return clean, true
 	}

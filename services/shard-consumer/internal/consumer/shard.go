@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/boxscore-dev/boxscore/pkg/deadletter"
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
@@ -342,14 +342,14 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 		Position: rec.GetPosition(),
 		Stage:    ref.stage,
 		Reason:   ref.reason,
-		Detail:   storableText(detail),
-		EventId:  storableText(eventID),
+		Detail:   deadletter.StorableText(detail),
+		EventId:  deadletter.StorableText(eventID),
 		Payload:  rec.GetData(),
 	}
 	// The version lets the loader keep one dead letter per event (a line sent twice is in
 	// the stream twice); only with an id stored as sent, or two events whose ids differ in
 	// unstorable bytes alone would be taken for one.
-	if storableText(eventID) == eventID {
+	if deadletter.StorableText(eventID) == eventID {
 		rej.EventVersion = version
 	}
 	r.log.WarnContext(ctx, "record refused permanently; dead-lettering it", "sequence_number", rec.GetPosition().GetSequenceNumber(),
@@ -367,12 +367,6 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 func eventOf(data []byte) (id string, version int64) {
 	env, ev, _ := statevent.DecodeEnvelope(data)
 	return env.GetEventId(), ev.GetVersion()
-}
-
-// storableText makes s valid UTF-8 without NUL: a string field of a protobuf message must be
-// valid UTF-8, and PostgreSQL text holds no NUL. The record's bytes stay whole in the payload.
-func storableText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // commit transforms the batch's records (or, with a dead letter, uses it as the batch's
