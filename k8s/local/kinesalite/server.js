@@ -6,7 +6,8 @@
 // Prints exactly one line to stdout once it is listening:
 //   kinesalite listening on http://127.0.0.1:PORT
 // Scripts and test helpers wait for that line and parse PORT from it (with
-// --port 0 the kernel picks a free port). Everything else goes to stderr.
+// --port 0 the kernel picks a free port). Everything else goes to stderr,
+// except the answers to clock commands (--clock-control, test only).
 'use strict'
 
 const { parseArgs } = require('node:util')
@@ -22,7 +23,20 @@ Options:
   --create-stream-ms MS    time a new stream stays CREATING (default 50)
   --delete-stream-ms MS    time a deleted stream stays DELETING (default 50)
   --update-stream-ms MS    time a resharded stream stays UPDATING (default 50)
+  --clock-control          TEST ONLY: let the clock be moved forward at run time
+                           by lines on stdin (see "Clock control" below)
+  --clock-offset-ms MS     TEST ONLY, with --clock-control: start with the clock
+                           MS ahead of the real one (a restart keeps an advanced clock)
   --help                   print this help
+
+Clock control (test only, off by default): kinesalite reads Date.now() for
+sequence numbers, iterator ages and retention (a record older than the
+stream's retention, at least 24 h, is left out of GetRecords and deleted).
+With --clock-control, each line "advance MS" on stdin moves that clock MS
+milliseconds forward for good, and is answered on stdout, once in effect, by
+  clock advanced MS ms offset TOTAL ms
+A bad line is answered "clock error: WHY". The clock never goes back: that
+would make iterators "from the future" and sequence numbers go backwards.
 `
 
 function fail(message) {
@@ -48,6 +62,8 @@ try {
       'create-stream-ms': { type: 'string', default: '50' },
       'delete-stream-ms': { type: 'string', default: '50' },
       'update-stream-ms': { type: 'string', default: '50' },
+      'clock-control': { type: 'boolean', default: false },
+      'clock-offset-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -64,6 +80,30 @@ if (opts.help) {
 
 const port = nonNegativeInt('port', opts.port)
 if (port > 65535) fail(`--port must be at most 65535, got ${port}`)
+
+// Test-only clock shift. Off by default: Date.now is left alone.
+if (opts['clock-control']) {
+  const realNow = Date.now
+  let offsetMs = opts['clock-offset-ms'] === undefined ? 0 : nonNegativeInt('clock-offset-ms', opts['clock-offset-ms'])
+  // kinesalite calls Date.now() at each request, so replacing it moves its clock.
+  Date.now = () => realNow.call(Date) + offsetMs
+  process.stderr.write(`kinesalite: TEST ONLY clock control on, clock offset ${offsetMs} ms\n`)
+  const lines = require('node:readline').createInterface({ input: process.stdin, terminal: false })
+  lines.on('line', (line) => {
+    const m = /^advance (\d+)$/.exec(line.trim())
+    if (!m || !Number.isSafeInteger(Number(m[1]))) {
+      process.stdout.write(`clock error: want "advance MS" (a non-negative integer), got ${JSON.stringify(line)}\n`)
+      return
+    }
+    offsetMs += Number(m[1])
+    process.stderr.write(`kinesalite: clock advanced ${m[1]} ms, offset ${offsetMs} ms\n`)
+    process.stdout.write(`clock advanced ${m[1]} ms offset ${offsetMs} ms\n`)
+  })
+  // stdin closed (the test is gone or never sends): the clock just stays where it is.
+  lines.on('close', () => {})
+} else if (opts['clock-offset-ms'] !== undefined) {
+  fail('--clock-offset-ms needs --clock-control')
+}
 
 const server = kinesalite({
   path: opts.path, // undefined: kinesalite keeps everything in memory (memdown)

@@ -9,6 +9,11 @@
 //
 // kinesalite predates stream ARNs: address streams by StreamName only.
 //
+// A process of a test's own (Launch with Options.ClockControl) has a clock the
+// test can move forward (Process.AdvanceClock), e.g. past the stream's retention
+// so that records expire. The shared server of Start never has one: moving it
+// would expire every other test's records.
+//
 // The server is k8s/local/kinesalite/server.js, run with node; its
 // node_modules come from `make deps` (npm ci in that directory).
 package kinesalitetest
@@ -20,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -167,6 +173,13 @@ type Options struct {
 	// pick a free one. Either way a restart (Start after Stop or Kill) listens
 	// on the same port again, so endpoints handed out stay valid.
 	Port int
+	// ClockControl runs server.js with --clock-control (test only) so that
+	// AdvanceClock can move kinesalite's clock forward.
+	ClockControl bool
+
+	// clockOffsetMs is how far AdvanceClock has moved the clock in all: a
+	// restart starts there (--clock-offset-ms), so time never goes back.
+	clockOffsetMs int64
 }
 
 // Process is a kinesalite process of its own, for tests that stop or
@@ -184,6 +197,8 @@ type Process struct {
 // run is one life of the process, from start to exit.
 type run struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser // clock commands; nil without ClockControl
+	stdout *lineWatcher
 	stderr *tailBuffer
 	exited chan struct{} // closed once the process has exited and waitErr is set
 	// waitErr is cmd.Wait's result; read it only after exited is closed.
@@ -337,13 +352,21 @@ func launch(opts Options) (*run, string, error) {
 	if opts.DataDir != "" {
 		args = append(args, "--path", opts.DataDir)
 	}
+	if opts.ClockControl {
+		args = append(args, "--clock-control", "--clock-offset-ms", strconv.FormatInt(opts.clockOffsetMs, 10))
+	}
 	cmd := exec.Command(node, args...)
 	cmd.Dir = filepath.Dir(serverJS)
 	setDieWithParent(cmd)
 	stdout := newLineWatcher()
 	cmd.Stdout = stdout
-	r := &run{cmd: cmd, stderr: &tailBuffer{limit: 8 << 10}, exited: make(chan struct{})}
+	r := &run{cmd: cmd, stdout: stdout, stderr: &tailBuffer{limit: 8 << 10}, exited: make(chan struct{})}
 	cmd.Stderr = r.stderr
+	if opts.ClockControl {
+		if r.stdin, err = cmd.StdinPipe(); err != nil {
+			return nil, "", fmt.Errorf("stdin of %s: %w", serverJS, err)
+		}
+	}
 
 	// The child is killed when the OS thread that started it exits
 	// (Pdeathsig is per thread, not per process). Start and Wait on one
@@ -510,30 +533,44 @@ func UniqueName(t testing.TB) string {
 	return base + "-" + hex.EncodeToString(suffix[:])
 }
 
-// lineWatcher is the child's stdout: it sends the first complete line on
-// lines and discards the rest (server.js prints only that line).
+// lineWatcher is the child's stdout: it sends the first complete line (the
+// listening line) on lines, and later lines that answer clock commands on
+// clock; it discards the rest.
 type lineWatcher struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
 	sent  bool
 	lines chan string
+	clock chan string
 }
 
-func newLineWatcher() *lineWatcher { return &lineWatcher{lines: make(chan string, 1)} }
+func newLineWatcher() *lineWatcher {
+	return &lineWatcher{lines: make(chan string, 1), clock: make(chan string, 16)}
+}
 
 func (w *lineWatcher) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.sent {
-		return len(p), nil
-	}
 	w.buf.Write(p)
-	if line, _, found := strings.Cut(w.buf.String(), "\n"); found {
-		w.sent = true
-		w.lines <- strings.TrimRight(line, "\r")
+	for {
+		line, rest, found := strings.Cut(w.buf.String(), "\n")
+		if !found {
+			return len(p), nil
+		}
 		w.buf.Reset()
+		w.buf.WriteString(rest)
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case !w.sent:
+			w.sent = true
+			w.lines <- line
+		case strings.HasPrefix(line, "clock "):
+			select {
+			case w.clock <- line:
+			default: // nobody is asking: an answer to a command given up on
+			}
+		}
 	}
-	return len(p), nil
 }
 
 // tailBuffer keeps the last limit bytes written to it: the child's stderr,
