@@ -1,7 +1,8 @@
 // Package deadletter says, in one way for every service, that a record was dead-lettered:
 // a span event named "dead_letter" on the span of the batch that committed it, with the
 // record's position, event id and reason, so a trace shows which records of a batch went
-// to the dead-letter table and why.
+// to the dead-letter table and why. It also holds the rules every service and the CLI share
+// about a dead letter's content: its text (StorableText) and its payload (DecodePayload).
 package deadletter
 
 import (

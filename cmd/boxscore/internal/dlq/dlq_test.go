@@ -207,3 +207,29 @@ func TestPurge(t *testing.T) {
 		t.Fatalf("left %v, want %v", got, []int64{fx.garbage})
 	}
 }
+
+// Rows the loader wrote carry their player and game already (payload_indexed): the
+// commands leave them alone and decode only the rows an older loader wrote, with the
+// loader's rule, a game id holding NUL included (stored as U+FFFD, not refused).
+func TestIndexDecodesOnlyOlderRows(t *testing.T) {
+	e := newEnv(t)
+	older := e.letter(t, "validate", "hits_exceed_at_bats", "ev-nul", record(t, event(660271, "G\x00nul", 1, true)), time.Hour)
+	byLoader := e.letter(t, "validate", "hits_exceed_at_bats", "ev-new", record(t, event(605141, "G2", 1, true)), 0)
+	// As the loader stores it; a different player than the payload's shows a re-decode.
+	if _, err := e.pool.Exec(t.Context(), `UPDATE boxscore.dead_letter SET player_id = 1, game_id = 'G-loader', payload_indexed = true WHERE id = $1`, byLoader); err != nil {
+		t.Fatal(err)
+	}
+	if got := listIDs(t, e, dlq.Filters{Player: []int64{660271, 1}}, 0); !slices.Equal(got, []int64{older, byLoader}) {
+		t.Fatalf("ids = %v, want %v", got, []int64{older, byLoader})
+	}
+	for id, want := range map[int64]string{older: "G\uFFFDnul", byLoader: "G-loader"} {
+		var game string
+		var indexed bool
+		if err := e.pool.QueryRow(t.Context(), `SELECT game_id, payload_indexed FROM boxscore.dead_letter WHERE id = $1`, id).Scan(&game, &indexed); err != nil {
+			t.Fatal(err)
+		}
+		if game != want || !indexed {
+			t.Errorf("dead letter %d: game_id %q, indexed %t; want %q, true", id, game, indexed, want)
+		}
+	}
+}

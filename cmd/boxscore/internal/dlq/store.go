@@ -167,7 +167,9 @@ func (s *store) get(ctx context.Context, id int64) (Letter, error) {
 const indexBatch = 1000
 
 // index decodes the payloads of the rows not yet indexed and stores their player and game,
-// so that --player finds them (the loader writes dead letters without decoding them). It
+// so that --player finds them. The loader stores both when it inserts a dead letter (with
+// the same rule, deadletter.DecodePayload); only the rows a loader older than that wrote
+// are left, and they are indexed once, in batches, by the first command that runs. It
 // returns how many rows it indexed. Concurrent runs write the same values: harmless.
 func (s *store) index(ctx context.Context) (int, error) {
 	total := 0
@@ -184,11 +186,11 @@ func (s *store) index(ctx context.Context) (int, error) {
 		var stage string
 		var payload []byte
 		_, err = pgx.ForEachRow(rows, []any{&id, &stage, &payload}, func() error {
-			d := decodePayload(stage, payload)
+			sub := decodePayload(stage, payload).Subject()
 			ids = append(ids, id)
-			players = append(players, d.Event.GetPlayer().GetMlbId())
-			hasPlayer = append(hasPlayer, d.Event.GetPlayer() != nil)
-			games = append(games, d.Event.GetGame().GetGameId())
+			players = append(players, sub.PlayerID)
+			hasPlayer = append(hasPlayer, sub.HasPlayer)
+			games = append(games, sub.GameID)
 			return nil
 		})
 		if err != nil {
