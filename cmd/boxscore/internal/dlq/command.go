@@ -3,7 +3,9 @@
 //
 // The player and game of a dead letter are decoded from its payload (a Kinesis record, or
 // for stage load the curated row as protojson) and stored in player_id and game_id
-// (migration 00008) by these commands before they query, since SQL cannot read protobuf.
+// (migration 00008) by the loader when it inserts the dead letter (deadletter.DecodePayload,
+// the rule these commands use too). Rows written by an older loader are decoded and stored
+// by these commands before they query (payload_indexed), since SQL cannot read protobuf.
 package dlq
 
 import (

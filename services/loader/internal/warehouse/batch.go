@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/boxscore-dev/boxscore/pkg/deadletter"
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
@@ -155,6 +156,8 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			ShardID:        rejection.GetPosition().GetShardId(),
 			SequenceNumber: rejection.GetPosition().GetSequenceNumber(),
 			Payload:        rejection.GetPayload(),
+			// A rejection carries no player or game of its own: its payload says them.
+			Subject: deadletter.DecodePayload(rejection.GetStage(), rejection.GetPayload()).Subject(),
 		})
 	}
 	if err := v.err(); err != nil {
@@ -549,6 +552,8 @@ func rowLetter(row *FactRow, cp CheckpointUpdate) DeadLetter {
 		Stream:         cp.Stream,
 		ShardID:        cp.ShardID,
 		SequenceNumber: cp.SequenceNumber,
+		// What decoding the payload would say, also when the row has no payload.
+		Subject: deadletter.Subject{PlayerID: row.PlayerID, HasPlayer: true, GameID: row.GameID},
 	}
 	if payload, err := protojson.Marshal(row.source); err == nil {
 		letter.Payload = payload
@@ -572,5 +577,6 @@ func (l DeadLetter) storable() DeadLetter {
 	if l.EventID, changed = storableText(l.EventID, MaxKeyText); changed {
 		l.EventVersion = 0
 	}
+	l.Subject.GameID, _ = storableText(l.Subject.GameID, MaxKeyText)
 	return l
 }

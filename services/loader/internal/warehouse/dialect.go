@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/boxscore-dev/boxscore/pkg/deadletter"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 )
 
@@ -209,8 +210,9 @@ type PlayerRow struct {
 }
 
 // DeadLetter is one rejection for the dead_letter table. Empty Detail, Field and EventID
-// are stored as NULL, and so is an EventVersion of 0 (unknown). Store.Load makes its text
-// storable (storableText) before a dialect sees it.
+// are stored as NULL, and so is an EventVersion of 0 (unknown), a Subject without player
+// and an empty Subject.GameID. Store.Load makes its text storable (storableText) before a
+// dialect sees it.
 type DeadLetter struct {
 	Stage          string
 	Reason         string
@@ -222,4 +224,9 @@ type DeadLetter struct {
 	ShardID        string
 	SequenceNumber string
 	Payload        []byte
+	// Subject is the player and game of the record, stored in player_id and game_id with
+	// payload_indexed true: decoded from the payload (deadletter.DecodePayload, the rule
+	// `boxscore dlq` applies to rows an older loader wrote), or taken from the row the
+	// warehouse refused.
+	Subject deadletter.Subject
 }

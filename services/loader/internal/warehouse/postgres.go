@@ -156,13 +156,18 @@ WHERE EXCLUDED.last_game_date >= d.last_game_date
 // dead_letter_event_key, migration 00007), so the affected row count is the number of new
 // ones. ON CONFLICT without a target skips a conflict on either key, also between two
 // letters of the same statement. A version of 0 (unknown) is stored as NULL, which never
-// conflicts.
+// conflicts. The player and game are stored as the letter's Subject says (NULL when it
+// names none), with payload_indexed true: `boxscore dlq` has nothing left to decode.
 const insertDeadLettersSQL = `
-INSERT INTO {schema}.dead_letter (stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload)
+INSERT INTO {schema}.dead_letter (stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload,
+    player_id, game_id, payload_indexed)
 SELECT stage, reason, NULLIF(detail, ''), NULLIF(field, ''), NULLIF(event_id, ''), NULLIF(event_version, 0),
-    stream, shard_id, sequence_number, payload
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bytea[])
-    AS r(stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload)
+    stream, shard_id, sequence_number, payload,
+    CASE WHEN has_player THEN player_id END, NULLIF(game_id, ''), true
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bytea[],
+        $11::bigint[], $12::bool[], $13::text[])
+    AS r(stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload,
+        player_id, has_player, game_id)
 ON CONFLICT DO NOTHING`
 
 // checkpointColumns is what every checkpoint statement returns, in scanCheckpoint's order.
@@ -390,13 +395,16 @@ func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, lett
 	streams, shards, sequences := make([]string, n), make([]string, n), make([]string, n)
 	versions := make([]int64, n)
 	payloads := make([][]byte, n)
+	players, hasPlayer, games := make([]int64, n), make([]bool, n), make([]string, n)
 	for i, l := range letters {
 		stages[i], reasons[i], details[i], fields[i], eventIDs[i] = l.Stage, l.Reason, l.Detail, l.Field, l.EventID
 		versions[i] = l.EventVersion
 		streams[i], shards[i], sequences[i] = l.Stream, l.ShardID, l.SequenceNumber
 		payloads[i] = l.Payload
+		players[i], hasPlayer[i], games[i] = l.Subject.PlayerID, l.Subject.HasPlayer, l.Subject.GameID
 	}
-	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, versions, streams, shards, sequences, payloads)
+	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, versions, streams, shards, sequences, payloads,
+		players, hasPlayer, games)
 	if err != nil {
 		return 0, fmt.Errorf("insert dead letters: %w", err)
 	}

@@ -296,7 +296,7 @@ func refusedLetter(r refusedRow, cp CheckpointUpdate) DeadLetter {
 }
 
 // StageLoad is the dead_letter stage of rows the warehouse refused.
-const StageLoad = "load"
+const StageLoad = deadletter.StageLoad
 
 // GetCheckpoint returns the stored checkpoint of a shard, with its lease token and owner;
 // its sequence number is empty (and updated_at unset) when nothing was committed.
