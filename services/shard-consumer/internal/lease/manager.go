@@ -487,8 +487,11 @@ func (m *Manager) renewOnce(ctx context.Context) (failed bool) {
 
 // takePlan is what one take cycle will try.
 type takePlan struct {
-	orphans   []Lease // available for a take interval already: taken whatever the share
-	available []Lease // other unowned, expired, or this worker's id but not held
+	// orphans are taken whatever the share: leases under this worker's own id that it does
+	// not hold (its predecessor's, after a restart under the same identity), and leases
+	// available for a take interval already.
+	orphans   []Lease
+	available []Lease // other unowned or expired leases
 	want      int     // how many leases to take in all, orphans included, unless orphans exceed it
 	steal     *Lease  // one lease of the most loaded worker, when nothing is available
 }
@@ -573,10 +576,14 @@ func (m *Manager) takeOnce(ctx context.Context) error {
 func (m *Manager) planLocked(leases []Lease, now time.Time) takePlan {
 	me := m.cfg.WorkerID
 	observed := make(map[string]observation, len(leases))
-	// orphans have been available for a whole take interval already: nobody below its
-	// target took them.
-	var orphans, unowned, expired []Lease
+	// own: this worker's id, not held (a predecessor under the same identity). orphans
+	// have been available for a whole take interval already: nobody below its target
+	// took them. Both are taken whatever the share.
+	var own, orphans, unowned, expired []Lease
 	byOwner := map[string][]Lease{}
+	// The shortest time any lease of an owner has been seen unchanged: an owner all of
+	// whose leases went silent for lostAfter is not counted as live (see below).
+	freshest := map[string]time.Duration{}
 	total, mine := 0, 0
 	for _, l := range leases {
 		o, seen := m.observed[l.ShardID]
@@ -600,34 +607,51 @@ func (m *Manager) planLocked(leases []Lease, now time.Time) takePlan {
 			continue
 		}
 		total++
-		switch unchanged, free := now.Sub(o.since), l.Owner == "" || l.Owner == me; {
-		case free && unchanged >= m.cfg.TakeInterval,
-			!free && unchanged >= m.cfg.FailoverTime+m.cfg.TakeInterval:
+		switch unchanged := now.Sub(o.since); {
+		case l.Owner == me:
+			own = append(own, l)
+		case l.Owner == "" && unchanged >= m.cfg.TakeInterval,
+			l.Owner != "" && unchanged >= m.cfg.FailoverTime+m.cfg.TakeInterval:
 			orphans = append(orphans, l)
-		case free:
+		case l.Owner == "":
 			unowned = append(unowned, l)
 		case unchanged >= m.cfg.FailoverTime:
 			expired = append(expired, l)
 		default:
 			byOwner[l.Owner] = append(byOwner[l.Owner], l)
+			if f, ok := freshest[l.Owner]; !ok || unchanged < f {
+				freshest[l.Owner] = unchanged
+			}
 		}
 	}
 	m.observed = observed
 
+	// Silent owners (every lease unchanged for lostAfter: by its own clock, give or take
+	// the rates, the owner has already given them up) are not counted as live, so that when
+	// their leases expire the survivors' shares already cover them; and nothing is stolen
+	// while they are pending, since they become available within FailoverTime anyway.
+	silent := 0
+	for owner, f := range freshest {
+		if f >= m.lostAfter {
+			delete(byOwner, owner)
+			silent++
+		}
+	}
 	workers := len(byOwner) + 1 // live others, and this worker
 	if total == 0 {
 		return takePlan{}
 	}
 	floor, ceil := total/workers, (total+workers-1)/workers
-	// Orphans first, then unowned, then expired leases, each in random order so that
-	// workers starting together collide less. Orphans are taken even beyond this worker's
-	// share: a shard nobody reads is worse than an uneven spread, which stealing evens out.
-	plan := takePlan{orphans: orphans, want: max(ceil-mine, 0)}
-	for _, list := range [][]Lease{orphans, unowned, expired} {
+	// Own leases first (nobody else takes them before they expire), then orphans, then
+	// unowned, then expired leases, each in random order so that workers starting together
+	// collide less. Own leases and orphans are taken even beyond this worker's share: a
+	// shard nobody reads is worse than an uneven spread, which stealing evens out.
+	for _, list := range [][]Lease{own, orphans, unowned, expired} {
 		m.rng.Shuffle(len(list), func(i, j int) { list[i], list[j] = list[j], list[i] })
 	}
+	plan := takePlan{orphans: append(own, orphans...), want: max(ceil-mine, 0)}
 	plan.available = append(unowned, expired...)
-	if len(orphans)+len(plan.available) > 0 || mine >= ceil {
+	if len(plan.orphans)+len(plan.available) > 0 || mine >= ceil || silent > 0 {
 		return plan
 	}
 	// Nothing to pick up: steal one lease from the most loaded worker if that evens out.

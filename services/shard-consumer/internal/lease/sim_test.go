@@ -37,6 +37,12 @@ type simConfig struct {
 	slowRate float64
 	chaos    time.Duration // random events happen during this time
 	quiet    time.Duration // then nothing happens for this long
+	// failover is the managers' FailoverTime (their other intervals are the defaults);
+	// simFailover when zero.
+	failover time.Duration
+	// script, when set, runs at every tick before the workers' steps: scripted kills and
+	// restarts instead of (or beside) the random chaos.
+	script func()
 }
 
 type sim struct {
@@ -80,6 +86,7 @@ type simWorker struct {
 	// A step suspended inside a store call.
 	parked      bool
 	parkedUntil time.Duration
+	unparkedAt  time.Duration // when the last suspension ended
 	parkCh      chan time.Duration
 	resume      chan bool // true: the worker crashed meanwhile
 	stepDone    chan struct{}
@@ -131,7 +138,10 @@ func (s simStore) do(op func() error) error {
 		return err
 	}
 	lostReply := sm.rng.Float64() < 0.01
-	if sm.rng.Float64() < 0.01 && sm.mayDisturb() {
+	// A suspension starts only well after the worker's last one ended: suspensions in a
+	// row, each resumed long enough to renew, would keep a worker holding shards it barely
+	// serves, which no lease timing bounds.
+	if sm.rng.Float64() < 0.01 && sm.mayDisturb() && sm.now >= w.unparkedAt+2*simFailover {
 		sm.stats.parks++
 		w.parkCh <- sm.now + time.Duration(sm.rng.Int64N(int64(simFailover)))
 		if crashed := <-w.resume; crashed {
@@ -195,16 +205,26 @@ func newSim(t *testing.T, cfg simConfig) *sim {
 	return s
 }
 
-func (s *sim) join(rate float64) {
+func (s *sim) join(rate float64) *simWorker {
+	return s.joinAs(fmt.Sprintf("worker-%02d", len(s.ws)), rate)
+}
+
+// joinAs starts a worker under id: a new one, or a crashed one's identity (a container
+// restarted in its pod). rate 0 draws one within the skew.
+func (s *sim) joinAs(id string, rate float64) *simWorker {
 	if rate == 0 {
 		rate = 1 - s.cfg.skew + 2*s.cfg.skew*s.rng.Float64()
 	}
-	w := &simWorker{id: fmt.Sprintf("worker-%02d", len(s.ws)), sim: s, rate: rate,
+	failover := s.cfg.failover
+	if failover == 0 {
+		failover = simFailover
+	}
+	w := &simWorker{id: id, sim: s, rate: rate,
 		offset: time.Duration(s.rng.Int64N(int64(2*time.Hour))) - time.Hour,
 		parkCh: make(chan time.Duration), resume: make(chan bool), claims: map[string]int64{}}
 	// Real time zero is the same instant for everyone; each clock starts elsewhere.
 	w.clock = NewFakeClock(time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC).Add(w.offset + time.Duration(rate*float64(s.now))))
-	m, err := NewManager(Config{Stream: "batting", WorkerID: w.id, FailoverTime: simFailover}, simStore{w}, w.clock, nil, nil)
+	m, err := NewManager(Config{Stream: "batting", WorkerID: w.id, FailoverTime: failover}, simStore{w}, w.clock, nil, nil)
 	if err != nil {
 		s.t.Fatalf("manager: %v", err)
 	}
@@ -216,6 +236,7 @@ func (s *sim) join(rate float64) {
 	s.ws = append(s.ws, w)
 	s.byID[w.id] = w
 	s.stats.joins++
+	return w
 }
 
 func (s *sim) ownerOf(shardID string) string {
@@ -458,9 +479,12 @@ func (s *sim) run() {
 		if s.now < s.cfg.chaos {
 			s.chaosEvents()
 		}
+		if s.cfg.script != nil {
+			s.cfg.script()
+		}
 		for _, w := range s.ws {
 			if w.parked && !w.crashed && s.now >= w.parkedUntil {
-				w.parked = false
+				w.parked, w.unparkedAt = false, s.now
 				w.resume <- false
 				s.await(w, w.stepDone)
 			}
