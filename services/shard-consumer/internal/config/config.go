@@ -23,7 +23,7 @@ type Config struct {
 
 	TransformerAddr   string               `name:"transformer-addr" env:"BOXSCORE_TRANSFORMER_ADDR" default:"127.0.0.1:9002" help:"gRPC target of the transformer: host:port (resolved by DNS, calls spread over every address, e.g. a headless Service) or a gRPC target URI such as dns:///host:port."`
 	LoaderAddr        string               `name:"loader-addr" env:"BOXSCORE_LOADER_ADDR" default:"127.0.0.1:9003" help:"gRPC target of the loader: host:port (resolved by DNS, calls spread over every address) or a gRPC target URI."`
-	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in checkpoints and logs (default: hostname-pid-random, made once at start)."`
+	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in the lease table, checkpoints and logs; never used by two live processes at once. Stable across restarts (the chart sets the pod's name), a restarted replica takes its shards back at once. Default: $POD_NAME when set, else hostname-pid-random (unique per process)."`
 	PollInterval      time.Duration        `name:"poll-interval" env:"BOXSCORE_POLL_INTERVAL" default:"250ms" help:"Least time between two GetRecords calls on one shard (Kinesis allows 5 per second per shard)."`
 	ShardSyncInterval time.Duration        `name:"shard-sync-interval" env:"BOXSCORE_SHARD_SYNC_INTERVAL" default:"10s" help:"How often the shard list is refreshed to find new (resharded) shards."`
 	RPCTimeout        time.Duration        `name:"rpc-timeout" env:"BOXSCORE_RPC_TIMEOUT" default:"10s" help:"Deadline of one Transform or Load call; keep it below the shutdown timeout, since a batch in flight at SIGTERM gets one more RPC timeout to commit."`
@@ -38,7 +38,7 @@ type Config struct {
 	// the chart turns it off and runs `shard-consumer migrate` in its pre-install/pre-upgrade
 	// Job.
 	Migrate           bool          `name:"migrate" env:"BOXSCORE_MIGRATE" default:"true" negatable:"" help:"Apply the lease schema's migrations at start (development; in production run 'shard-consumer migrate' before and use --no-migrate). Without it the consumer only checks the lease schema's version and refuses to start on another than its own."`
-	LeaseFailoverTime time.Duration `name:"lease-failover-time" env:"BOXSCORE_LEASE_FAILOVER_TIME" default:"10s" help:"A lease not renewed for this long (on the taker's own clock) is taken over; shards of a dead replica resume within about this time."`
+	LeaseFailoverTime time.Duration `name:"lease-failover-time" env:"BOXSCORE_LEASE_FAILOVER_TIME" default:"6s" help:"A lease not renewed for this long (on the taker's own clock) is taken over; leases are renewed every third of it and the table read every twelfth, so the shards of a dead replica are held again within 1.25× this time."`
 }
 
 // Validate reports every problem with the config.
@@ -77,12 +77,26 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// podNameEnv names the variable that a Kubernetes manifest commonly fills with the pod's
+// name (downward API metadata.name).
+const podNameEnv = "POD_NAME"
+
 // Resolve derives the defaults that depend on the process, once, before anything reads
-// the config: the replica's identity, --consumer-id or hostname-pid-random. The random part
-// keeps it unique per process even where the pid is always 1 (a container restarted in its
-// pod), so a restarted replica never mistakes its predecessor's leases for its own.
+// the config: the replica's identity, --consumer-id (BOXSCORE_CONSUMER_ID), else POD_NAME,
+// else hostname-pid-random.
+//
+// An identity must never be used by two live processes at once. A stable one (the pod's
+// name, which survives a container restart and is unique among live pods) lets a restarted
+// replica take its leases back at once, under new tokens. Without one the default is
+// unique per process: the random part keeps it so even where the pid is always 1, since
+// a host name alone is shared by every process of a host outside Kubernetes; such a
+// replica's shards resume after the lease failover time instead.
 func (c *Config) Resolve() error {
 	if c.ConsumerID != "" {
+		return nil
+	}
+	if pod := os.Getenv(podNameEnv); pod != "" {
+		c.ConsumerID = pod
 		return nil
 	}
 	host, err := os.Hostname()
