@@ -81,26 +81,36 @@ func trimmedPast(checkpoint, oldest string) bool {
 	return checkpoint != "" && oldest != "" && compareSequenceNumbers(oldest, checkpoint) > 0
 }
 
-// oldestSequenceNumber is the sequence number of the shard's oldest record (at
-// TRIM_HORIZON), or "" when the shard holds none. Kinesis may answer empty pages before
-// the first record of a shard: they are followed while the reader is behind the tip.
-func (r *shardReader) oldestSequenceNumber(ctx context.Context) (string, error) {
-	out, err := retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetShardIteratorOutput, error) {
-		return r.c.stream.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-			StreamName: aws.String(r.c.cfg.Stream), ShardId: r.shard.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
-		})
-	}, r.notify("get shard iterator"))
-	if err != nil {
-		return "", fmt.Errorf("get trim horizon iterator: %w", err)
+// maxIteratorRenewals bounds how often a probe takes a new iterator after its iterator
+// expired or was refused on the way.
+const maxIteratorRenewals = 3
+
+// firstRecord is the sequence number of the first record that an iterator of in reads, or
+// "" when it reads none before the tip of the shard (or the end of a closed one). It asks
+// for one record at a time. Kinesis may answer empty pages before a shard's first record
+// (an iterator walks through time): they are followed while the reader is behind the tip
+// (MillisBehindLatest > 0). An iterator that expires on the way is taken again.
+func (r *shardReader) firstRecord(ctx context.Context, in *kinesis.GetShardIteratorInput) (string, error) {
+	for renewals := 0; ; renewals++ {
+		out, err := retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetShardIteratorOutput, error) {
+			return r.c.stream.GetShardIterator(ctx, in)
+		}, r.notify("get shard iterator"))
+		if err != nil {
+			return "", fmt.Errorf("get shard iterator: %w", err)
+		}
+		seq, err := r.firstFromIterator(ctx, out.ShardIterator)
+		if isExpiredIterator(err) && renewals < maxIteratorRenewals {
+			continue
+		}
+		return seq, err
 	}
-	iterator := out.ShardIterator
+}
+
+func (r *shardReader) firstFromIterator(ctx context.Context, iterator *string) (string, error) {
 	for iterator != nil {
 		page, err := r.getRecordsLimit(ctx, iterator, 1)
-		if isExpiredIterator(err) {
-			return r.oldestSequenceNumber(ctx)
-		}
 		if err != nil {
-			return "", fmt.Errorf("read the oldest record: %w", err)
+			return "", err
 		}
 		if len(page.Records) > 0 {
 			return aws.ToString(page.Records[0].SequenceNumber), nil
@@ -113,9 +123,52 @@ func (r *shardReader) oldestSequenceNumber(ctx context.Context) (string, error) 
 	return "", nil
 }
 
-// checkTrimHorizon finds whether the stored checkpoint is older than the shard's oldest
-// record. If so the gap is logged at once and kept to be committed with the first batch
-// (its range ends before that batch's first record), and the reader starts from the
+// oldestSequenceNumber is the sequence number of the shard's oldest record (at
+// TRIM_HORIZON), or "" when the shard holds none (or none is seen: see
+// checkpointRecordGone).
+func (r *shardReader) oldestSequenceNumber(ctx context.Context) (string, error) {
+	seq, err := r.firstRecord(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String(r.c.cfg.Stream), ShardId: r.shard.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+	})
+	if err != nil {
+		return "", fmt.Errorf("read the oldest record: %w", err)
+	}
+	return seq, nil
+}
+
+// checkpointRecordGone reports whether the checkpoint's own record can no longer be read:
+// an iterator at it (AT_SEQUENCE_NUMBER) reads a later record first, or none at all. It
+// also returns that first record ("" when none).
+//
+// This is the check that does not depend on how the expired records are removed. Kinesis
+// trims them in the background, and then the oldest record (trimmedPast) tells. A stream
+// may instead leave expired records in place and only stop serving them (kinesalite
+// drops them from each GetRecords page and deletes them then): its oldest record is then
+// one it will not serve, TRIM_HORIZON answers an empty page that looks like an empty
+// shard's, and only asking for the checkpoint's record itself tells that it is gone.
+//
+// A sequence number the shard refuses (InvalidArgumentException: not of this shard, as
+// for a stream recreated under the same name, which the stream identity deals with) says
+// nothing about trimming: not gone.
+func (r *shardReader) checkpointRecordGone(ctx context.Context) (gone bool, first string, err error) {
+	first, err = r.firstRecord(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String(r.c.cfg.Stream), ShardId: r.shard.ShardId,
+		ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(r.committed),
+	})
+	var invalid *types.InvalidArgumentException
+	if errors.As(err, &invalid) {
+		return false, "", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("read the checkpoint's record: %w", err)
+	}
+	return first != r.committed, first, nil
+}
+
+// checkTrimHorizon finds whether the stored checkpoint's record is no longer in the shard
+// (older than the shard's oldest record, or no longer served): records after it may have
+// expired unread. If so the gap is logged at once and kept to be committed with the first
+// batch (its range ends before that batch's first record), and the reader starts from the
 // oldest record instead of after the checkpoint.
 func (r *shardReader) checkTrimHorizon(ctx context.Context) error {
 	r.gap = nil
@@ -126,18 +179,34 @@ func (r *shardReader) checkTrimHorizon(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !trimmedPast(r.committed, oldest) {
-		return nil
+	var detail string
+	if trimmedPast(r.committed, oldest) {
+		detail = fmt.Sprintf("the checkpoint %s is older than the shard's oldest record %s: records after the checkpoint, if there were any, expired unread past the stream's retention",
+			r.committed, oldest)
+	} else {
+		gone, first, err := r.checkpointRecordGone(ctx)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return nil
+		}
+		next := "no later record is held"
+		if first != "" {
+			next = "the first record held after it is " + first
+		}
+		detail = fmt.Sprintf("the checkpoint's record %s is no longer served (%s): records after the checkpoint, if there were any, expired unread past the stream's retention",
+			r.committed, next)
+		oldest = first
 	}
 	r.gap = &loadv1.StreamGap{
 		Reason:              gapTrimHorizon,
 		AfterSequenceNumber: r.committed,
 		StreamIdentity:      r.c.identity(),
-		Detail: fmt.Sprintf("the checkpoint %s is older than the shard's oldest record %s: records after the checkpoint expired unread past the stream's retention",
-			r.committed, oldest),
+		Detail:              detail,
 	}
 	r.lastRead = "" // from TRIM_HORIZON
-	r.log.Error("gap: the checkpoint is older than the shard's oldest record; records after it were trimmed unread; reading on from the oldest record",
+	r.log.Error("gap: the checkpoint's record is no longer in the shard (expired past the retention); records after it may have expired unread; reading on from the oldest record",
 		"reason", gapTrimHorizon, "after_sequence_number", r.committed, "oldest_sequence_number", oldest)
 	return nil
 }

@@ -2,6 +2,8 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,9 +66,10 @@ func gapCount(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 
 // A checkpoint older than the shard's oldest record (its record is no longer in the shard)
 // is a gap: recorded with the first batch read from the oldest record, counted, and the
-// shard read on from its oldest record. kinesalite cannot trim (its retention is at least
-// 24 hours), so the stale checkpoint is a sequence number of an older stream: older than
-// every record of this one, exactly what a trimmed checkpoint looks like.
+// shard read on from its oldest record. This is how Kinesis shows a trimmed checkpoint (it
+// trims expired records in the background); kinesalite only drops expired records when
+// they are read, so here the stale checkpoint is a sequence number of another shard: older
+// than every record of this one. TestExpiredCheckpointIsAGap lets records expire for real.
 func TestCheckpointOlderThanTheOldestRecordIsAGap(t *testing.T) {
 	srv := kinesalitetest.Start(t)
 	client := srv.Client(t)
@@ -150,4 +153,127 @@ func firstSequenceNumber(t *testing.T, client *kinesis.Client, name, shard strin
 		t.Fatalf("first record: %v (%d records)", err, len(out.Records))
 	}
 	return aws.ToString(out.Records[0].SequenceNumber)
+}
+
+// putInOrder puts records one by one on a one-shard stream and returns their sequence
+// numbers in order.
+func putInOrder(t *testing.T, client *kinesis.Client, name string, recs []putRecord) []string {
+	t.Helper()
+	var seqs []string
+	for _, r := range recs {
+		out, err := client.PutRecord(context.Background(), &kinesis.PutRecordInput{StreamName: aws.String(name),
+			PartitionKey: aws.String(r.key), Data: []byte(r.data)})
+		if err != nil {
+			t.Fatalf("PutRecord: %v", err)
+		}
+		seqs = append(seqs, aws.ToString(out.SequenceNumber))
+	}
+	return seqs
+}
+
+// clockedStream is a one-shard stream on a kinesalite of the test's own whose clock the
+// test moves (the shared one's clock must not move: other tests' records would expire).
+func clockedStream(t *testing.T) (*kinesalitetest.Process, *kinesis.Client, string) {
+	t.Helper()
+	p := kinesalitetest.Launch(t, kinesalitetest.Options{ClockControl: true})
+	name := kinesalitetest.UniqueName(t)
+	p.CreateStream(t, name, 1)
+	return p, p.Client(t), name
+}
+
+// Records really expired: the consumer checkpointed, stopped; records A were put; the
+// stream's clock moved past its retention (24 h) and records B were put. kinesalite drops
+// expired records only when they are read (an empty page at TRIM_HORIZON, as for an empty
+// shard), so the oldest record alone does not tell: the checkpoint's own record, no longer
+// served, does. One trim_horizon gap after the checkpoint and before B's first record,
+// counted once; every B loaded once, no A; the checkpoint at B's last record.
+func TestExpiredCheckpointIsAGap(t *testing.T) {
+	p, client, name := clockedStream(t)
+	first := putInOrder(t, client, name, records("read", 20, 5))
+	w := &gapWarehouse{memoryWarehouse: newMemoryWarehouse()}
+	run := runConsumer(t, testConfig(name), client, passThroughTransformer{}, w, nil)
+	shard := "shardId-000000000000"
+	checkpoint := first[len(first)-1]
+	waitUntil(t, 20*time.Second, "the first records checkpointed", func() bool {
+		cp, _ := w.GetCheckpoint(context.Background(), &loadv1.GetCheckpointRequest{ShardId: shard})
+		return cp.GetCheckpoint().GetSequenceNumber() == checkpoint
+	})
+	run.stop()
+
+	putInOrder(t, client, name, records("expired", 10, 5))
+	p.AdvanceClock(t, 25*time.Hour)
+	b := putInOrder(t, client, name, records("b", 15, 5))
+
+	reader := sdkmetric.NewManualReader()
+	run = runConsumer(t, testConfig(name), client, passThroughTransformer{}, w, reader)
+	waitUntil(t, 20*time.Second, "the checkpoint at B's last record", func() bool {
+		cp, _ := w.GetCheckpoint(context.Background(), &loadv1.GetCheckpointRequest{ShardId: shard})
+		return cp.GetCheckpoint().GetSequenceNumber() == b[len(b)-1]
+	})
+	run.stop()
+	loaded := w.allLoaded()
+	for i := range 15 {
+		if id := fmt.Sprintf("b-%05d", i); loaded[id] != 1 {
+			t.Errorf("event %s loaded %d times, want once", id, loaded[id])
+		}
+	}
+	for id, n := range loaded {
+		if strings.HasPrefix(id, "expired-") || n != 1 {
+			t.Errorf("event %s loaded %d times, want once and no expired one", id, n)
+		}
+	}
+	if len(loaded) != 35 {
+		t.Errorf("%d events loaded, want 35", len(loaded))
+	}
+	gaps := w.recorded()
+	if len(gaps) != 1 || gaps[0].GetReason() != "trim_horizon" || gaps[0].GetAfterSequenceNumber() != checkpoint ||
+		gaps[0].GetBeforeSequenceNumber() != b[0] {
+		t.Fatalf("gaps = %v, want one trim_horizon gap after %s before %s", gaps, checkpoint, b[0])
+	}
+	if got := gapCount(t, reader); got["trim_horizon"] != 1 {
+		t.Errorf("boxscore.consumer.gaps = %v, want trim_horizon 1", got)
+	}
+}
+
+// Records before the checkpoint expired, the checkpoint's own record did not: no gap. At
+// TRIM_HORIZON kinesalite answers an empty page (its first record expired), which must not
+// be taken for a trimmed checkpoint.
+func TestExpiredRecordsBeforeALiveCheckpointAreNoGap(t *testing.T) {
+	p, client, name := clockedStream(t)
+	putInOrder(t, client, name, records("old", 5, 5))
+	p.AdvanceClock(t, 23*time.Hour)
+	recent := putInOrder(t, client, name, records("recent", 10, 5))
+	w := &gapWarehouse{memoryWarehouse: newMemoryWarehouse()}
+	run := runConsumer(t, testConfig(name), client, passThroughTransformer{}, w, nil)
+	shard := "shardId-000000000000"
+	waitUntil(t, 20*time.Second, "the first records checkpointed", func() bool {
+		cp, _ := w.GetCheckpoint(context.Background(), &loadv1.GetCheckpointRequest{ShardId: shard})
+		return cp.GetCheckpoint().GetSequenceNumber() == recent[len(recent)-1]
+	})
+	run.stop()
+
+	p.AdvanceClock(t, 2*time.Hour) // "old" is 25 h old now, "recent" 2 h
+	later := putInOrder(t, client, name, records("later", 5, 5))
+	reader := sdkmetric.NewManualReader()
+	run = runConsumer(t, testConfig(name), client, passThroughTransformer{}, w, reader)
+	waitUntil(t, 20*time.Second, "the checkpoint at the last record", func() bool {
+		cp, _ := w.GetCheckpoint(context.Background(), &loadv1.GetCheckpointRequest{ShardId: shard})
+		return cp.GetCheckpoint().GetSequenceNumber() == later[len(later)-1]
+	})
+	run.stop()
+	if gaps := w.recorded(); len(gaps) != 0 {
+		t.Errorf("gaps = %v, want none (the checkpoint's record is still served)", gaps)
+	}
+	if got := gapCount(t, reader); got["trim_horizon"] != 0 {
+		t.Errorf("boxscore.consumer.gaps = %v, want none", got)
+	}
+	loaded := w.allLoaded()
+	for id, n := range loaded {
+		if n != 1 {
+			t.Errorf("event %s loaded %d times, want once", id, n)
+		}
+	}
+	if len(loaded) != 20 {
+		t.Errorf("%d events loaded, want 20", len(loaded))
+	}
 }
