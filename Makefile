@@ -79,6 +79,22 @@ test-short: deps ## Unit and component tests of every module, without the cross-
 test-e2e: deps ## Only the cross-service tests of test/ (e2e, chaos, group): the services built and run as processes, one package at a time.
 	$(call go-test,test,only)
 
+# make chaos: the long fault soak of test/chaos (TestChaosSoak), not part of make test, which
+# runs the same test at a small size. Sizes and seed by variable; the report (markdown) is
+# also written to CHAOS_REPORT.
+CHAOS_EVENTS   ?= 100000
+CHAOS_FAULTS   ?= 200
+CHAOS_DURATION ?= 12m
+CHAOS_SEED     ?= 0
+CHAOS_REPORT   ?= $(CURDIR)/.run/chaos-report.md
+
+.PHONY: chaos
+chaos: deps ## The long fault soak (not in make test, ~15-20 min): >=100,000 events through >=200 random faults of every kind; prints lost, duplicated, dead letters, recovery p50/p99/max. CHAOS_EVENTS, CHAOS_FAULTS, CHAOS_DURATION, CHAOS_SEED size it.
+	@mkdir -p $(dir $(CHAOS_REPORT))
+	cd test && go test -race -count=1 -timeout 90m -v -run '^TestChaosSoak$$' ./chaos/ -args \
+		-chaos.events=$(CHAOS_EVENTS) -chaos.faults=$(CHAOS_FAULTS) -chaos.duration=$(CHAOS_DURATION) \
+		-chaos.seed=$(CHAOS_SEED) -chaos.report=$(CHAOS_REPORT)
+
 .PHONY: generate
 generate: ## Regenerate pkg/gen from proto/ with the pinned buf and plugins.
 	cd proto && go tool buf generate
