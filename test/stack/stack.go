@@ -413,7 +413,6 @@ func (s *Stack) launch(inst *instance) (*Process, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("the stack is stopped")
 	}
-	generation := inst.generation
 	inst.generation++
 	s.mu.Unlock()
 
@@ -421,7 +420,7 @@ func (s *Stack) launch(inst *instance) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	consumerID := fmt.Sprintf("%s.%d", inst.name, generation)
+	consumerID := inst.name // like a pod's name: kept across restarts, never shared by two live processes
 	cmd := exec.Command(filepath.Join(s.bin, inst.service), s.args(inst, consumerID)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=us-east-1")
