@@ -303,3 +303,40 @@ func TestInvalidSchemaRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreTakeBackUnderSameIdentity: a process restarted under its predecessor's id takes
+// the lease it finds in its name with the counter it read — a new, greater counter (its
+// fencing token) — and the predecessor, were it still alive, can renew or release it no
+// more: the counter it knows is gone, whatever the owner column says.
+func TestStoreTakeBackUnderSameIdentity(t *testing.T) {
+	for name, store := range map[string]func(t *testing.T) Store{
+		"postgres": func(t *testing.T) Store { s, _ := newPostgresStore(t); return s },
+		"memory":   func(*testing.T) Store { return NewMemoryStore() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := store(t)
+			ctx := t.Context()
+			if err := s.Ensure(ctx, "batting", []string{"shard-a"}); err != nil {
+				t.Fatal(err)
+			}
+			old, ok, err := s.Take(ctx, "batting", "shard-a", "pod-0", 0)
+			if err != nil || !ok {
+				t.Fatalf("take = (%v, %v)", ok, err)
+			}
+			if old, ok, err = s.Renew(ctx, "batting", "shard-a", "pod-0", old); err != nil || !ok {
+				t.Fatalf("renew = (%v, %v)", ok, err)
+			}
+			token, ok, err := s.Take(ctx, "batting", "shard-a", "pod-0", old)
+			if err != nil || !ok || token <= old {
+				t.Fatalf("take back under the same id = (%d, %v, %v), want a counter above %d", token, ok, err, old)
+			}
+			if _, ok, err := s.Renew(ctx, "batting", "shard-a", "pod-0", old); err != nil || ok {
+				t.Errorf("the predecessor's renewal = (%v, %v), want refused", ok, err)
+			}
+			if ok, err := s.Release(ctx, "batting", "shard-a", "pod-0", old); err != nil || ok {
+				t.Errorf("the predecessor's release = (%v, %v), want refused", ok, err)
+			}
+		})
+	}
+}
