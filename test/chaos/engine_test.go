@@ -3,6 +3,8 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"math/rand/v2"
 	"net/http"
@@ -402,6 +404,7 @@ func newGate(t *testing.T, target string) *gate {
 	}
 	g := &gate{}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a gateway down is a 502 to the producer, who retries: not news
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.RLock()
 		defer g.mu.RUnlock()
