@@ -28,6 +28,7 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
+	"github.com/boxscore-dev/boxscore/pkg/telemetry"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/flakystream"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/streamtest"
@@ -66,6 +67,13 @@ type gateway struct {
 // SDK retries) at endpoint, behind a flakystream.Stream that fails nothing unless told to.
 func startGateway(t *testing.T, endpoint, streamName string, cfg publish.Config) *gateway {
 	t.Helper()
+	return startGatewayWith(t, endpoint, streamName, cfg, nil)
+}
+
+// startGatewayWith is startGateway with telemetry: its meter provider, and its /metrics on
+// the admin server (nil: none, as in most tests).
+func startGatewayWith(t *testing.T, endpoint, streamName string, cfg publish.Config, tel *telemetry.Telemetry) *gateway {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	client, err := stream.NewKinesisClient(t.Context(), stream.Config{Name: streamName, Region: kinesalitetest.Region, Endpoint: endpoint})
 	if err != nil {
@@ -82,7 +90,7 @@ func startGateway(t *testing.T, endpoint, streamName string, cfg publish.Config)
 	}
 
 	srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
-		logger, nil, grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes))
+		logger, tel, grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes))
 	if err != nil {
 		t.Fatal(err)
 	}
