@@ -50,14 +50,46 @@ type instrument struct {
 	name, unit string
 	kind       otlptranslator.MetricType
 	at         string // file:line, for messages
+	// labels are the Prometheus labels of a library's metric (beside the target's and the
+	// otel_scope_* ones), when known: a rule may match only those.
+	labels []string
 }
 
 // libraryInstruments are the metrics the rules read that instrumentation libraries create,
-// not the repository's code: otelhttp's server duration on the gateway's HTTP API (its
-// Prometheus name, http_server_request_duration_seconds, read from a scrape of the gateway's
-// /metrics).
+// not the repository's code, with their Prometheus names and labels read from a scrape of
+// the gateway's /metrics: otelhttp's server duration on the gateway's HTTP API
+// (http_server_request_duration_seconds), and otelgrpc's on its gRPC API
+// (rpc_server_call_duration_seconds, with rpc_method and rpc_response_status_code: pinned by
+// the gateway's componenttest TestGRPCServerErrorsAreExported).
 var libraryInstruments = []instrument{
-	{name: "http.server.request.duration", unit: "s", kind: otlptranslator.MetricTypeHistogram, at: "otelhttp"},
+	{name: "http.server.request.duration", unit: "s", kind: otlptranslator.MetricTypeHistogram, at: "otelhttp", labels: []string{
+		"http_request_method", "http_response_status_code", "http_route", "network_protocol_name",
+		"network_protocol_version", "server_address", "server_port", "url_scheme", "error_type",
+	}},
+	{name: "rpc.server.call.duration", unit: "s", kind: otlptranslator.MetricTypeHistogram, at: "otelgrpc", labels: []string{
+		"rpc_method", "rpc_response_status_code", "rpc_system_name", "error_type",
+	}},
+}
+
+// targetLabels are the labels every series carries from its scrape or its exporter.
+var targetLabels = []string{
+	"__name__", "namespace", "job", "pod", "service", "instance", "container", "endpoint",
+	"otel_scope_name", "otel_scope_version", "otel_scope_schema_url",
+}
+
+// libraryLabels maps each Prometheus series of a library instrument to the labels it has.
+func libraryLabels(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, in := range libraryInstruments {
+		for name := range exportedSeries(t, []instrument{in}) {
+			out[name] = append(slices.Clone(targetLabels), in.labels...)
+			if strings.HasSuffix(name, "_bucket") {
+				out[name] = append(out[name], "le")
+			}
+		}
+	}
+	return out
 }
 
 // sourceInstruments parses every non-test Go file of services/ and pkg/ (generated code
@@ -173,6 +205,7 @@ func TestExportedNames(t *testing.T) {
 		"boxscore_consumer_millis_behind_latest_milliseconds", // ms gauge
 		"boxscore_loader_freshness_seconds_bucket",
 		"http_server_request_duration_seconds_count",
+		"rpc_server_call_duration_seconds_count", // otelgrpc, semconv v1.43 (rpc.server.call.duration, s)
 	} {
 		if _, ok := series[name]; !ok {
 			t.Errorf("%s not among the exported series", name)
@@ -219,6 +252,7 @@ var wantAlerts = []string{
 	"BoxscoreConsumerLagHigh", "BoxscoreShardStalled", "BoxscoreDeadLettersGrowing",
 	"BoxscoreFreshnessBudgetBurnFast", "BoxscoreFreshnessBudgetBurnSlow", "BoxscorePutRecordsThrottled",
 	"BoxscoreLeaseChurn", "BoxscoreGateway5xx", "BoxscoreIngestBudgetExhausted", "BoxscoreStreamGap",
+	"BoxscoreGatewayGRPCErrors",
 }
 
 // TestAlerts checks every alert of every rendering that enables them: the expression is
@@ -291,6 +325,13 @@ func checkAlert(t *testing.T, rl monitoringv1.Rule, series map[string]string, an
 			t.Errorf("%s: selector %s has no metric name to check", rl.Alert, vs)
 		} else if _, ok := series[vs.Name]; !ok {
 			t.Errorf("%s: reads %s, which no service exports (instruments in services/ and pkg/)", rl.Alert, vs.Name)
+		}
+		if known, ok := libraryLabels(t)[vs.Name]; ok {
+			for _, m := range vs.LabelMatchers {
+				if !slices.Contains(known, m.Name) && !strings.Contains(selector, m.Name) {
+					t.Errorf("%s: matches label %s of %s, which the library does not set (it sets %v)", rl.Alert, m.Name, vs.Name, known)
+				}
+			}
 		}
 		if selector == "" {
 			if !slices.ContainsFunc(vs.LabelMatchers, func(m *labels.Matcher) bool { return m.Name == "namespace" && m.Value == Release.Namespace }) {
@@ -607,5 +648,68 @@ func TestDashboardMetricsExist(t *testing.T) {
 				return nil
 			})
 		}
+	}
+}
+
+// TestGatewayGRPCErrorsCodes: the gRPC alert counts the codes of a failure of the gateway
+// and none of a client's mistake, on PutStats only, with the codes as otelgrpc spells them;
+// `codes` replaces the list.
+func TestGatewayGRPCErrorsCodes(t *testing.T) {
+	errorsSelector := func(t *testing.T, overrides map[string]any) []*labels.Matcher {
+		t.Helper()
+		rule, _ := rulesOf(t, nil, overrides)
+		for _, g := range rule.Spec.Groups {
+			for _, rl := range g.Rules {
+				if rl.Alert != "BoxscoreGatewayGRPCErrors" {
+					continue
+				}
+				expr, err := promql.NewParser(parserOpts).ParseExpr(rl.Expr.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The numerator: the selector that matches on the status code.
+				var out []*labels.Matcher
+				promql.Inspect(expr, func(n promql.Node, _ []promql.Node) error {
+					if vs, ok := n.(*promql.VectorSelector); ok && out == nil &&
+						slices.ContainsFunc(vs.LabelMatchers, func(m *labels.Matcher) bool { return m.Name == "rpc_response_status_code" }) {
+						out = vs.LabelMatchers
+					}
+					return nil
+				})
+				if out == nil {
+					t.Fatalf("no selector on rpc_response_status_code in %s", rl.Expr.String())
+				}
+				return out
+			}
+		}
+		t.Fatal("BoxscoreGatewayGRPCErrors not rendered")
+		return nil
+	}
+	matches := func(ms []*labels.Matcher, name, value string) bool {
+		for _, m := range ms {
+			if m.Name == name && !m.Matches(value) {
+				return false
+			}
+		}
+		return true
+	}
+
+	ms := errorsSelector(t, enableRule)
+	for code, want := range map[string]bool{
+		"UNAVAILABLE": true, "INTERNAL": true, "UNKNOWN": true, "DATA_LOSS": true, "DEADLINE_EXCEEDED": true,
+		"OK": false, "INVALID_ARGUMENT": false, "RESOURCE_EXHAUSTED": false, "CANCELLED": false, "UNIMPLEMENTED": false,
+	} {
+		if got := matches(ms, "rpc_response_status_code", code); got != want {
+			t.Errorf("code %s counted as a server error: %t, want %t", code, got, want)
+		}
+	}
+	if !matches(ms, "rpc_method", "boxscore.ingest.v1.IngestService/PutStats") || matches(ms, "rpc_method", "grpc.health.v1.Health/Check") {
+		t.Errorf("the alert does not select PutStats alone: %v", ms)
+	}
+
+	ms = errorsSelector(t, map[string]any{"prometheusRule": map[string]any{"enabled": true,
+		"alerts": map[string]any{"gatewayGrpcErrors": map[string]any{"codes": []any{"INTERNAL"}}}}})
+	if !matches(ms, "rpc_response_status_code", "INTERNAL") || matches(ms, "rpc_response_status_code", "UNAVAILABLE") {
+		t.Errorf("codes [INTERNAL] not applied: %v", ms)
 	}
 }
