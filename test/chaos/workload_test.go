@@ -61,23 +61,25 @@ func makeWorkload(rng *rand.Rand, players, games, batchSize int) workload {
 		rng.Shuffle(len(window), func(a, b int) { window[a], window[b] = window[b], window[a] })
 	}
 	// The gateway refuses a batch naming one event id twice: a copy that would share a
-	// batch with its original waits for a later one.
+	// batch with its original closes that batch and starts the next. (Sending the copy
+	// to the back of the queue instead loops for ever once only such copies are left.)
 	w := workload{events: len(all)}
 	var batch []stack.Line
 	inBatch := map[string]bool{}
-	for len(all) > 0 {
-		l := all[0]
-		all = all[1:]
+	for _, l := range all {
 		if inBatch[l.EventID] {
-			all = append(all, l)
-			continue
-		}
-		batch = append(batch, l)
-		inBatch[l.EventID] = true
-		if len(batch) == batchSize || len(all) == 0 {
 			w.batches = append(w.batches, batch)
 			batch, inBatch = nil, map[string]bool{}
 		}
+		batch = append(batch, l)
+		inBatch[l.EventID] = true
+		if len(batch) == batchSize {
+			w.batches = append(w.batches, batch)
+			batch, inBatch = nil, map[string]bool{}
+		}
+	}
+	if len(batch) > 0 {
+		w.batches = append(w.batches, batch)
 	}
 	for i := range 3 {
 		w.refused = append(w.refused, []stack.Line{line(998000+int64(i), "REFUSED", "2024-09-30", 1)})
