@@ -310,6 +310,9 @@ func (e *engine) probe(n int, since time.Time, timeout time.Duration) (time.Dura
 		lines = append(lines, stack.RandomLine(rng, "probe", player, game, "2024-09-28", 1))
 	}
 	e.probes.Add(int64(len(lines)))
+	// A stall says early what it looks like, while it lasts.
+	watchdog := time.AfterFunc(30*time.Second, func() { e.t.Logf("probe %s not through after 30s; %s", game, e.health()) })
+	defer watchdog.Stop()
 	if _, err := stack.NewProducer(e.p.GatewayURL(), e.led).Deliver(ctx, lines, stack.PostOptions{}); err != nil {
 		return 0, fmt.Errorf("probe %s not accepted: %w", game, err)
 	}
@@ -417,6 +420,32 @@ func newGate(t *testing.T, target string) *gate {
 
 func (g *gate) close() { g.mu.Lock() }
 func (g *gate) open()  { g.mu.Unlock() }
+
+// health says, for a failure's message, whether kinesalite and PostgreSQL answer directly
+// (past the proxies), which proxies hold a fault, and which instances are ready.
+func (e *engine) health() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var parts []string
+	_, err := e.direct.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.p.Stream)})
+	parts = append(parts, fmt.Sprintf("kinesalite directly: %v", errOr(err, "answers")))
+	_, err = e.p.DB.Exec(ctx, "SELECT 1")
+	parts = append(parts, fmt.Sprintf("PostgreSQL directly: %v", errOr(err, "answers")))
+	for _, l := range links {
+		parts = append(parts, fmt.Sprintf("proxy %s: fault %q", l, e.proxies[l].Fault()))
+	}
+	for _, name := range e.p.Instances() {
+		parts = append(parts, fmt.Sprintf("%s ready: %t", name, e.p.Ready(name)))
+	}
+	return "health: " + strings.Join(parts, "; ")
+}
+
+func errOr(err error, ok string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ok
+}
 
 // waitAllReady waits until every instance runs and is ready, so the next fault hits a whole
 // stack (a probe can flow while, say, the second consumer replica is still starting).

@@ -113,13 +113,27 @@ func TestChaosSoak(t *testing.T) {
 			fatal = fmt.Errorf("fault %d %s (%s): %w", i, kind, detail, r.err)
 			break
 		}
-		t.Logf("fault %3d %-28s %-36s recovered in %6.2fs", i, kind, detail, r.recovery.Seconds())
+		t.Logf("fault %3d %s %-28s %-36s recovered in %6.2fs", i, start.UTC().Format("15:04:05.000"), kind, detail, r.recovery.Seconds())
 	}
 	faultPhase := time.Since(began)
 	if fatal != nil {
+		t.Logf("stopping: %v", fatal)
 		cancel()
-		_ = stopProducers()
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		select {
+		case err := <-producing:
+			if err != nil {
+				t.Logf("producers: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Log("the producers did not stop within 30s")
+		}
 		e.p.DumpLogs()
+		t.Log(e.health())
 		t.Log(e.report(nil, faultPhase))
 		t.Fatal(fatal)
 	}
