@@ -29,6 +29,19 @@ func createdAt(t *testing.T, p *stack.Pipeline) (time.Time, types.StreamStatus) 
 	return aws.ToTime(s.StreamCreationTimestamp), s.StreamStatus
 }
 
+// hasColumn reports whether the warehouse has table.column (schema boxscore). Run against
+// an older build (BOXSCORE_STACK_SOURCE), the identity bookkeeping may be missing: its
+// checks are then reported as failures, and the checks of what was loaded still run.
+func hasColumn(t *testing.T, p *stack.Pipeline, table, column string) bool {
+	t.Helper()
+	var ok bool
+	if err := p.DB.QueryRow(context.Background(), `SELECT EXISTS (SELECT FROM information_schema.columns
+		WHERE table_schema = 'boxscore' AND table_name = $1 AND column_name = $2)`, table, column).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
 // recreateStream deletes the stream and creates it again under the same name, with as
 // many shards, until its creation time differs from the old one (kinesalite counts it in
 // whole seconds: two incarnations within one second cannot be told apart there).
@@ -67,6 +80,12 @@ func TestRecreatedStreamStartsClean(t *testing.T) {
 // stream with checkpoints of the old one, whose sequence numbers the new shards refuse
 // (GetShardIterator answers InvalidArgument: before identities, the reader restarted on
 // it forever).
+//
+// Against e2b760f (main before issue 11, BOXSCORE_STACK_SOURCE=an export of it) both tests
+// fail: the warehouse has no stream_identity column nor stream_gap table (reported, and
+// those checks skipped), and the new stream's events are never loaded ("timed out after
+// 1m0s waiting for the new stream's events loaded"): every reader restarts every 2 s on
+// its old checkpoint, which GetShardIterator refuses ("did not come from this stream").
 func TestRecreatedStreamWhileTheConsumerIsDownStartsClean(t *testing.T) {
 	testRecreatedStream(t, true)
 }
@@ -89,9 +108,17 @@ func testRecreatedStream(t *testing.T, consumerDown bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	identities := hasColumn(t, p, "shard_checkpoint", "stream_identity")
+	gaps := hasColumn(t, p, "stream_gap", "reason")
+	if !identities || !gaps {
+		t.Errorf("the warehouse has no shard_checkpoint.stream_identity (%v) or no stream_gap (%v): checkpoints are not tied to the stream's identity",
+			identities, gaps)
+	}
 	var oldIdentity string
-	if err := p.DB.QueryRow(context.Background(), `SELECT min(stream_identity) FROM boxscore.shard_checkpoint WHERE stream = $1`, p.Stream).Scan(&oldIdentity); err != nil || oldIdentity == "" {
-		t.Fatalf("stream identity of the first stream's checkpoints = %q (%v), want one", oldIdentity, err)
+	if identities {
+		if err := p.DB.QueryRow(context.Background(), `SELECT min(stream_identity) FROM boxscore.shard_checkpoint WHERE stream = $1`, p.Stream).Scan(&oldIdentity); err != nil || oldIdentity == "" {
+			t.Fatalf("stream identity of the first stream's checkpoints = %q (%v), want one", oldIdentity, err)
+		}
 	}
 
 	if consumerDown {
@@ -114,9 +141,11 @@ func testRecreatedStream(t *testing.T, consumerDown bool) {
 	// on the old position), claims every shard under it, and the loader archives the old
 	// checkpoints. (kinesalite lets a reader's open iterator go on into the new stream
 	// until then; those rows are upserted again, unchanged, after the reset.)
-	p.WaitFor(30*time.Second, "every checkpoint under the new stream's identity", func() bool {
-		return p.Count(`SELECT count(*) FROM boxscore.shard_checkpoint WHERE stream = $1 AND stream_identity NOT IN ('', $2)`, p.Stream, oldIdentity) == shards
-	})
+	if identities {
+		p.WaitFor(30*time.Second, "every checkpoint under the new stream's identity", func() bool {
+			return p.Count(`SELECT count(*) FROM boxscore.shard_checkpoint WHERE stream = $1 AND stream_identity NOT IN ('', $2)`, p.Stream, oldIdentity) == shards
+		})
+	}
 	contents, err := p.ReadStream()
 	if err != nil {
 		t.Fatal(err)
@@ -150,11 +179,13 @@ func testRecreatedStream(t *testing.T, consumerDown bool) {
 	}
 	// Every shard the old stream had checkpointed is archived once, with the position it
 	// had when the new identity was claimed.
-	if n := p.Count(`SELECT count(DISTINCT stream_identity) FROM boxscore.shard_checkpoint WHERE stream = $1 AND stream_identity <> $2`, p.Stream, oldIdentity); n != 1 {
-		t.Errorf("checkpoints under a new identity: %d identities, want 1", n)
+	if identities {
+		if n := p.Count(`SELECT count(DISTINCT stream_identity) FROM boxscore.shard_checkpoint WHERE stream = $1 AND stream_identity <> $2`, p.Stream, oldIdentity); n != 1 {
+			t.Errorf("checkpoints under a new identity: %d identities, want 1", n)
+		}
 	}
 	for shard, cp := range oldCheckpoints {
-		if cp.Sequence == "" {
+		if cp.Sequence == "" || !identities || !gaps {
 			continue
 		}
 		if n := p.Count(`SELECT count(*) FROM boxscore.stream_gap WHERE stream = $1 AND shard_id = $2 AND reason = 'stream_recreated'
@@ -162,7 +193,7 @@ func testRecreatedStream(t *testing.T, consumerDown bool) {
 			t.Errorf("shard %s: %d stream_recreated gaps archiving the old checkpoint (%s), want 1", shard, n, cp.Sequence)
 		}
 	}
-	if t.Failed() {
+	if t.Failed() && gaps {
 		rows, _ := p.DB.Query(context.Background(), `SELECT shard_id, reason, after_sequence_number, before_sequence_number, old_stream_identity, stream_identity FROM boxscore.stream_gap ORDER BY id`)
 		for rows.Next() {
 			var a, b, c, d, e, f string
@@ -170,7 +201,12 @@ func testRecreatedStream(t *testing.T, consumerDown bool) {
 			t.Logf("stream_gap: %s %s after=%s before=%s old=%s new=%s", a, b, c, d, e, f)
 		}
 		rows.Close()
+	}
+	if t.Failed() {
 		p.DumpLogs()
+	}
+	if !gaps {
+		return
 	}
 	if n := p.Count(`SELECT count(*) FROM boxscore.stream_gap WHERE stream = $1 AND reason = 'trim_horizon'`, p.Stream); n != 0 {
 		t.Logf("note: %d trim_horizon gaps as well (a reader resumed on the new stream from an old checkpoint before the identity was learnt)", n)
