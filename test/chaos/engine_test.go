@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -467,11 +468,6 @@ func (e *engine) produced() int {
 // until stop is closed (the chunk under way is finished). It returns the error that stopped
 // it, if any, on done.
 func (e *engine) producersRunning(ctx context.Context, rate float64, stop <-chan struct{}) (done <-chan error) {
-	// Small batches, often: every fault meets POSTs in flight. Each producer sends a batch
-	// about every half second, of the size that makes the rate.
-	const producers = 4
-	batch := min(max(int(rate/2/producers), 10), 100)
-	pause := time.Duration(float64(producers*batch) / rate * float64(time.Second))
 	out := make(chan error, 1)
 	rng := rand.New(rand.NewPCG(e.rng.Uint64(), 17))
 	go func() {
@@ -482,7 +478,7 @@ func (e *engine) producersRunning(ctx context.Context, rate float64, stop <-chan
 				return
 			default:
 			}
-			if err := produce(ctx, e.led, e.gate.url, chunkWorkload(rng, chunk, batch), producers, pause); err != nil {
+			if err := e.sendPaced(ctx, chunkWorkload(rng, chunk, 25), rate); err != nil {
 				out <- fmt.Errorf("chunk %d: %w", chunk, err)
 				return
 			}
@@ -491,11 +487,73 @@ func (e *engine) producersRunning(ctx context.Context, rate float64, stop <-chan
 	return out
 }
 
+// sendPaced sends the workload's batches (and its refused batches among them) at rate
+// events per second on the clock, whatever the answers' latency: small batches, often, up
+// to 16 in flight, each delivered until accepted or refused (stack.Producer.Deliver), so
+// that every fault meets POSTs under way. Behind the clock it catches up by at most a
+// second's worth.
+func (e *engine) sendPaced(ctx context.Context, w workload, rate float64) error {
+	const inFlight = 16
+	type post struct {
+		lines []stack.Line
+		opts  stack.PostOptions
+	}
+	var posts []post
+	refusedAt := map[int][]stack.Line{}
+	for k, b := range w.refused {
+		refusedAt[(k+1)*len(w.batches)/(len(w.refused)+1)] = b
+	}
+	for i, b := range w.batches {
+		if r, ok := refusedAt[i]; ok {
+			posts = append(posts, post{r, malformed})
+		}
+		posts = append(posts, post{lines: b})
+	}
+	slots := make(chan struct{}, inFlight)
+	errs := make(chan error, len(posts))
+	var wg sync.WaitGroup
+	next := time.Now()
+	for _, p := range posts {
+		if now := time.Now(); next.Before(now.Add(-time.Second)) {
+			next = now.Add(-time.Second)
+		}
+		next = next.Add(time.Duration(float64(len(p.lines)) / rate * float64(time.Second)))
+		select {
+		case <-time.After(time.Until(next)):
+		case <-ctx.Done():
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if _, err := stack.NewProducer(e.gate.url, e.led).Deliver(ctx, p.lines, p.opts); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var err error
+	for x := range errs {
+		err = errors.Join(err, x)
+	}
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
 // chunkWorkload is makeWorkload's mix (duplicates, corrections in and out of order,
-// impossible lines, refused batches) over 100 players and 20 games, its games and event
-// ids prefixed by the chunk's number so that chunks never share a key.
+// impossible lines, refused batches) over 100 players and 5 games (about 550 events: the
+// producers stop between chunks), its games and event ids prefixed by the chunk's number so
+// that chunks never share a key.
 func chunkWorkload(rng *rand.Rand, chunk, batch int) workload {
-	w := makeWorkload(rng, 100, 20, batch)
+	w := makeWorkload(rng, 100, 5, batch)
 	rename := func(lines []stack.Line) {
 		for i := range lines {
 			lines[i].GameID = fmt.Sprintf("K%04d-%s", chunk, lines[i].GameID)
