@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,6 +89,11 @@ type engine struct {
 	led     *stack.Ledger
 	rng     *rand.Rand
 	gate    *gate // the producers' way to the gateway
+
+	// kinMu is held while a fault stops kinesalite on purpose, so that the watch does
+	// not take that for a death.
+	kinMu  sync.Mutex
+	deaths []string // kinesalite exits nobody asked for, with what it said
 
 	probePlayers []int64 // one per shard
 	probes       atomic.Int64
@@ -223,6 +229,8 @@ func (e *engine) apply(kind string) (start, end time.Time, detail string, err er
 		return start, time.Now(), fmt.Sprintf("down %s", down.Round(time.Millisecond)), nil
 
 	case kind == kindKinesalite:
+		e.kinMu.Lock()
+		defer e.kinMu.Unlock()
 		down := e.between(500*time.Millisecond, 2*time.Second)
 		e.kin.Kill(t)
 		time.Sleep(down)
@@ -421,6 +429,65 @@ func newGate(t *testing.T, target string) *gate {
 
 func (g *gate) close() { g.mu.Lock() }
 func (g *gate) open()  { g.mu.Unlock() }
+
+// watchKinesalite restarts kinesalite (on its port and data) whenever it stops listening
+// without a fault having stopped it, until ctx ends, and records each such death. kinesalite
+// stands in for Kinesis, which does not go away: twice in full runs the process exited with
+// status 1 and nothing on stderr mid-run (see docs/delivery-guarantees.md). A death shows in
+// the report and in the recovery of the fault it happened in; the ledger still judges.
+func (e *engine) watchKinesalite(ctx context.Context) {
+	refusals := 0
+	for ctx.Err() == nil {
+		time.Sleep(time.Second)
+		e.kinMu.Lock()
+		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := e.direct.DescribeStreamSummary(qctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(e.p.Stream)})
+		cancel()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			refusals++
+		} else {
+			refusals = 0
+		}
+		if refusals >= 2 && ctx.Err() == nil {
+			death := "kinesalite stopped listening: " + tryTB(e.t, func(tb testing.TB) { e.kin.Kill(tb) })
+			if msg := tryTB(e.t, func(tb testing.TB) { e.kin.Start(tb) }); msg != "" {
+				death += "; restart failed: " + msg
+			} else {
+				death += "; restarted"
+			}
+			e.t.Logf("%s %s", time.Now().UTC().Format("15:04:05.000"), death)
+			e.deaths = append(e.deaths, death)
+			refusals = 0
+		}
+		e.kinMu.Unlock()
+	}
+}
+
+// tryTB runs f with a testing.TB whose Fatalf ends f and returns the message instead of
+// ending the test: for helpers that only report through t.Fatalf.
+func tryTB(t *testing.T, f func(testing.TB)) (msg string) {
+	r := &fatalRecorder{TB: t}
+	defer func() {
+		if x := recover(); x != nil {
+			if x != r {
+				panic(x)
+			}
+			msg = r.msg
+		}
+	}()
+	f(r)
+	return ""
+}
+
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	panic(r)
+}
 
 // health says, for a failure's message, whether kinesalite and PostgreSQL answer directly
 // (past the proxies), which proxies hold a fault, and which instances are ready.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -46,6 +47,10 @@ func TestChaosSoak(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); e.watchKinesalite(watchCtx) }()
+	defer func() { stopWatch(); <-watched }()
 	stop := make(chan struct{})
 	rate := float64(*soakEvents) / soakDuration.Seconds() * 1.1
 	producing := e.producersRunning(ctx, rate, stop)
@@ -354,7 +359,11 @@ func (e *engine) report(v *verdict, faultPhase time.Duration) string {
 			all = append(all, r.recovery)
 		}
 	}
-	fmt.Fprintf(&b, "- faults overlapping the producers' traffic: %d of %d\n\n", overlapped, len(e.results))
+	fmt.Fprintf(&b, "- faults overlapping the producers' traffic: %d of %d\n", overlapped, len(e.results))
+	e.kinMu.Lock()
+	deaths := slices.Clone(e.deaths)
+	e.kinMu.Unlock()
+	fmt.Fprintf(&b, "- kinesalite deaths nobody asked for (restarted by the soak): %d %q\n\n", len(deaths), deaths)
 	fmt.Fprintf(&b, "Seconds from a fault's end (a kill: its moment) until a probe per shard sent then was in the warehouse:\n\n")
 	fmt.Fprintf(&b, "| fault | n | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n")
 	row := func(name string, s stats) {
