@@ -262,7 +262,10 @@ func (e *env) settle(f *flow, timeout time.Duration) {
 // assertExactlyOnce checks the warehouse against what the gateway accepted (one row per
 // accepted event, with its values, and nothing else) and, from the loader's own counts,
 // that no row was ever committed twice (a replayed batch shows as "unchanged" rows); it
-// returns the rows by event id.
+// returns the rows by event id. Inserted rows may count fewer than accepted events: a
+// consumer killed while the loader commits its Load cancels the call, and a commit whose
+// answer was lost that way is counted "failed" though it landed (the warehouse check
+// above is what proves every event is there once).
 func (e *env) assertExactlyOnce(f *flow) map[string]stack.Row {
 	e.t.Helper()
 	rows := e.AssertExactlyOnce(f.led)
@@ -271,7 +274,7 @@ func (e *env) assertExactlyOnce(f *flow) map[string]stack.Row {
 	inserted := m.Sum("boxscore_loader_rows_total", `outcome="inserted"`)
 	unchanged := m.Sum("boxscore_loader_rows_total", `outcome="unchanged"`)
 	updated := m.Sum("boxscore_loader_rows_total", `outcome="updated"`)
-	if unchanged != 0 || updated != 0 || int(inserted) != accepted {
+	if unchanged != 0 || updated != 0 || int(inserted) > accepted {
 		e.t.Errorf("loader committed %v inserted, %v updated, %v unchanged rows for %d distinct accepted events: a batch was committed twice",
 			inserted, updated, unchanged, accepted)
 	}
