@@ -113,6 +113,25 @@ const server = kinesalite({
   updateStreamMs: nonNegativeInt('update-stream-ms', opts['update-stream-ms']),
 })
 
+// kinesalite's request handler rethrows every request stream error
+// (`req.on('error', err => { throw err })`), so a client that disconnects
+// while sending a body ("aborted", ECONNRESET: a killed test process, a
+// timed-out SDK call) kills the whole server. Wrap the handler: once it has
+// attached its listeners, swap that one for a listener that logs and drops
+// the request, as a real endpoint would.
+for (const handler of server.listeners('request')) {
+  server.removeListener('request', handler)
+  server.on('request', (req, res) => {
+    const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`
+    handler(req, res)
+    req.removeAllListeners('error')
+    req.on('error', (err) => {
+      process.stderr.write(`kinesalite: request from ${peer} failed, dropped: ${err.code || ''} ${err.message}\n`)
+      res.destroy()
+    })
+  })
+}
+
 server.on('error', (err) => {
   process.stderr.write(`kinesalite: ${err.stack || err}\n`)
   process.exit(1)
