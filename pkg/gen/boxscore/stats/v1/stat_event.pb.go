@@ -95,7 +95,13 @@ type StatEvent struct {
 	// When the source produced or last changed the line (informational).
 	SourceTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=source_time,json=sourceTime,proto3" json:"source_time,omitempty"`
 	// Free-form name of the producer, e.g. "mlb-statsapi" or "replay".
-	Source        string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	Source string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// Set on a tombstone: the (player, game) line is retracted, i.e. removed from the fact
+	// table and the views, by an event like any other (versioned, exactly once). A
+	// retraction carries no batting line; its version must be above the line it removes, and
+	// a later line replaces it only with a still higher version. Sending one needs the
+	// producer's "retract" scope.
+	Retraction    *Retraction `protobuf:"bytes,8,opt,name=retraction,proto3" json:"retraction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +185,59 @@ func (x *StatEvent) GetSource() string {
 	return ""
 }
 
+func (x *StatEvent) GetRetraction() *Retraction {
+	if x != nil {
+		return x.Retraction
+	}
+	return nil
+}
+
+// Retraction says why a line is withdrawn.
+type Retraction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why, for the audit trail, e.g. "duplicate of game LAN202404110 reported by error".
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Retraction) Reset() {
+	*x = Retraction{}
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Retraction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Retraction) ProtoMessage() {}
+
+func (x *Retraction) ProtoReflect() protoreflect.Message {
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Retraction.ProtoReflect.Descriptor instead.
+func (*Retraction) Descriptor() ([]byte, []int) {
+	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Retraction) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Player identifies the batter.
 type Player struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -194,7 +253,7 @@ type Player struct {
 
 func (x *Player) Reset() {
 	*x = Player{}
-	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[1]
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +265,7 @@ func (x *Player) String() string {
 func (*Player) ProtoMessage() {}
 
 func (x *Player) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[1]
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +278,7 @@ func (x *Player) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Player.ProtoReflect.Descriptor instead.
 func (*Player) Descriptor() ([]byte, []int) {
-	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{1}
+	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Player) GetMlbId() int64 {
@@ -265,7 +324,7 @@ type Game struct {
 
 func (x *Game) Reset() {
 	*x = Game{}
-	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[2]
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +336,7 @@ func (x *Game) String() string {
 func (*Game) ProtoMessage() {}
 
 func (x *Game) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[2]
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +349,7 @@ func (x *Game) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Game.ProtoReflect.Descriptor instead.
 func (*Game) Descriptor() ([]byte, []int) {
-	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{2}
+	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Game) GetGameId() string {
@@ -381,7 +440,7 @@ type BattingLine struct {
 
 func (x *BattingLine) Reset() {
 	*x = BattingLine{}
-	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[3]
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +452,7 @@ func (x *BattingLine) String() string {
 func (*BattingLine) ProtoMessage() {}
 
 func (x *BattingLine) ProtoReflect() protoreflect.Message {
-	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[3]
+	mi := &file_boxscore_stats_v1_stat_event_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +465,7 @@ func (x *BattingLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BattingLine.ProtoReflect.Descriptor instead.
 func (*BattingLine) Descriptor() ([]byte, []int) {
-	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{3}
+	return file_boxscore_stats_v1_stat_event_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BattingLine) GetPlateAppearances() int32 {
@@ -539,7 +598,7 @@ var File_boxscore_stats_v1_stat_event_proto protoreflect.FileDescriptor
 
 const file_boxscore_stats_v1_stat_event_proto_rawDesc = "" +
 	"\n" +
-	"\"boxscore/stats/v1/stat_event.proto\x12\x11boxscore.stats.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x02\n" +
+	"\"boxscore/stats/v1/stat_event.proto\x12\x11boxscore.stats.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n" +
 	"\tStatEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x121\n" +
 	"\x06player\x18\x02 \x01(\v2\x19.boxscore.stats.v1.PlayerR\x06player\x12+\n" +
@@ -548,7 +607,13 @@ const file_boxscore_stats_v1_stat_event_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\x03R\aversion\x12;\n" +
 	"\vsource_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"sourceTime\x12\x16\n" +
-	"\x06source\x18\a \x01(\tR\x06source\"G\n" +
+	"\x06source\x18\a \x01(\tR\x06source\x12=\n" +
+	"\n" +
+	"retraction\x18\b \x01(\v2\x1d.boxscore.stats.v1.RetractionR\n" +
+	"retraction\"$\n" +
+	"\n" +
+	"Retraction\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"G\n" +
 	"\x06Player\x12\x15\n" +
 	"\x06mlb_id\x18\x01 \x01(\x03R\x05mlbId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -628,26 +693,28 @@ func file_boxscore_stats_v1_stat_event_proto_rawDescGZIP() []byte {
 }
 
 var file_boxscore_stats_v1_stat_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_boxscore_stats_v1_stat_event_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_boxscore_stats_v1_stat_event_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_boxscore_stats_v1_stat_event_proto_goTypes = []any{
 	(HomeAway)(0),                 // 0: boxscore.stats.v1.HomeAway
 	(*StatEvent)(nil),             // 1: boxscore.stats.v1.StatEvent
-	(*Player)(nil),                // 2: boxscore.stats.v1.Player
-	(*Game)(nil),                  // 3: boxscore.stats.v1.Game
-	(*BattingLine)(nil),           // 4: boxscore.stats.v1.BattingLine
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*Retraction)(nil),            // 2: boxscore.stats.v1.Retraction
+	(*Player)(nil),                // 3: boxscore.stats.v1.Player
+	(*Game)(nil),                  // 4: boxscore.stats.v1.Game
+	(*BattingLine)(nil),           // 5: boxscore.stats.v1.BattingLine
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_boxscore_stats_v1_stat_event_proto_depIdxs = []int32{
-	2, // 0: boxscore.stats.v1.StatEvent.player:type_name -> boxscore.stats.v1.Player
-	3, // 1: boxscore.stats.v1.StatEvent.game:type_name -> boxscore.stats.v1.Game
-	4, // 2: boxscore.stats.v1.StatEvent.batting:type_name -> boxscore.stats.v1.BattingLine
-	5, // 3: boxscore.stats.v1.StatEvent.source_time:type_name -> google.protobuf.Timestamp
-	0, // 4: boxscore.stats.v1.Game.home_away:type_name -> boxscore.stats.v1.HomeAway
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	3, // 0: boxscore.stats.v1.StatEvent.player:type_name -> boxscore.stats.v1.Player
+	4, // 1: boxscore.stats.v1.StatEvent.game:type_name -> boxscore.stats.v1.Game
+	5, // 2: boxscore.stats.v1.StatEvent.batting:type_name -> boxscore.stats.v1.BattingLine
+	6, // 3: boxscore.stats.v1.StatEvent.source_time:type_name -> google.protobuf.Timestamp
+	2, // 4: boxscore.stats.v1.StatEvent.retraction:type_name -> boxscore.stats.v1.Retraction
+	0, // 5: boxscore.stats.v1.Game.home_away:type_name -> boxscore.stats.v1.HomeAway
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_boxscore_stats_v1_stat_event_proto_init() }
@@ -655,14 +722,14 @@ func file_boxscore_stats_v1_stat_event_proto_init() {
 	if File_boxscore_stats_v1_stat_event_proto != nil {
 		return
 	}
-	file_boxscore_stats_v1_stat_event_proto_msgTypes[3].OneofWrappers = []any{}
+	file_boxscore_stats_v1_stat_event_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_boxscore_stats_v1_stat_event_proto_rawDesc), len(file_boxscore_stats_v1_stat_event_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

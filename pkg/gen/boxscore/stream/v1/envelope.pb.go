@@ -36,7 +36,12 @@ type Envelope struct {
 	// When the gateway accepted the event (start of the freshness measurement).
 	AcceptedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
 	// W3C trace context (traceparent, tracestate, baggage) of the producing span.
-	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TraceContext map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The authenticated producer that sent the event (the API key's producer name or the
+	// OIDC subject the gateway mapped it to), set by the gateway, never by the client.
+	// "anonymous" when the gateway runs without authentication (loopback only); empty on
+	// records written before producers were authenticated.
+	Producer      string `protobuf:"bytes,6,opt,name=producer,proto3" json:"producer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -106,18 +111,26 @@ func (x *Envelope) GetTraceContext() map[string]string {
 	return nil
 }
 
+func (x *Envelope) GetProducer() string {
+	if x != nil {
+		return x.Producer
+	}
+	return ""
+}
+
 var File_boxscore_stream_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_boxscore_stream_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"!boxscore/stream/v1/envelope.proto\x12\x12boxscore.stream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x02\n" +
+	"!boxscore/stream/v1/envelope.proto\x12\x12boxscore.stream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x02\n" +
 	"\bEnvelope\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x19\n" +
 	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12;\n" +
 	"\vaccepted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x12S\n" +
-	"\rtrace_context\x18\x05 \x03(\v2..boxscore.stream.v1.Envelope.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\rtrace_context\x18\x05 \x03(\v2..boxscore.stream.v1.Envelope.TraceContextEntryR\ftraceContext\x12\x1a\n" +
+	"\bproducer\x18\x06 \x01(\tR\bproducer\x1a?\n" +
 	"\x11TraceContextEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\xd7\x01\n" +

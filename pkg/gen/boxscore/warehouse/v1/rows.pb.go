@@ -97,7 +97,13 @@ type BattingGameRow struct {
 	Position *v11.RecordPosition `protobuf:"bytes,33,opt,name=position,proto3" json:"position,omitempty"`
 	// Trace id of the producing span (hex), empty when the record carried none; it leads
 	// from the warehouse row to the event's trace.
-	TraceId       string `protobuf:"bytes,34,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	TraceId string `protobuf:"bytes,34,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	// The authenticated producer that sent the event (Envelope.producer).
+	Producer string `protobuf:"bytes,35,opt,name=producer,proto3" json:"producer,omitempty"`
+	// Set when the event is a retraction (a tombstone): the loader removes the (player,
+	// game) line if this version is above the stored one and records the tombstone, so an
+	// older line arriving later cannot bring it back. The statistics are then all zero.
+	Retraction    *v1.Retraction `protobuf:"bytes,36,opt,name=retraction,proto3" json:"retraction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -370,6 +376,20 @@ func (x *BattingGameRow) GetTraceId() string {
 	return ""
 }
 
+func (x *BattingGameRow) GetProducer() string {
+	if x != nil {
+		return x.Producer
+	}
+	return ""
+}
+
+func (x *BattingGameRow) GetRetraction() *v1.Retraction {
+	if x != nil {
+		return x.Retraction
+	}
+	return nil
+}
+
 // Rejection is a record that cannot become a row, with the reason: a row of the
 // dead-letter table, kept so the record can be inspected and replayed.
 type Rejection struct {
@@ -392,7 +412,10 @@ type Rejection struct {
 	// Version of the event, when the record could be decoded far enough to know it; 0 when
 	// unknown. With event_id, stage and reason it identifies a dead letter: the same event
 	// read twice at two positions of the stream (a producer's retry) is dead-lettered once.
-	EventVersion  int64 `protobuf:"varint,8,opt,name=event_version,json=eventVersion,proto3" json:"event_version,omitempty"`
+	EventVersion int64 `protobuf:"varint,8,opt,name=event_version,json=eventVersion,proto3" json:"event_version,omitempty"`
+	// The authenticated producer of the record (Envelope.producer), when the envelope could
+	// be decoded; empty otherwise.
+	Producer      string `protobuf:"bytes,9,opt,name=producer,proto3" json:"producer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -483,11 +506,18 @@ func (x *Rejection) GetEventVersion() int64 {
 	return 0
 }
 
+func (x *Rejection) GetProducer() string {
+	if x != nil {
+		return x.Producer
+	}
+	return ""
+}
+
 var File_boxscore_warehouse_v1_rows_proto protoreflect.FileDescriptor
 
 const file_boxscore_warehouse_v1_rows_proto_rawDesc = "" +
 	"\n" +
-	" boxscore/warehouse/v1/rows.proto\x12\x15boxscore.warehouse.v1\x1a\"boxscore/stats/v1/stat_event.proto\x1a!boxscore/stream/v1/position.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\t\n" +
+	" boxscore/warehouse/v1/rows.proto\x12\x15boxscore.warehouse.v1\x1a\"boxscore/stats/v1/stat_event.proto\x1a!boxscore/stream/v1/position.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf0\t\n" +
 	"\x0eBattingGameRow\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x121\n" +
@@ -529,7 +559,11 @@ const file_boxscore_warehouse_v1_rows_proto_rawDesc = "" +
 	"\vaccepted_at\x18  \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"acceptedAt\x12>\n" +
 	"\bposition\x18! \x01(\v2\".boxscore.stream.v1.RecordPositionR\bposition\x12\x19\n" +
-	"\btrace_id\x18\" \x01(\tR\atraceId\"\x81\x02\n" +
+	"\btrace_id\x18\" \x01(\tR\atraceId\x12\x1a\n" +
+	"\bproducer\x18# \x01(\tR\bproducer\x12=\n" +
+	"\n" +
+	"retraction\x18$ \x01(\v2\x1d.boxscore.stats.v1.RetractionR\n" +
+	"retraction\"\x9d\x02\n" +
 	"\tRejection\x12>\n" +
 	"\bposition\x18\x01 \x01(\v2\".boxscore.stream.v1.RecordPositionR\bposition\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x16\n" +
@@ -538,7 +572,8 @@ const file_boxscore_warehouse_v1_rows_proto_rawDesc = "" +
 	"\x05field\x18\x05 \x01(\tR\x05field\x12\x19\n" +
 	"\bevent_id\x18\x06 \x01(\tR\aeventId\x12\x18\n" +
 	"\apayload\x18\a \x01(\fR\apayload\x12#\n" +
-	"\revent_version\x18\b \x01(\x03R\feventVersionB\xe8\x01\n" +
+	"\revent_version\x18\b \x01(\x03R\feventVersion\x12\x1a\n" +
+	"\bproducer\x18\t \x01(\tR\bproducerB\xe8\x01\n" +
 	"\x19com.boxscore.warehouse.v1B\tRowsProtoP\x01ZJgithub.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1;warehousev1\xa2\x02\x03BWX\xaa\x02\x15Boxscore.Warehouse.V1\xca\x02\x15Boxscore\\Warehouse\\V1\xe2\x02!Boxscore\\Warehouse\\V1\\GPBMetadata\xea\x02\x17Boxscore::Warehouse::V1b\x06proto3"
 
 var (
@@ -560,18 +595,20 @@ var file_boxscore_warehouse_v1_rows_proto_goTypes = []any{
 	(*v1.Player)(nil),             // 2: boxscore.stats.v1.Player
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 	(*v11.RecordPosition)(nil),    // 4: boxscore.stream.v1.RecordPosition
+	(*v1.Retraction)(nil),         // 5: boxscore.stats.v1.Retraction
 }
 var file_boxscore_warehouse_v1_rows_proto_depIdxs = []int32{
 	2, // 0: boxscore.warehouse.v1.BattingGameRow.player:type_name -> boxscore.stats.v1.Player
 	3, // 1: boxscore.warehouse.v1.BattingGameRow.source_time:type_name -> google.protobuf.Timestamp
 	3, // 2: boxscore.warehouse.v1.BattingGameRow.accepted_at:type_name -> google.protobuf.Timestamp
 	4, // 3: boxscore.warehouse.v1.BattingGameRow.position:type_name -> boxscore.stream.v1.RecordPosition
-	4, // 4: boxscore.warehouse.v1.Rejection.position:type_name -> boxscore.stream.v1.RecordPosition
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 4: boxscore.warehouse.v1.BattingGameRow.retraction:type_name -> boxscore.stats.v1.Retraction
+	4, // 5: boxscore.warehouse.v1.Rejection.position:type_name -> boxscore.stream.v1.RecordPosition
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_boxscore_warehouse_v1_rows_proto_init() }
