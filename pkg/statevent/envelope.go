@@ -50,6 +50,13 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // and the W3C trace context of the producing span (traceparent, tracestate, baggage), and
 // returns the envelope's bytes: the body of one Kinesis record.
 func EncodeEnvelope(ev *statsv1.StatEvent, acceptedAt time.Time, traceContext map[string]string) ([]byte, error) {
+	return EncodeProducerEnvelope(ev, "", acceptedAt, traceContext)
+}
+
+// EncodeProducerEnvelope is EncodeEnvelope with the authenticated producer recorded in the
+// envelope (the gateway's path; EncodeEnvelope leaves it empty, as records written before
+// producers were authenticated have it).
+func EncodeProducerEnvelope(ev *statsv1.StatEvent, producer string, acceptedAt time.Time, traceContext map[string]string) ([]byte, error) {
 	if ev == nil {
 		return nil, errors.New("encode envelope: event is nil")
 	}
@@ -65,6 +72,7 @@ func EncodeEnvelope(ev *statsv1.StatEvent, acceptedAt time.Time, traceContext ma
 		EventId:      ev.GetEventId(),
 		AcceptedAt:   timestamppb.New(acceptedAt),
 		TraceContext: traceContext,
+		Producer:     producer,
 	}
 	data, err := marshal.Marshal(env)
 	if err != nil {

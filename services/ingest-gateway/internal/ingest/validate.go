@@ -1,0 +1,47 @@
+package ingest
+
+import (
+	"fmt"
+
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
+)
+
+// Validate normalizes every event in place and checks the batch: its size, then the shape
+// of every event. It reports every violation of every event, not just the first, in an
+// *Error of KindInvalid (KindTooLarge for too many events).
+func Validate(events []*statsv1.StatEvent) error {
+	switch {
+	case len(events) == 0:
+		return &Error{Kind: KindInvalid, Violations: []Violation{{Index: BatchIndex, Violation: statevent.Violation{
+			Field: "events", Reason: "required", Detail: "the batch has no events",
+		}}}}
+	case len(events) > MaxBatchEvents:
+		return &Error{Kind: KindTooLarge, Err: fmt.Errorf("the batch has %d events, at most %d are allowed", len(events), MaxBatchEvents)}
+	}
+	var violations []Violation
+	firstIndex := make(map[string]int, len(events))
+	for i, ev := range events {
+		statevent.Normalize(ev)
+		for _, v := range statevent.ValidateShape(ev) {
+			violations = append(violations, Violation{Index: i, EventID: ev.GetEventId(), Violation: v})
+		}
+		// Two events with one id in one batch are a client bug: downstream, the second would
+		// silently replace or be dropped as a duplicate of the first.
+		if id := ev.GetEventId(); id != "" {
+			if first, seen := firstIndex[id]; seen {
+				violations = append(violations, Violation{Index: i, EventID: id, Violation: statevent.Violation{
+					Field:  "eventId",
+					Reason: "duplicate",
+					Detail: fmt.Sprintf("event id %s is also the id of event %d of this batch", id, first),
+				}})
+			} else {
+				firstIndex[id] = i
+			}
+		}
+	}
+	if len(violations) > 0 {
+		return &Error{Kind: KindInvalid, Violations: violations}
+	}
+	return nil
+}
