@@ -5,7 +5,11 @@
 // invalid events, reports them as rejected with their violations, and resends the valid
 // rest. Answers that mean "later" (429, 503, 5xx, network errors) are retried with capped
 // exponential backoff and jitter, honouring Retry-After, within a retry budget; answers that
-// retrying cannot fix (400, 413, 415, ...) are returned at once as a *ProblemError.
+// retrying cannot fix (400, 401, 403, 413, 415, ...) are returned at once as a *ProblemError.
+//
+// With WithAPIKey every request carries "Authorization: Bearer <key>". A 401 (no or a bad
+// credential) or a 403 (the producer lacks the scope or the source) is permanent: the error
+// says so with the gateway's problem detail and what to check, and never contains the key.
 //
 // Retries are safe because events are sent with their ids: the gateway keeps a client's id
 // and the warehouse keeps one line per id. For an event sent without an id, Send reuses the
@@ -114,6 +118,8 @@ type ProblemError struct {
 	// error page, say), in which case Body holds its beginning.
 	Problem ingestapi.Problem
 	Body    string
+	// Hint, when set, says what to check: for a 401 or 403, the credential sent.
+	Hint string
 }
 
 func (e *ProblemError) Error() string {
@@ -130,6 +136,9 @@ func (e *ProblemError) Error() string {
 	}
 	if e.Problem.RequestID != "" {
 		fmt.Fprintf(&b, " [request %s]", e.Problem.RequestID)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, "; %s", e.Hint)
 	}
 	return b.String()
 }
@@ -149,6 +158,7 @@ type Client struct {
 	maxBackoff     time.Duration
 	attemptTimeout time.Duration
 	userAgent      string
+	apiKey         string
 	notify         func(RetryNotice)
 }
 
@@ -174,6 +184,9 @@ func WithAttemptTimeout(d time.Duration) Option { return func(c *Client) { c.att
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithAPIKey sends key as "Authorization: Bearer <key>" on every request; empty sends none.
+func WithAPIKey(key string) Option { return func(c *Client) { c.apiKey = key } }
 
 // WithRetryNotify registers a callback called before each wait between retries.
 func WithRetryNotify(fn func(RetryNotice)) Option { return func(c *Client) { c.notify = fn } }
@@ -390,7 +403,7 @@ func (c *Client) attempt(ctx context.Context, b *batch) error {
 			}
 			// The rest was refused only because of the invalid ones: resend it now.
 		default:
-			return answerError(status, header, respBody, b)
+			return c.answerError(status, header, respBody, b)
 		}
 	}
 	return nil
@@ -440,8 +453,9 @@ func (b *batch) reject(status int, respBody []byte) error {
 	return nil
 }
 
-func answerError(status int, header http.Header, respBody []byte, b *batch) error {
+func (c *Client) answerError(status int, header http.Header, respBody []byte, b *batch) error {
 	pe := problemError(status, respBody)
+	pe.Hint = c.credentialHint(status)
 	// 503 stream-unavailable and 500 stream-rejected say which events the stream took.
 	b.recordPartial(pe.Problem)
 	switch {
@@ -459,6 +473,19 @@ func answerError(status int, header http.Header, respBody []byte, b *batch) erro
 	default: // 400, 404, 413, 415...: the same request would get the same answer
 		return permanentError{pe}
 	}
+}
+
+// credentialHint says what to check after a 401 or 403; the key itself is never repeated.
+func (c *Client) credentialHint(status int) string {
+	switch {
+	case status == http.StatusUnauthorized && c.apiKey == "":
+		return "no API key was sent: give one with --api-key or BOXSCORE_API_KEY"
+	case status == http.StatusUnauthorized:
+		return "the API key sent was not accepted (mistyped, revoked, or for another gateway)"
+	case status == http.StatusForbidden:
+		return "the API key's producer may not send this: it needs the ingest scope (retract for retractions) and, when limited to sources, the event's source"
+	}
+	return ""
 }
 
 func problemError(status int, respBody []byte) *ProblemError {
@@ -503,6 +530,9 @@ func (c *Client) post(ctx context.Context, body []byte) (int, http.Header, []byt
 	req.Header.Set("Content-Type", ingestapi.MediaTypeNDJSON)
 	req.Header.Set("Accept", ingestapi.MediaTypeJSON+", "+ingestapi.MediaTypeProblem)
 	req.Header.Set("User-Agent", c.userAgent)
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("POST %s: %w", c.endpoint, err)

@@ -336,3 +336,72 @@ func TestUnreachableGatewayFailsAfterTheBudget(t *testing.T) {
 		t.Fatalf("err = %v after %d requests, want an exhausted budget naming the connection failure", err, res.Requests)
 	}
 }
+
+// The key goes in every request, retries included, and a quota's 429 is waited out as the
+// gateway asks.
+func TestAPIKeyIsSentOnEveryRequestAndA429IsWaitedOut(t *testing.T) {
+	t.Parallel()
+	gw := gatewaytest.Start(t)
+	gw.RequireKeys(map[string][]string{"bsk_good": {"ingest"}})
+	gw.FailNext(gatewaytest.Fault{Status: http.StatusTooManyRequests, RetryAfter: "1", Type: "quota-exceeded"})
+	res, err := ingestclient.New(gw.URL, append(fastRetries(), ingestclient.WithAPIKey("bsk_good"))...).Send(context.Background(), events(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := gw.Requests()
+	if len(reqs) != 2 || res.Count(ingestclient.StatusAccepted) != 3 {
+		t.Fatalf("%d requests, %d accepted; want 2 and 3", len(reqs), res.Count(ingestclient.StatusAccepted))
+	}
+	for i, r := range reqs {
+		if r.Authorization != "Bearer bsk_good" {
+			t.Errorf("request %d sent Authorization %q", i, r.Authorization)
+		}
+	}
+	if gap := reqs[1].At.Sub(reqs[0].At); gap < time.Second {
+		t.Errorf("retried %s after the 429, want at least the 1 s of Retry-After", gap)
+	}
+}
+
+// 401 and 403 are permanent: one request, an error naming the status, the gateway's detail
+// and what to check, and never the key.
+func TestRefusedCredentialsAreNotRetriedAndNeverEchoTheKey(t *testing.T) {
+	t.Parallel()
+	retraction := event(1)
+	retraction.Batting = nil
+	retraction.Retraction = &statsv1.Retraction{Reason: "reported twice"}
+	for _, tc := range []struct {
+		name   string
+		key    string
+		events []*statsv1.StatEvent
+		status int
+		hint   string
+	}{
+		{"no key", "", events(1), http.StatusUnauthorized, "no API key was sent"},
+		{"wrong key", "bsk_wrong-secret-value", events(1), http.StatusUnauthorized, "was not accepted"},
+		{"missing scope", "bsk_ingest-only", []*statsv1.StatEvent{retraction}, http.StatusForbidden, "retract for retractions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			gw := gatewaytest.Start(t)
+			gw.RequireKeys(map[string][]string{"bsk_ingest-only": {"ingest"}})
+			res, err := ingestclient.New(gw.URL, append(fastRetries(), ingestclient.WithAPIKey(tc.key))...).Send(context.Background(), tc.events)
+			var pe *ingestclient.ProblemError
+			if !errors.As(err, &pe) || pe.StatusCode != tc.status {
+				t.Fatalf("err = %v, want a *ProblemError %d", err, tc.status)
+			}
+			if n := len(gw.Requests()); n != 1 {
+				t.Errorf("%d requests, want 1 (not retried)", n)
+			}
+			if res.Count(ingestclient.StatusUnknown) != len(tc.events) {
+				t.Errorf("result %+v, want every event unsettled", res.Events)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, fmt.Sprint(tc.status)) || !strings.Contains(msg, tc.hint) || !strings.Contains(msg, pe.Problem.Detail) || pe.Problem.Detail == "" {
+				t.Errorf("message %q lacks the status, the problem detail or the hint %q", msg, tc.hint)
+			}
+			if tc.key != "" && strings.Contains(msg, strings.TrimPrefix(tc.key, "bsk_")) {
+				t.Errorf("message %q repeats the key", msg)
+			}
+		})
+	}
+}

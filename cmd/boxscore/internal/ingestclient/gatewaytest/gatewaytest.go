@@ -3,7 +3,8 @@
 // 500 events, the batch validated whole with pkg/statevent and refused with 422 when any
 // event is invalid, 202 with a shard and sequence number per event) and records every
 // request. Tests can queue failures (429, 503 with Retry-After, 413, a dropped connection)
-// to be answered before the normal handling.
+// to be answered before the normal handling, and require API keys (RequireKeys): 401 without
+// a known bearer key, 403 when the key lacks the scope an event needs.
 //
 // It is not the gateway: there is no stream behind it. The gateway's own tests cover the
 // real thing; this lets a client's tests run in milliseconds without Kinesis.
@@ -18,7 +19,9 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,8 +41,10 @@ type Request struct {
 	At          time.Time // when it arrived
 	ContentType string
 	UserAgent   string
-	Events      []*statsv1.StatEvent // decoded; nil when the body could not be decoded
-	Status      int                  // the status answered
+	// Authorization is the header as received (tests check that the key was sent).
+	Authorization string
+	Events        []*statsv1.StatEvent // decoded; nil when the body could not be decoded
+	Status        int                  // the status answered
 }
 
 // Fault is a canned answer served instead of the normal handling.
@@ -61,6 +66,18 @@ type Gateway struct {
 	seq      int64
 	// invalid, when set, adds violations of its own to the statevent checks.
 	invalid func(*statsv1.StatEvent) []statevent.Violation
+	// keys, when set, maps each accepted API key to its scopes.
+	keys map[string][]string
+}
+
+// RequireKeys makes the gateway require "Authorization: Bearer <key>" with one of keys,
+// each mapped to its scopes: "ingest" for batting lines, "retract" for retractions. A
+// request without a known key is answered 401, one whose key lacks a scope 403, like the
+// gateway does.
+func (g *Gateway) RequireKeys(keys map[string][]string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.keys = keys
 }
 
 // Start starts a fake gateway on 127.0.0.1, closed at the end of the test.
@@ -109,11 +126,24 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 5<<20+1))
-	req := Request{At: at, ContentType: r.Header.Get("Content-Type"), UserAgent: r.Header.Get("User-Agent")}
+	req := Request{At: at, ContentType: r.Header.Get("Content-Type"), UserAgent: r.Header.Get("User-Agent"),
+		Authorization: r.Header.Get("Authorization")}
 	if err != nil {
 		req.Status = http.StatusBadRequest
 		g.record(req)
 		writeProblem(w, http.StatusBadRequest, ingestapi.TypeUnreadableBody, err.Error())
+		return
+	}
+
+	events, decodeErr := decode(req.ContentType, body)
+	req.Events = events
+	if status, slug, detail := g.authorize(req.Authorization, events); status != 0 {
+		req.Status = status
+		g.record(req)
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="boxscore"`)
+		}
+		writeProblem(w, status, slug, detail)
 		return
 	}
 
@@ -127,8 +157,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	invalid := g.invalid
 	g.mu.Unlock()
 
-	events, decodeErr := decode(req.ContentType, body)
-	req.Events = events
 	if fault != nil {
 		req.Status = fault.Status
 		g.record(req)
@@ -159,6 +187,32 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, status, ingestapi.MediaTypeProblem, answer)
+}
+
+// authorize checks the bearer key when RequireKeys was called: 0 when the request may go on,
+// else the status, problem type and detail to answer.
+func (g *Gateway) authorize(header string, events []*statsv1.StatEvent) (int, string, string) {
+	g.mu.Lock()
+	keys := g.keys
+	g.mu.Unlock()
+	if keys == nil {
+		return 0, "", ""
+	}
+	key, ok := strings.CutPrefix(header, "Bearer ")
+	scopes, known := keys[key]
+	if !ok || !known {
+		return http.StatusUnauthorized, "unauthenticated", "a valid API key is required (Authorization: Bearer <key>)"
+	}
+	for _, ev := range events {
+		need := "ingest"
+		if ev.GetRetraction() != nil {
+			need = "retract"
+		}
+		if !slices.Contains(scopes, need) {
+			return http.StatusForbidden, "forbidden", fmt.Sprintf("the producer lacks the %s scope", need)
+		}
+	}
+	return 0, "", ""
 }
 
 func (g *Gateway) record(r Request) {
