@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -38,8 +39,9 @@ const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 // target URIs such as "dns://10.0.0.10:53/loader.boxscore.svc:9003" or "unix:///path" work
 // too. Connections are lazy: Dial does not wait for the peer.
 //
-// Transport credentials, keepalive, balancing, message limits and tracing are decided
-// here, so a change to how services talk (mTLS) is one edit.
+// Keepalive, balancing, message limits and tracing are decided here, so a change to how
+// services talk is one edit. Dial itself is plaintext: services dial each other with
+// Server.Dial (Service.Dial), which adds the service's mutual TLS when it has TLS files.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	defaults := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -100,4 +102,19 @@ func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 func recovered(ctx context.Context, logger *slog.Logger, method string, p any) error {
 	logger.ErrorContext(ctx, "gRPC handler panicked", "method", method, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	return status.Errorf(codes.Internal, "internal error in %s", method)
+}
+
+// Dial is the package's Dial with this service's transport security: with TLS files it
+// presents the service's certificate (its identity) and verifies the server's against the
+// CA bundle and the target's host name, reloading both when the files change; without,
+// plaintext.
+func (s *Server) Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return Dial(target, append([]grpc.DialOption{grpc.WithTransportCredentials(s.clientCredentials())}, opts...)...)
+}
+
+func (s *Server) clientCredentials() credentials.TransportCredentials {
+	if s.tls == nil {
+		return insecure.NewCredentials()
+	}
+	return credentials.NewTLS(s.tls.ClientConfig())
 }

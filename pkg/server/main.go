@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -27,6 +28,14 @@ type Spec struct {
 	AdminAddr   string
 	// GRPCOptions are added after the shared ones (they may bound messages tighter).
 	GRPCOptions []grpc.ServerOption
+	// GRPCClients is the default of --grpc-clients: the client identities (certificate
+	// CommonNames) allowed to call the service's gRPC methods when TLS is on. Empty: any
+	// client with a certificate from the CA.
+	GRPCClients []string
+	// GRPCClientCertOptional makes the gRPC server verify a client certificate only if one
+	// is given, for a service whose callers may authenticate otherwise (the gateway's
+	// producers, with API keys). Identities (GRPCClients) still need a certificate.
+	GRPCClientCertOptional bool
 	// Tasks are one-shot subcommands beside serving (`loader migrate`): each parses the
 	// same flags and variables, runs once with the service's logger and exits 0 or 1,
 	// without listening on any port. Serving stays the default command.
@@ -85,9 +94,10 @@ type Service struct {
 // OnClose registers a release step; they run in reverse order of registration.
 func (s *Service) OnClose(release func()) { s.closers = append(s.closers, release) }
 
-// Dial is server.Dial, with the connection closed on shutdown.
+// Dial is Server.Dial (the service's mutual TLS when configured), with the connection
+// closed on shutdown.
 func (s *Service) Dial(target string) (*grpc.ClientConn, error) {
-	conn, err := Dial(target)
+	conn, err := s.Server.Dial(target)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +143,8 @@ func Run(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup, args []
 	}
 	exitCode := -1
 	options := []kong.Option{kong.Name(spec.Name), kong.Description(spec.Description),
-		kong.DefaultEnvars("BOXSCORE"), kong.Vars{"grpc_addr": spec.GRPCAddr, "admin_addr": spec.AdminAddr},
+		kong.DefaultEnvars("BOXSCORE"), kong.Vars{"grpc_addr": spec.GRPCAddr, "admin_addr": spec.AdminAddr,
+			"grpc_clients": strings.Join(spec.GRPCClients, ",")},
 		kong.Writers(stdout, stderr), kong.Exit(func(code int) { exitCode = code })}
 	if len(spec.Tasks) > 0 {
 		// "withargs": `loader --flag …` still serves, as it did before there were tasks.
@@ -207,7 +218,9 @@ func serve(ctx context.Context, spec Spec, cfg ServiceConfig, setup Setup) error
 	}
 	defer flushTelemetry() // last, so the spans and metrics of the shutdown are exported too
 
-	srv, err := New(base.Server, logger, tel, spec.GRPCOptions...)
+	serverCfg := base.Server
+	serverCfg.ClientCertOptional = spec.GRPCClientCertOptional
+	srv, err := New(serverCfg, logger, tel, spec.GRPCOptions...)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,13 @@
 // Package server runs a Boxscore service's listeners and background workers and shuts them
 // down in order: one gRPC server (with gRPC health), one admin HTTP server (/healthz,
-// /readyz, /metrics, /debug/pprof), optional extra HTTP listeners, and workers.
+// /readyz, /metrics, and /debug/pprof with --pprof), optional extra HTTP listeners, and
+// workers.
+//
+// Security (see Security): the gRPC server serves mutual TLS from reloaded PEM files and
+// admits only the client identities the service allows (--grpc-clients); without TLS it
+// refuses to listen beyond loopback unless --insecure. Reflection and pprof are off unless
+// asked for. /readyz names the failing check with a short public reason only: the full
+// error (which may hold hostnames, account ids, ARNs) goes to the log.
 //
 // Shutdown, when the run context is cancelled (SIGTERM): mark not ready on both planes so
 // load balancers and Kubernetes stop sending work; wait DrainDelay for them to notice; stop
@@ -18,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +33,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -33,6 +42,7 @@ import (
 
 	"github.com/boxscore-dev/boxscore/pkg/limits"
 	"github.com/boxscore-dev/boxscore/pkg/telemetry"
+	"github.com/boxscore-dev/boxscore/pkg/tlsreload"
 )
 
 // Config is the listener and shutdown part of a service's configuration. Defaults for the
@@ -46,6 +56,8 @@ type Config struct {
 	// DNS (Dial) only learns of new pods when it re-resolves, which it does when a
 	// connection ends. Without an age, a client keeps its first connections for ever.
 	MaxConnectionAge time.Duration `name:"grpc-max-connection-age" env:"BOXSCORE_GRPC_MAX_CONNECTION_AGE" default:"30s" help:"Close gRPC connections gracefully after this long, so clients re-resolve and spread over new replicas (0: never)."`
+
+	Security `embed:""`
 }
 
 // Validate reports what is wrong with the config.
@@ -66,6 +78,7 @@ func (c Config) Validate() error {
 	if c.MaxConnectionAge != 0 && c.MaxConnectionAge < time.Second {
 		errs = append(errs, fmt.Errorf("grpc-max-connection-age (%s) must be 0 (never) or at least 1s", c.MaxConnectionAge))
 	}
+	errs = append(errs, c.Security.validate(c.GRPCAddr))
 	return errors.Join(errs...)
 }
 
@@ -89,6 +102,7 @@ type readyCheck struct {
 type Server struct {
 	cfg     Config
 	logger  *slog.Logger
+	tls     *tlsreload.Reloader // nil without TLS
 	grpc    *grpc.Server
 	health  *health.Server
 	admin   *http.Server
@@ -98,6 +112,9 @@ type Server struct {
 	mu       sync.Mutex
 	checks   []readyCheck
 	draining atomic.Bool
+	// notReady remembers the last logged failure of each check, so a failure is logged
+	// when it starts or changes (and once a minute while it lasts), not on every probe.
+	notReady map[string]loggedFailure
 
 	// Bound addresses, known once Run has opened the listeners.
 	grpcAddr, adminAddr atomic.Value
@@ -110,7 +127,8 @@ func New(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, opts ...grpc
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
 	}
-	s := &Server{cfg: cfg, logger: logger, health: health.NewServer(), listening: make(chan struct{})}
+	s := &Server{cfg: cfg, logger: logger, health: health.NewServer(), listening: make(chan struct{}),
+		notReady: map[string]loggedFailure{}}
 	// Health checks are polled every few seconds: keep them out of traces.
 	statsHandler := otelgrpc.NewServerHandler(otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
 		return info.FullMethodName != healthpb.Health_Check_FullMethodName &&
@@ -130,9 +148,29 @@ func New(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, opts ...grpc
 		grpc.ConnectionTimeout(5 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: clientKeepaliveTime / 2, PermitWithoutStream: true}),
 	}
+	if cfg.TLSEnabled() {
+		r, err := tlsreload.New(tlsreload.Files{Cert: cfg.TLSCertFile, Key: cfg.TLSKeyFile, CA: cfg.TLSCAFile}, logger)
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+		s.tls = r
+		defaults = append(defaults, grpc.Creds(credentials.NewTLS(r.ServerConfig(cfg.clientAuth(), "h2"))))
+		if len(cfg.GRPCClients) > 0 {
+			// After the panic recovery, before the service's own interceptors: nothing of
+			// the service runs for a caller it does not admit.
+			a := authorizer{allowed: cfg.GRPCClients}
+			defaults = append(defaults, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
+		}
+		logger.Info("gRPC serves mutual TLS", "identity", r.Identity(), "client_certificate", cfg.clientAuth().String(),
+			"allowed_clients", strings.Join(cfg.GRPCClients, ","))
+	} else if !IsLoopback(cfg.GRPCAddr) {
+		logger.Warn("gRPC serves plaintext beyond loopback (--insecure): any client that reaches the port may call it", "grpc_addr", cfg.GRPCAddr)
+	}
 	s.grpc = grpc.NewServer(append(defaults, opts...)...)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if cfg.GRPCReflection {
+		reflection.Register(s.grpc)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -143,11 +181,13 @@ func New(cfg Config, logger *slog.Logger, tel *telemetry.Telemetry, opts ...grpc
 	if tel != nil {
 		mux.Handle("GET /metrics", tel.MetricsHandler())
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
@@ -172,6 +212,11 @@ func (s *Server) AddHTTP(name, addr string, h http.Handler) {
 
 // AddReadyCheck adds a readiness condition; /readyz and gRPC health report not ready while
 // any check fails. Checks run on every probe, so they must be cheap (cache if needed).
+//
+// /readyz answers "not ready: <name>: <reason>", where the reason is the text of a
+// PublicReason the check's error wraps, or "unavailable (see logs)": raw errors of AWS or
+// PostgreSQL name hosts, accounts and ARNs, and the admin port is not the place for them.
+// The whole error is logged at warn when a failure starts or changes.
 func (s *Server) AddReadyCheck(name string, check func(context.Context) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,15 +243,16 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err := s.ready(r.Context()); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+		_, _ = fmt.Fprintf(w, "not ready: %s\n", publicText(err))
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }
 
+// ready returns nil when every check passes, else the first failure as a *checkFailure.
 func (s *Server) ready(ctx context.Context) error {
 	if s.draining.Load() {
-		return errors.New("shutting down")
+		return PublicReason("shutting down")
 	}
 	s.mu.Lock()
 	checks := append([]readyCheck(nil), s.checks...)
@@ -214,8 +260,10 @@ func (s *Server) ready(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	for _, c := range checks {
-		if err := c.check(ctx); err != nil {
-			return fmt.Errorf("%s: %w", c.name, err)
+		err := c.check(ctx)
+		s.noteReadiness(c.name, err)
+		if err != nil {
+			return &checkFailure{name: c.name, err: err}
 		}
 	}
 	return nil
