@@ -4,7 +4,14 @@
 // types and its clients read them, so the two cannot drift apart.
 package ingestapi
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+)
 
 // StatsPath is the path of the batch endpoint.
 const StatsPath = "/v1/stats"
@@ -18,6 +25,40 @@ const (
 	// MediaTypeProblem is the body of every answer other than 202 (RFC 9457).
 	MediaTypeProblem = "application/problem+json"
 )
+
+// unmarshalEvent refuses unknown fields, so that a misspelt count ("atBat") is reported
+// instead of being silently dropped and then taken for missing, or a batting member sent
+// beside a retraction under a wrong name slips through.
+var unmarshalEvent = protojson.UnmarshalOptions{DiscardUnknown: false}
+
+// DecodeEvent decodes one event of a request body: a JSON object with the protojson names
+// of boxscore.stats.v1.StatEvent (64-bit numbers as strings or numbers). It checks syntax
+// and types only; the rules of an event (statevent.Normalize, ValidateShape,
+// CheckConsistency, CheckVersionCeiling) come after it, so that every problem of a batch
+// is reported at once in a 422.
+//
+// A batting line:
+//
+//	{"eventId": "e-1", "player": {"mlbId": "660271", "name": "Shohei Ohtani", "team": "LAD"},
+//	 "game": {"gameId": "SDN202403200", "date": "2024-03-20", "opponent": "SD", "homeAway": "HOME_AWAY_AWAY"},
+//	 "batting": {...every count...}, "version": "1", "source": "curl"}
+//
+// A retraction (a tombstone: the (player, game) line is removed from the warehouse) names
+// the player and game, a version above the stored line's and a reason, and has no batting
+// member; it needs the producer's "retract" scope:
+//
+//	{"player": {"mlbId": "660271"}, "game": {"gameId": "SDN202403200"}, "version": "2",
+//	 "retraction": {"reason": "reported for the wrong player"}}
+func DecodeEvent(data []byte) (*statsv1.StatEvent, error) {
+	ev := &statsv1.StatEvent{}
+	if err := unmarshalEvent.Unmarshal(data, ev); err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	return ev, nil
+}
+
+// IsRetraction reports whether ev is a retraction, which needs the "retract" scope.
+func IsRetraction(ev *statsv1.StatEvent) bool { return ev.GetRetraction() != nil }
 
 // ProblemTypeBase prefixes the type URI of every problem the gateway answers with; the slug
 // (one of the Type* constants) follows it.

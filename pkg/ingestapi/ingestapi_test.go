@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
 // The JSON member names are the contract with clients written in other languages too: a
@@ -122,4 +125,101 @@ func TestProblemHelpers(t *testing.T) {
 	if got := (&ingestapi.Problem{RetryAfterSeconds: -1}).RetryAfter(); got != 0 {
 		t.Errorf("RetryAfter of a negative value = %s, want 0", got)
 	}
+}
+
+// FuzzDecodeEvent runs arbitrary bytes through the gateway's path for one event: decode,
+// Normalize, ValidateShape, CheckConsistency, CheckVersionCeiling. Nothing may panic, and
+// every event that passes all of them must be normalized and storable: valid UTF-8 without
+// NUL or control characters, in NFC, trimmed; Normalize a second time changes nothing; it
+// survives the trip through a stream envelope unchanged.
+func FuzzDecodeEvent(f *testing.F) {
+	for _, seed := range []string{
+		`{"player":{"mlbId":"660271","name":"Shohei Ohtani","team":"LAD"},"game":{"gameId":"SDN202403200","date":"2024-03-20","opponent":"SD","homeAway":"HOME_AWAY_AWAY"},"batting":{"plateAppearances":5,"atBats":4,"runs":1,"hits":2,"doubles":1,"triples":0,"homeRuns":1,"rbi":3,"baseOnBalls":1,"intentionalWalks":0,"strikeOuts":1,"hitByPitch":0,"sacBunts":0,"sacFlies":0,"stolenBases":0,"caughtStealing":0,"groundIntoDoublePlay":0},"version":"2","source":"curl"}`,
+		`{"player":{"mlbId":"660271"},"game":{"gameId":"SDN202403200"},"version":"3","retraction":{"reason":"wrong player"}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := ingestapi.DecodeEvent(data)
+		if err != nil {
+			return
+		}
+		statevent.Normalize(ev)
+		if len(statevent.ValidateShape(ev)) > 0 || len(statevent.CheckConsistency(ev)) > 0 ||
+			len(statevent.CheckVersionCeiling(ev, now)) > 0 {
+			return
+		}
+		for name, s := range map[string]string{
+			"eventId": ev.GetEventId(), "player.name": ev.GetPlayer().GetName(), "player.team": ev.GetPlayer().GetTeam(),
+			"game.gameId": ev.GetGame().GetGameId(), "game.date": ev.GetGame().GetDate(), "game.opponent": ev.GetGame().GetOpponent(),
+			"source": ev.GetSource(), "retraction.reason": ev.GetRetraction().GetReason(),
+		} {
+			if !statevent.IsNormalizedText(s) {
+				t.Errorf("accepted %s %q is not normalized storable text", name, s)
+			}
+		}
+		if ev.GetVersion() <= 0 || ev.GetVersion() > statevent.VersionCeiling(now) {
+			t.Errorf("accepted version %d out of (0, ceiling]", ev.GetVersion())
+		}
+		if ingestapi.IsRetraction(ev) && ev.GetBatting() != nil {
+			t.Errorf("accepted a retraction with a batting line")
+		}
+		again := proto.CloneOf(ev)
+		statevent.Normalize(again)
+		if !proto.Equal(ev, again) {
+			t.Errorf("Normalize is not idempotent:\n%v\n%v", ev, again)
+		}
+		record, err := statevent.EncodeProducerEnvelope(ev, "fuzz", now, nil)
+		if err != nil {
+			t.Fatalf("an accepted event does not encode: %v", err)
+		}
+		env, decoded, err := statevent.DecodeEnvelope(record)
+		if err != nil || env.GetProducer() != "fuzz" || !proto.Equal(ev, decoded) {
+			t.Errorf("an accepted event does not survive the stream: %v", err)
+		}
+	})
+}
+
+// A retraction decodes from the documented JSON, and a batting member beside it, or a
+// misspelt member, is refused (the former by the shape rules, the latter by decoding).
+func TestDecodeEventRetraction(t *testing.T) {
+	ev, err := ingestapi.DecodeEvent([]byte(`{"player":{"mlbId":"660271"},"game":{"gameId":" SDN202403200 "},"version":"3","retraction":{"reason":"wrong player"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ingestapi.IsRetraction(ev) || ev.GetRetraction().GetReason() != "wrong player" {
+		t.Fatalf("decoded %v, want a retraction", ev)
+	}
+	statevent.Normalize(ev)
+	if vs := statevent.ValidateShape(ev); len(vs) != 0 {
+		t.Fatalf("valid retraction refused: %v", vs)
+	}
+	if ev.GetGame().GetGameId() != "SDN202403200" {
+		t.Errorf("game id %q not trimmed", ev.GetGame().GetGameId())
+	}
+
+	withBatting, err := ingestapi.DecodeEvent([]byte(`{"player":{"mlbId":"1"},"game":{"gameId":"G1"},"version":"3","retraction":{"reason":"r"},"batting":{"hits":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statevent.Normalize(withBatting)
+	if vs := statevent.ValidateShape(withBatting); !hasReason(vs, "batting", "not_allowed") {
+		t.Errorf("retraction with batting: violations %v, want batting not_allowed", vs)
+	}
+	if _, err := ingestapi.DecodeEvent([]byte(`{"retraction":{"reasn":"typo"}}`)); err == nil {
+		t.Error("an unknown member decoded")
+	}
+	if _, err := ingestapi.DecodeEvent([]byte("{\"player\":{\"name\":\"\xff\"}}")); err == nil {
+		t.Error("invalid UTF-8 decoded")
+	}
+}
+
+func hasReason(vs []statevent.Violation, field, reason string) bool {
+	for _, v := range vs {
+		if v.Field == field && v.Reason == reason {
+			return true
+		}
+	}
+	return false
 }

@@ -61,9 +61,16 @@ var countFields = []countField{
 // ValidateShape returns the structural problems of ev, in field order; none means the event
 // may enter the stream. It does not change ev: call Normalize first (see the package doc).
 //
+// A retraction (ev.retraction set) is a tombstone for one (player, game): it needs the
+// player's MLB id, the game id, a version and a reason, and may carry no batting line; the
+// rest of the player and game is optional, and checked when given.
+//
 // Reasons: "required" (missing, zero or blank), "negative", "too_large", "too_long",
-// "invalid_characters", "invalid_date", "invalid_value" (an enum number the schema does not
-// know), "out_of_range", "season_mismatch", "invalid_timestamp".
+// "invalid_characters" (a control or format character, or outside an id's character set),
+// "invalid_utf8", "invalid_format" (a game id or team code outside its format),
+// "invalid_date", "invalid_value" (an enum number the schema does not know),
+// "out_of_range", "season_mismatch", "invalid_timestamp", "not_allowed" (a batting line on
+// a retraction).
 func ValidateShape(ev *statsv1.StatEvent) []Violation {
 	if ev == nil {
 		return []Violation{{Field: "", Reason: "required", Detail: "event is missing"}}
@@ -72,6 +79,7 @@ func ValidateShape(ev *statsv1.StatEvent) []Violation {
 	add := func(field, reason, format string, args ...any) {
 		vs = append(vs, Violation{Field: field, Reason: reason, Detail: fmt.Sprintf(format, args...)})
 	}
+	retraction := ev.GetRetraction() != nil
 
 	if id := ev.GetEventId(); id != "" {
 		switch {
@@ -91,19 +99,25 @@ func ValidateShape(ev *statsv1.StatEvent) []Violation {
 		case id < 0:
 			add("player.mlbId", "negative", "player MLB id must be positive, got %d", id)
 		}
-		checkText(add, "player.name", "player name", p.GetName(), MaxNameLength)
-		checkText(add, "player.team", "team", p.GetTeam(), MaxTeamLength)
+		checkText(add, "player.name", "player name", p.GetName(), MaxNameLength, retraction)
+		if checkText(add, "player.team", "team", p.GetTeam(), MaxTeamLength, retraction) && p.GetTeam() != "" && !isTeamCode(p.GetTeam()) {
+			add("player.team", "invalid_format", "team %q is not a team code: %s", p.GetTeam(), FormatTeamCode)
+		}
 	}
 
 	if g := ev.GetGame(); g == nil {
 		add("game", "required", "game is required")
 	} else {
-		checkGame(add, g)
+		checkGame(add, g, retraction)
 	}
 
-	if b := ev.GetBatting(); b == nil {
+	switch b := ev.GetBatting(); {
+	case retraction && b != nil:
+		add("batting", "not_allowed", "a retraction carries no batting line: it removes the line of its player and game")
+	case retraction:
+	case b == nil:
 		add("batting", "required", "batting line is required")
-	} else {
+	default:
 		for _, f := range countFields {
 			v := f.get(b)
 			switch {
@@ -119,6 +133,8 @@ func ValidateShape(ev *statsv1.StatEvent) []Violation {
 	}
 
 	switch v := ev.GetVersion(); {
+	case v == 0 && retraction:
+		add("version", "required", "a retraction needs a version, above the version of the line it removes")
 	case v == 0:
 		add("version", "required", "version is required (call Normalize to default it to 1)")
 	case v < 0:
@@ -130,24 +146,38 @@ func ValidateShape(ev *statsv1.StatEvent) []Violation {
 			add("sourceTime", "invalid_timestamp", "source time is not a valid timestamp: %v", err)
 		}
 	}
-	if n := utf8.RuneCountInString(ev.GetSource()); n > MaxSourceLength {
-		add("source", "too_long", "source has %d characters, at most %d are allowed", n, MaxSourceLength)
+	checkText(add, "source", "source", ev.GetSource(), MaxSourceLength, true)
+
+	if r := ev.GetRetraction(); r != nil {
+		checkText(add, "retraction.reason", "retraction reason", r.GetReason(), MaxRetractionReasonLength, false)
 	}
 	return vs
 }
 
-func checkGame(add func(field, reason, format string, args ...any), g *statsv1.Game) {
+// MaxRetractionReasonLength bounds a retraction's reason, in characters: an audit note,
+// not a document.
+const MaxRetractionReasonLength = 512
+
+func checkGame(add func(field, reason, format string, args ...any), g *statsv1.Game, retraction bool) {
 	switch id := g.GetGameId(); {
 	case strings.TrimSpace(id) == "":
 		add("game.gameId", "required", "game id is required")
 	case utf8.RuneCountInString(id) > MaxGameIDLength:
 		add("game.gameId", "too_long", "game id has %d characters, at most %d are allowed", utf8.RuneCountInString(id), MaxGameIDLength)
+	case !isGameID(id):
+		if reason, detail := textCharProblem(id, "game id"); reason != "" {
+			add("game.gameId", reason, "%s", detail)
+		} else {
+			add("game.gameId", "invalid_format", "game id %q is not a game id: %s", id, FormatGameID)
+		}
 	}
 
 	dateOK := false
 	var date time.Time
 	if g.GetDate() == "" {
-		add("game.date", "required", "game date is required")
+		if !retraction {
+			add("game.date", "required", "game date is required")
+		}
 	} else if d, err := parseGameDate(g.GetDate()); err != nil {
 		add("game.date", "invalid_date", "game date %q is not a valid YYYY-MM-DD date", g.GetDate())
 	} else if d.Year() < MinSeason || d.Year() > MaxSeason {
@@ -159,12 +189,16 @@ func checkGame(add func(field, reason, format string, args ...any), g *statsv1.G
 	if n := g.GetGameNumber(); n < 0 || n > MaxGameNumber {
 		add("game.gameNumber", "out_of_range", "game number must be 0 (single game), 1 or 2 (doubleheader), got %d", n)
 	}
-	checkText(add, "game.opponent", "opponent", g.GetOpponent(), MaxTeamLength)
+	if checkText(add, "game.opponent", "opponent", g.GetOpponent(), MaxTeamLength, retraction) && g.GetOpponent() != "" && !isTeamCode(g.GetOpponent()) {
+		add("game.opponent", "invalid_format", "opponent %q is not a team code: %s", g.GetOpponent(), FormatTeamCode)
+	}
 
 	switch ha := g.GetHomeAway(); ha {
 	case statsv1.HomeAway_HOME_AWAY_HOME, statsv1.HomeAway_HOME_AWAY_AWAY:
 	case statsv1.HomeAway_HOME_AWAY_UNSPECIFIED:
-		add("game.homeAway", "required", "home or away is required")
+		if !retraction {
+			add("game.homeAway", "required", "home or away is required")
+		}
 	default:
 		add("game.homeAway", "invalid_value", "home_away %d is not a known value", int32(ha))
 	}
@@ -178,15 +212,28 @@ func checkGame(add func(field, reason, format string, args ...any), g *statsv1.G
 	}
 }
 
-// checkText reports a blank or overlong required string.
-func checkText(add func(field, reason, format string, args ...any), field, what, s string, maxLen int) {
+// checkText reports a blank (unless optional) or overlong string, or one holding invalid
+// UTF-8 or a control or format character, and reports whether s passed: a format check
+// that follows would only repeat the problem.
+func checkText(add func(field, reason, format string, args ...any), field, what, s string, maxLen int, optional bool) bool {
 	if strings.TrimSpace(s) == "" {
-		add(field, "required", "%s is required", what)
-		return
+		if !optional {
+			add(field, "required", "%s is required", what)
+			return false
+		}
+		if s == "" {
+			return true
+		}
+	}
+	if reason, detail := textCharProblem(s, what); reason != "" {
+		add(field, reason, "%s", detail)
+		return false
 	}
 	if n := utf8.RuneCountInString(s); n > maxLen {
 		add(field, "too_long", "%s has %d characters, at most %d are allowed", what, n, maxLen)
+		return false
 	}
+	return true
 }
 
 // isEventIDSafe reports whether id only uses [A-Za-z0-9._:-]: event ids travel in logs, URLs
