@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/boxscore-dev/boxscore/pkg/limits"
+	"github.com/boxscore-dev/boxscore/pkg/tlsreload"
 )
 
 // clientKeepaliveTime is how long a client connection may stay silent before the client
@@ -116,5 +119,32 @@ func (s *Server) clientCredentials() credentials.TransportCredentials {
 	if s.tls == nil {
 		return insecure.NewCredentials()
 	}
-	return credentials.NewTLS(s.tls.ClientConfig())
+	return reloadingClientCredentials{tls: s.tls}
+}
+
+// reloadingClientCredentials is gRPC's TLS with a configuration taken per handshake, so a
+// new connection verifies the server against the CA bundle of that moment.
+type reloadingClientCredentials struct {
+	tls *tlsreload.Reloader
+}
+
+func (c reloadingClientCredentials) current() credentials.TransportCredentials {
+	return credentials.NewTLS(c.tls.ClientConfig())
+}
+
+func (c reloadingClientCredentials) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return c.current().ClientHandshake(ctx, authority, conn)
+}
+
+func (c reloadingClientCredentials) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("client-side credentials used by a server")
+}
+
+func (c reloadingClientCredentials) Info() credentials.ProtocolInfo { return c.current().Info() }
+
+func (c reloadingClientCredentials) Clone() credentials.TransportCredentials { return c }
+
+// OverrideServerName is deprecated in gRPC; the name verified is the target's host.
+func (c reloadingClientCredentials) OverrideServerName(string) error {
+	return errors.New("server name override is not supported")
 }
