@@ -1,7 +1,7 @@
 // Command boxscore is the operator's CLI around the pipeline: extract game logs from the MLB
-// Stats API, replay a season from CSV (local or S3) into the ingest API, print the warehouse
-// report, work with the warehouse's dead letters, and run a local S3-compatible store for
-// the demo.
+// Stats API, replay a season from CSV (local or S3) into the ingest API, retract a line,
+// print the warehouse report, work with the warehouse's dead letters, make producer API
+// keys, and run a local S3-compatible store for the demo.
 package main
 
 import (
@@ -14,10 +14,12 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/apikeys"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/dlq"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/extract"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/report"
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/retract"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/s3local"
 	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 )
@@ -27,7 +29,9 @@ type cli struct {
 	Replay  replayCmd        `cmd:"" help:"Replay a game-log CSV (path or s3://bucket/key) into the ingest API, day by day."`
 	Extract extractCmd       `cmd:"" help:"Pull players' season game logs from the MLB Stats API into CSV, or post them to the ingest API."`
 	Report  reportCmd        `cmd:"" help:"Print the season leaderboard from the warehouse and draw each player's cumulative OPS."`
+	Retract retractCmd       `cmd:"" help:"Retract one (player, game) line: a tombstone through the ingest API removes it from the warehouse."`
 	DLQ     dlqCmd           `cmd:"" name:"dlq" help:"Work with the warehouse's dead letters: list, show, replay through the ingest API, purge."`
+	APIKey  apikeyCmd        `cmd:"" name:"apikey" help:"Make producer API keys for the ingest gateway's keys file, or hash a key kept elsewhere."`
 	S3      s3Cmd            `cmd:"" name:"s3" help:"A local S3-compatible store for development and the demo."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
@@ -63,6 +67,25 @@ func (c *dlqPurgeCmd) Run(ctx context.Context, s streams) error {
 	return c.PurgeCommand.Run(ctx, s.stdout, s.stderr)
 }
 
+type apikeyCmd struct {
+	New  apikeyNewCmd  `cmd:"" help:"Make a key: its hash is appended to the keys file, the key shown once (or written to --key-out)."`
+	Hash apikeyHashCmd `cmd:"" help:"Print the keys-file hash of a key read on stdin."`
+}
+
+type apikeyNewCmd struct{ apikeys.NewCommand }
+
+func (c *apikeyNewCmd) Run(s streams) error { return c.NewCommand.Run(s.stdout, s.stderr) }
+
+type apikeyHashCmd struct{ apikeys.HashCommand }
+
+func (c *apikeyHashCmd) Run(s streams) error { return c.HashCommand.Run(s.stdin, s.stdout) }
+
+type retractCmd struct{ retract.Command }
+
+func (c *retractCmd) Run(ctx context.Context, s streams) error {
+	return c.Command.Run(ctx, s.stdout, s.stderr)
+}
+
 type s3Cmd struct {
 	Serve serveCmd `cmd:"" help:"Serve a local S3-compatible store on 127.0.0.1 until SIGTERM."`
 	Put   putCmd   `cmd:"" help:"Upload a file to s3://bucket/key (the bucket is created when missing)."`
@@ -70,7 +93,10 @@ type s3Cmd struct {
 
 // streams are the process's output streams, bound once for every subcommand; kong binds
 // by type, and two io.Writer parameters cannot be told apart.
-type streams struct{ stdout, stderr io.Writer }
+type streams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
 
 type replayCmd struct{ replay.Command }
 
@@ -110,7 +136,7 @@ func main() {
 		kong.UsageOnError(),
 		kong.Vars{"version": buildinfo.String()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
-		kong.Bind(streams{stdout: os.Stdout, stderr: os.Stderr}),
+		kong.Bind(streams{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}),
 	)
 	if err := kctx.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "boxscore:", err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
@@ -23,12 +23,12 @@ import (
 
 // ReplayCommand is `boxscore dlq replay`.
 type ReplayCommand struct {
-	Warehouse   `embed:""`
-	Filters     `embed:""`
-	IDs         []int64       `name:"id" help:"Dead letters to replay, by id; repeat or separate with commas."`
-	FromFile    string        `name:"from-file" placeholder:"FILE" type:"existingfile" help:"Replay edited events: NDJSON lines, each a 'dlq show --json' line (its event edited) or an event in the ingest API's JSON form whose eventId is a dead letter's."`
-	GatewayURL  string        `name:"gateway-url" env:"BOXSCORE_GATEWAY_URL" default:"http://127.0.0.1:8080" help:"Base URL of the ingest API."`
-	APIKey      string        `name:"api-key" env:"BOXSCORE_API_KEY" help:"Sent as 'Authorization: Bearer KEY' when set (for a gateway behind authentication)."`
+	Warehouse  `embed:""`
+	Filters    `embed:""`
+	IDs        []int64 `name:"id" help:"Dead letters to replay, by id; repeat or separate with commas."`
+	FromFile   string  `name:"from-file" placeholder:"FILE" type:"existingfile" help:"Replay edited events: NDJSON lines, each a 'dlq show --json' line (its event edited) or an event in the ingest API's JSON form whose eventId is a dead letter's."`
+	GatewayURL string  `name:"gateway-url" env:"BOXSCORE_GATEWAY_URL" default:"http://127.0.0.1:8080" help:"Base URL of the ingest API."`
+	credential.Flags
 	Force       bool          `name:"force" help:"Replay dead letters already replayed, and those superseded by a newer version in the warehouse."`
 	DryRun      bool          `name:"dry-run" help:"Print what would be sent, send nothing, mark nothing."`
 	RetryBudget time.Duration `name:"retry-budget" default:"1m" help:"How long one batch may be retried (gateway busy or unreachable)."`
@@ -256,15 +256,17 @@ func (c *ReplayCommand) send(ctx context.Context, s *store, outcomes []*outcome)
 	if len(events) == 0 {
 		return nil
 	}
-	opts := []ingestclient.Option{ingestclient.WithRetryBudget(c.retryBudget())}
-	if c.APIKey != "" {
-		opts = append(opts, ingestclient.WithHTTPClient(&http.Client{Transport: bearer{key: c.APIKey, next: http.DefaultTransport}}))
+	key, err := c.Resolve()
+	if err != nil {
+		return err
 	}
+	opts := []ingestclient.Option{ingestclient.WithRetryBudget(c.retryBudget()), key.Option()}
 	gateway := c.GatewayURL
 	if gateway == "" {
 		gateway = "http://127.0.0.1:8080"
 	}
 	res, sendErr := ingestclient.New(gateway, opts...).Send(ctx, events)
+	sendErr = key.Explain(sendErr)
 	var ids []int64
 	var eventIDs []string
 	var versions []int64
@@ -322,16 +324,4 @@ func report(w io.Writer, outcomes []*outcome) error {
 		return fmt.Errorf("%d of %d dead letters were not replayed", bad, len(outcomes))
 	}
 	return nil
-}
-
-// bearer adds the API key to every request.
-type bearer struct {
-	key  string
-	next http.RoundTripper
-}
-
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.key)
-	return b.next.RoundTrip(r)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/dlq"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient/gatewaytest"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
@@ -211,7 +212,7 @@ func TestReplayFromAnEditedFileWithTheAPIKey(t *testing.T) {
 	if marked(t, e, fx.old).replayed {
 		t.Fatal("marked although the gateway refused the request")
 	}
-	out, err := replay(t, e, srv.URL, dlq.ReplayCommand{FromFile: file, APIKey: "s3cret"})
+	out, err := replay(t, e, srv.URL, dlq.ReplayCommand{FromFile: file, Flags: credential.Flags{APIKey: "s3cret"}})
 	if err != nil || !strings.Contains(out, "2 replayed") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
@@ -236,7 +237,7 @@ func TestReplayFromAnEditedFileWithTheAPIKey(t *testing.T) {
 	if err := os.WriteFile(file, []byte(strings.Replace(bare, "ev-other", "nobody", 1)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := replay(t, e, srv.URL, dlq.ReplayCommand{FromFile: file, APIKey: "s3cret"}); err == nil || !strings.Contains(err.Error(), `event id "nobody"`) {
+	if _, err := replay(t, e, srv.URL, dlq.ReplayCommand{FromFile: file, Flags: credential.Flags{APIKey: "s3cret"}}); err == nil || !strings.Contains(err.Error(), `event id "nobody"`) {
 		t.Fatalf("an unmatched line: %v", err)
 	}
 }

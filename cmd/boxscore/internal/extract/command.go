@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
@@ -27,6 +28,7 @@ type Command struct {
 	Out     string        `short:"o" default:"-" placeholder:"FILE" help:"CSV file to write, \"-\" for standard output. Written whole or not at all."`
 	Post    bool          `help:"Send the rows to the ingest gateway instead of writing a CSV."`
 	Gateway string        `env:"BOXSCORE_GATEWAY_URL" default:"http://127.0.0.1:8080" help:"Base URL of the ingest gateway, for --post."`
+	credential.Flags
 }
 
 // Validate checks the flags together; kong calls it after parsing, Run calls it again for

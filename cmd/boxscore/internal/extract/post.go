@@ -39,12 +39,18 @@ type PostSummary struct {
 // ingestclient.MaxBatchEvents and prints a summary on stdout. It fails when an event was
 // rejected or could not be settled, after printing what happened.
 func (c *Command) post(ctx context.Context, rows []gamelog.Row, stdout, stderr io.Writer) error {
+	key, err := c.Resolve()
+	if err != nil {
+		return err
+	}
 	client := ingestclient.New(c.Gateway,
+		key.Option(),
 		ingestclient.WithUserAgent("boxscore-extract/"+buildinfo.String()),
 		ingestclient.WithRetryNotify(func(n ingestclient.RetryNotice) {
 			fmt.Fprintf(stderr, "gateway: retrying in %s: %v\n", n.Wait.Round(time.Millisecond), n.Err)
 		}))
 	summary, sendErr := postRows(ctx, client, rows)
+	sendErr = key.Explain(sendErr)
 	summary.print(stdout, c.Gateway, c.Season)
 	if sendErr != nil {
 		return fmt.Errorf("post to %s: %w", c.Gateway, sendErr)

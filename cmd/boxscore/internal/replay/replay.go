@@ -20,6 +20,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/s3local"
@@ -40,6 +41,7 @@ type Command struct {
 	FromDate      string        `name:"from-date" placeholder:"YYYY-MM-DD" help:"Skip the days before this date (to resume a replay that stopped)."`
 	Progress      string        `name:"progress" enum:"auto,bar,log,none" default:"auto" help:"Progress on stderr: bar, log lines, none, or auto (a bar on a terminal, log lines otherwise)."`
 	RetryBudget   time.Duration `name:"retry-budget" default:"1m" help:"How long one batch may be retried (gateway busy or unreachable) before the replay gives up."`
+	credential.Flags
 }
 
 // Help is the long help of the command.
@@ -55,7 +57,11 @@ answers in a way retrying cannot fix.
 
 Event ids are derived from (player, game, version), so replaying the same file again, or
 resuming with --from-date after a crash, adds nothing twice: the warehouse keeps one line
-per event id.`
+per event id.
+
+The API key (sent as a bearer token) is --api-key, else $BOXSCORE_API_KEY, else the file
+.run/api-key that 'make up' writes (in the working directory or at the root of its
+repository). A gateway that refuses it (401, 403) stops the replay at once.`
 }
 
 // Validate checks the flags (kong calls it after parsing).
@@ -114,6 +120,10 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	key, err := cfg.Resolve()
+	if err != nil {
+		return err
+	}
 	began := time.Now()
 	sum := &summary{source: cfg.Source, gateway: cfg.Gateway, fromDate: cfg.FromDate, rejections: map[string]*rejectionGroup{}}
 
@@ -129,9 +139,10 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	client := ingestclient.New(cfg.Gateway,
 		ingestclient.WithRetryBudget(cfg.RetryBudget),
 		ingestclient.WithRetryNotify(prog.retry),
+		key.Option(),
 	)
 
-	sendErr := cfg.send(ctx, client, days, sum, prog)
+	sendErr := key.Explain(cfg.send(ctx, client, days, sum, prog))
 	prog.finish()
 	sum.elapsed = time.Since(began)
 	if err := sum.write(stdout); err != nil {
