@@ -67,9 +67,25 @@ define go-test
 	exit $$status
 endef
 
+# Fuzzing: every Go native fuzz test (func FuzzXxx(f *testing.F)) in the modules, found by
+# scripts/fuzz.sh, each run alone for FUZZTIME (`go test -fuzz` takes one package and one
+# target at a time). make test runs each for TEST_FUZZTIME after the tests (empty: skipped).
+FUZZTIME      ?= 10s
+TEST_FUZZTIME ?= 10s
+FUZZ          ?= .
+
 .PHONY: test
-test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race, as CI does.
+test: deps ## Run every test (unit, component on kinesalite/PostgreSQL, end-to-end) with -race, then each fuzz test for TEST_FUZZTIME (10s), as CI does.
 	$(call go-test,$(MODULES),all)
+	@if [[ -n "$(TEST_FUZZTIME)" ]]; then FUZZTIME='$(TEST_FUZZTIME)' FUZZ='$(FUZZ)' bash scripts/fuzz.sh $(MODULES); fi
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz test of the modules for FUZZTIME each (10s; FUZZ=<regexp> selects targets by name, FUZZ_FLAGS adds go test flags).
+	@FUZZTIME='$(FUZZTIME)' FUZZ='$(FUZZ)' bash scripts/fuzz.sh $(MODULES)
+
+.PHONY: fuzz-list
+fuzz-list: ## List the fuzz tests make fuzz runs (package directory and name).
+	@FUZZ='$(FUZZ)' bash scripts/fuzz.sh --list $(MODULES)
 
 .PHONY: test-short
 test-short: deps ## Unit and component tests of every module, without the cross-service packages of test/: the loop while you work.
@@ -137,17 +153,26 @@ build-modules: ## Build every module alone (GOWORK=off), as its image does: each
 		(cd $$m && GOWORK=off go build ./... && GOWORK=off go list -test -deps ./... >/dev/null) || status=1; \
 	done; exit $$status
 
+# The local gateway authenticates producers like a deployed one: `make up` makes the key of
+# producer `local` once (scripts/local-api-key.sh) and starts the gateway with its keys file.
+LOCAL_API_KEY  := .run/api-key
+LOCAL_API_KEYS := .run/api-keys.yaml
+
 .PHONY: up
-up: build deps ## Start the local stack: PostgreSQL, kinesalite (or KINESIS_ENDPOINT=<a Kinesis that runs>) and the four services (logs in .run/logs).
+up: build deps ## Start the local stack: PostgreSQL, kinesalite (or KINESIS_ENDPOINT=<a Kinesis that runs>) and the four services (logs in .run/logs); the gateway takes the API key in .run/api-key, made once.
 	@KINESIS_ENDPOINT='$(KINESIS_ENDPOINT)' bash $(STACK) deps
+	@bash scripts/local-api-key.sh $(BIN)/boxscore
 	@export BOXSCORE_KINESIS_ENDPOINT='$(or $(KINESIS_ENDPOINT),http://127.0.0.1:$(KINESIS_PORT))' \
 		BOXSCORE_DATABASE_URL='postgres://postgres@127.0.0.1:5432/$(BOXSCORE_DB)?sslmode=disable'; \
 	export BOXSCORE_LEASE_DATABASE_URL=$$BOXSCORE_DATABASE_URL; \
 	bash $(STACK) start-service --admin-port 9103 loader $(BIN)/loader && \
 	bash $(STACK) start-service --admin-port 9102 transformer $(BIN)/transformer && \
 	bash $(STACK) start-service --admin-port 9104 shard-consumer $(BIN)/shard-consumer && \
-	bash $(STACK) start-service --admin-port 9101 ingest-gateway $(BIN)/ingest-gateway
-	@echo "Boxscore is up: POST events to http://127.0.0.1:8080/v1/stats"
+	BOXSCORE_API_KEYS_FILE='$(CURDIR)/$(LOCAL_API_KEYS)' bash $(STACK) start-service --admin-port 9101 ingest-gateway $(BIN)/ingest-gateway
+	@echo "Boxscore is up: POST events to http://127.0.0.1:8080/v1/stats with the API key of producer 'local' in $(LOCAL_API_KEY):"
+	@echo "  export BOXSCORE_API_KEY=\$$(cat $(LOCAL_API_KEY))"
+	@echo "  curl -H \"Authorization: Bearer \$$BOXSCORE_API_KEY\" -H 'Content-Type: application/x-ndjson' --data-binary @events.ndjson http://127.0.0.1:8080/v1/stats"
+	@echo "  bin/boxscore replay|extract --post|retract|dlq replay use \$$BOXSCORE_API_KEY, else $(LOCAL_API_KEY) of this checkout"
 
 .PHONY: down
 down: ## Stop the local stack (services, then kinesalite). Data in PostgreSQL and .run/ stays.
@@ -158,8 +183,8 @@ status: ## Show what the local stack runs.
 	@bash $(STACK) status
 
 .PHONY: demo
-demo: up ## The season demo: stack up, the CSV into local S3, replayed day by day, the report and chart.
-	@bash k8s/local/demo.sh
+demo: up ## The season demo: stack up, the CSV into local S3, replayed day by day (with the local API key), the report and chart.
+	@BOXSCORE_API_KEY="$$(cat $(LOCAL_API_KEY))" bash k8s/local/demo.sh
 
 .PHONY: images
 images: ## Build and push the four service images with ko (needs ko and a registry: KO_DOCKER_REPO=<registry/prefix>).

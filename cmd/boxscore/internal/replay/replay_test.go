@@ -86,6 +86,8 @@ func eventIDs(evs []*statsv1.StatEvent) []string {
 func run(t *testing.T, source, gateway string, edit func(*replay.Command)) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd := &replay.Command{Source: source, Gateway: gateway, BatchSize: 500, Progress: "none", RetryBudget: 10 * time.Second}
+	// Never the checkout's own .run/api-key, nor the environment's key.
+	cmd.Dir = t.TempDir()
 	if edit != nil {
 		edit(cmd)
 	}
@@ -459,5 +461,45 @@ func TestKongFlagsAndEnvironment(t *testing.T) {
 		if _, err := parser.Parse(bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// The replay sends the local key file's key when no key is given, and a gateway refusing
+// the credential stops it at the first request, saying what to check.
+func TestTheKeyIsSentAndARefusalStopsTheReplay(t *testing.T) {
+	header, lines := demoLines(t)
+	source := writeCSV(t, header, lines[:20])
+	gw := gatewaytest.Start(t)
+	gw.RequireKeys(map[string][]string{"bsk_local": {"ingest"}})
+
+	_, _, err := run(t, source, gw.URL, nil)
+	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "no API key was sent") {
+		t.Fatalf("without a key: err = %v, want a 401 saying no key was sent", err)
+	}
+	if n := len(gw.Requests()); n != 1 {
+		t.Fatalf("without a key: %d requests, want 1 (a refusal is not retried, the next days not sent)", n)
+	}
+
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".run"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".run", "api-key"), []byte("bsk_local\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := run(t, source, gw.URL, func(c *replay.Command) { c.Dir = dir })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(gw.Accepted()); got != 20 {
+		t.Fatalf("%d events accepted, want 20; summary:\n%s", got, stdout)
+	}
+	for _, r := range gw.Requests()[1:] {
+		if r.Authorization != "Bearer bsk_local" {
+			t.Fatalf("a request carried Authorization %q", r.Authorization)
+		}
+	}
+	if strings.Contains(stdout, "bsk_local") {
+		t.Errorf("the summary shows the key:\n%s", stdout)
 	}
 }
