@@ -23,6 +23,8 @@ var spec = server.Spec{
 	Description: "Turns raw stream records into curated batting rows.",
 	GRPCAddr:    "127.0.0.1:9002", AdminAddr: "127.0.0.1:9102",
 	GRPCOptions: grpcserver.ServerOptions(),
+	// With TLS only the shard consumer may call Transform.
+	GRPCClients: []string{"shard-consumer"},
 }
 
 func main() {

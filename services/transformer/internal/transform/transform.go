@@ -34,17 +34,28 @@ const (
 const ReasonEventIDMismatch = "event_id_mismatch"
 
 // ReasonInvalidText rejects an event one of whose text fields (the envelope's or the
-// event's id, the player's name or team, the game's id, date or opponent, the source)
-// holds a NUL byte or another control character: no such value is a name, and PostgreSQL
-// text cannot hold NUL. The field names which one.
+// event's id, the envelope's producer, the player's name or team, the game's id, date or
+// opponent, the source, the retraction's reason) holds a NUL byte or another control
+// character: no such value is a name, and PostgreSQL text cannot hold NUL. The field names
+// which one.
 const ReasonInvalidText = "invalid_text"
+
+// MaxProducerLength bounds the envelope's producer, in bytes: the gateway writes a
+// producer name (at most 63 characters) or an identity provider's subject.
+const MaxProducerLength = 256
 
 // Transform returns one row or one rejection for every record, each list in input order.
 //
 // A record is decoded (statevent.DecodeEnvelope), normalized (statevent.Normalize), checked
-// for shape and then, when the shape is sound, for consistency. The first violation names
-// the rejection's reason and field; its detail lists them all. A bad record never affects
-// the others.
+// for text, shape and the version ceiling (against the envelope's accepted_at, which is
+// required) and then, when all are sound, for consistency: the gateway checked the same,
+// and each boundary distrusts its input. The row built is then checked against the
+// loader's own rules (statevent.CheckRow), so that nothing the loader would refuse leaves
+// as a row. The first violation names the rejection's reason and field; its detail lists
+// them all. A bad record never affects the others.
+//
+// A retraction becomes a row with retraction set and no counts: the loader removes the
+// (player, game) line with it. Rows and rejections carry the envelope's producer.
 func Transform(records []*transformv1.SourceRecord) *transformv1.TransformResponse {
 	resp := &transformv1.TransformResponse{}
 	for _, rec := range records {
@@ -79,8 +90,16 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 	violations := checkText(env, ev)
 	violations = append(violations, statevent.ValidateShape(ev)...)
 	violations = append(violations, checkEventID(env, ev)...)
+	violations = append(violations, checkAcceptedAt(env, ev)...)
 	if len(violations) == 0 {
 		violations = statevent.CheckConsistency(ev)
+	}
+	var row *warehousev1.BattingGameRow
+	if len(violations) == 0 {
+		row = buildRow(rec, env, ev)
+		// A bug here, not the producer's: still a rejection, never a row that fails the
+		// loader's batch.
+		violations = statevent.CheckRow(row)
 	}
 	if len(violations) > 0 {
 		// The envelope's id names the record as decode rejections do; the two ids only
@@ -100,9 +119,27 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 			// With the id, stage and reason it lets the loader dead-letter this event once
 			// however many times it is in the stream.
 			EventVersion: ev.GetVersion(),
+			Producer:     env.GetProducer(),
 		}
 	}
-	return buildRow(rec, env, ev), nil
+	return row, nil
+}
+
+// checkAcceptedAt requires the envelope's accepted_at (the gateway always sets it) and
+// bounds the event's version by it: statevent.CheckVersionCeiling at the instant the
+// gateway accepted the event, so a record it took is never refused for it here, and one
+// written past it is.
+func checkAcceptedAt(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violation {
+	at := env.GetAcceptedAt()
+	if at == nil {
+		return []statevent.Violation{{Field: "envelope.acceptedAt", Reason: "required",
+			Detail: "accepted_at is required on a stream record (the gateway sets it): the version ceiling is checked against it"}}
+	}
+	if err := at.CheckValid(); err != nil {
+		return []statevent.Violation{{Field: "envelope.acceptedAt", Reason: "invalid_timestamp",
+			Detail: fmt.Sprintf("accepted_at is not a valid timestamp: %v", err)}}
+	}
+	return statevent.CheckVersionCeiling(ev, at.AsTime())
 }
 
 // checkEventID requires an event id (the gateway always assigns one, so a record without
@@ -129,8 +166,13 @@ func checkText(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violat
 		vs = append(vs, statevent.Violation{Field: "envelope.eventId", Reason: ReasonInvalidText,
 			Detail: fmt.Sprintf("envelope event id has %d bytes, at most %d are allowed", len(id), statevent.MaxEventIDLength)})
 	}
+	if p := env.GetProducer(); len(p) > MaxProducerLength {
+		vs = append(vs, statevent.Violation{Field: "envelope.producer", Reason: ReasonInvalidText,
+			Detail: fmt.Sprintf("envelope producer has %d bytes, at most %d are allowed", len(p), MaxProducerLength)})
+	}
 	fields := []struct{ field, value string }{
 		{"envelope.eventId", env.GetEventId()},
+		{"envelope.producer", env.GetProducer()},
 		{"eventId", ev.GetEventId()},
 		{"player.name", ev.GetPlayer().GetName()},
 		{"player.team", ev.GetPlayer().GetTeam()},
@@ -138,6 +180,7 @@ func checkText(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violat
 		{"game.date", ev.GetGame().GetDate()},
 		{"game.opponent", ev.GetGame().GetOpponent()},
 		{"source", ev.GetSource()},
+		{"retraction.reason", ev.GetRetraction().GetReason()},
 	}
 	for _, f := range fields {
 		for i, r := range f.value {
@@ -160,10 +203,34 @@ func describe(vs []statevent.Violation) string {
 	return strings.Join(parts, "; ")
 }
 
-// buildRow maps a valid event to its row. Every count is present: ValidateShape required it.
+// buildRow maps a valid event to its row. Every count of a line is present: ValidateShape
+// required it. A retraction's row has no counts.
 func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1.StatEvent) *warehousev1.BattingGameRow {
 	b := ev.GetBatting()
 	g := ev.GetGame()
+	if r := ev.GetRetraction(); r != nil {
+		eventID := ev.GetEventId()
+		if eventID == "" {
+			eventID = env.GetEventId()
+		}
+		return &warehousev1.BattingGameRow{
+			EventId:    eventID,
+			Version:    ev.GetVersion(),
+			Player:     ev.GetPlayer(),
+			GameId:     g.GetGameId(),
+			GameDate:   g.GetDate(),
+			GameNumber: g.GetGameNumber(),
+			Season:     g.GetSeason(),
+			Opponent:   g.GetOpponent(),
+			Home:       g.GetHomeAway() == statsv1.HomeAway_HOME_AWAY_HOME,
+			SourceTime: ev.GetSourceTime(),
+			AcceptedAt: env.GetAcceptedAt(),
+			Position:   clonePosition(rec.GetPosition()),
+			TraceId:    TraceID(env.GetTraceContext()),
+			Producer:   env.GetProducer(),
+			Retraction: r,
+		}
+	}
 	h, d, t, hr := b.GetHits(), b.GetDoubles(), b.GetTriples(), b.GetHomeRuns()
 	totalBases := statevent.TotalBases(h, d, t, hr)
 	if b.TotalBases != nil {
@@ -208,6 +275,7 @@ func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1
 		AcceptedAt:           env.GetAcceptedAt(),
 		Position:             clonePosition(rec.GetPosition()),
 		TraceId:              TraceID(env.GetTraceContext()),
+		Producer:             env.GetProducer(),
 	}
 }
 

@@ -95,7 +95,11 @@ func transformOne(t *testing.T, rec *transformv1.SourceRecord) (*warehousev1.Bat
 
 func TestTransformMapsEveryField(t *testing.T) {
 	ev := validEvent()
-	row, rej := transformOne(t, record(t, 1, ev, map[string]string{"traceparent": testTraceparent, "tracestate": "x=1"}))
+	data, err := statevent.EncodeProducerEnvelope(ev, "demo", testAcceptedAt, map[string]string{"traceparent": testTraceparent, "tracestate": "x=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, rej := transformOne(t, &transformv1.SourceRecord{Position: position(1), PartitionKey: "660271", Data: data})
 	if rej != nil {
 		t.Fatalf("rejected: %v", rej)
 	}
@@ -134,6 +138,7 @@ func TestTransformMapsEveryField(t *testing.T) {
 		AcceptedAt:           timestamppb.New(testAcceptedAt),
 		Position:             position(1),
 		TraceId:              testTraceID,
+		Producer:             "demo",
 	}
 	if !proto.Equal(row, want) {
 		t.Fatalf("row =\n%v\nwant\n%v", protojson.Format(row), protojson.Format(want))
@@ -148,8 +153,9 @@ func TestTransformMapsEveryField(t *testing.T) {
 			unset = append(unset, string(fd.Name()))
 		}
 	}
-	// These are zero in this line, and proto3 does not track presence of zero scalars.
-	zeroHere := "singles triples intentional_walks hit_by_pitch sac_bunts sac_flies caught_stealing ground_into_double_play"
+	// These are zero in this line, and proto3 does not track presence of zero scalars; a
+	// line is no retraction.
+	zeroHere := "singles triples intentional_walks hit_by_pitch sac_bunts sac_flies caught_stealing ground_into_double_play retraction"
 	for _, name := range unset {
 		if !strings.Contains(" "+zeroHere+" ", " "+name+" ") {
 			t.Errorf("row field %s is not set", name)
