@@ -12,7 +12,7 @@ import (
 )
 
 // wantTables are the tables the migrations create, goose's own included.
-var wantTables = []string{"dead_letter", "dim_player", "fact_batting_game", "goose_db_version", "shard_checkpoint", "stream_gap"}
+var wantTables = []string{"batting_game_retraction", "dead_letter", "dim_player", "fact_batting_game", "goose_db_version", "shard_checkpoint", "stream_gap"}
 
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()

@@ -66,6 +66,10 @@ type batch struct {
 	// rows are unique by key, sorted by key, each the greatest (version, event_id) of the
 	// request's rows with that key.
 	rows []FactRow
+	// tombstones are the request's retractions, unique by key and sorted like rows; a key
+	// is in rows or in tombstones, never both: only the greatest (version, event_id) of a
+	// key's lines and retractions is kept.
+	tombstones []Tombstone
 	// received is the number of rows in the request, duplicates included.
 	received int
 	// letters are the request's rejections, then the rows refused before they reached the
@@ -110,6 +114,7 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 		}
 	}
 	rows := make([]FactRow, 0, len(req.GetRows()))
+	var tombstones []Tombstone
 	for i, row := range req.GetRows() {
 		field := fmt.Sprintf("rows[%d]", i)
 		if row == nil {
@@ -117,6 +122,22 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			continue
 		}
 		validatePosition(&v, field+".position", row.GetPosition(), req, checkRange, false)
+		if row.GetRetraction() != nil {
+			tomb, ok := convertTombstone(&v, field, row)
+			if !ok {
+				continue
+			}
+			// The retraction statement has no savepoint to bisect under: every value it
+			// writes is checked here, and a tombstone the table could not hold is
+			// dead-lettered without being sent.
+			if column, problem := tombstoneTextProblem(&tomb); column != "" {
+				b.letters = append(b.letters, tombstoneLetter(&tomb, column, problem, b.checkpoint))
+				b.tooLong++
+				continue
+			}
+			tombstones = append(tombstones, tomb)
+			continue
+		}
 		fact, ok := convertRow(&v, field, row)
 		if !ok {
 			continue
@@ -156,6 +177,7 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 			ShardID:        rejection.GetPosition().GetShardId(),
 			SequenceNumber: rejection.GetPosition().GetSequenceNumber(),
 			Payload:        rejection.GetPayload(),
+			Producer:       rejection.GetProducer(),
 			// A rejection carries no player or game of its own: its payload says them.
 			Subject: deadletter.DecodePayload(rejection.GetStage(), rejection.GetPayload()).Subject(),
 		})
@@ -163,7 +185,7 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	b.rows = deduplicate(rows)
+	b.rows, b.tombstones = settleKeys(deduplicate(rows), deduplicateTombstones(tombstones))
 	return b, nil
 }
 
@@ -372,6 +394,7 @@ func convertRow(v *violations, field string, row *warehousev1.BattingGameRow) (F
 		SourceTime: sourceTime,
 		AcceptedAt: acceptedAt,
 		TraceID:    nonEmpty(row.GetTraceId()),
+		Producer:   nonEmpty(row.GetProducer()),
 
 		source: row,
 	}
@@ -509,6 +532,7 @@ func rowTextTooLong(row *FactRow) (column, problem string) {
 		{"player_name", row.PlayerName}, {"player_team", row.PlayerTeam},
 		{"source_stream", deref(row.SourceStream)}, {"source_shard_id", deref(row.SourceShardID)},
 		{"source_sequence_number", deref(row.SourceSequenceNumber)}, {"trace_id", deref(row.TraceID)},
+		{"producer", deref(row.Producer)},
 	}
 	for _, t := range texts {
 		if len(t.value) > MaxRowText {
@@ -552,6 +576,7 @@ func rowLetter(row *FactRow, cp CheckpointUpdate) DeadLetter {
 		Stream:         cp.Stream,
 		ShardID:        cp.ShardID,
 		SequenceNumber: cp.SequenceNumber,
+		Producer:       deref(row.Producer),
 		// What decoding the payload would say, also when the row has no payload.
 		Subject: deadletter.Subject{PlayerID: row.PlayerID, HasPlayer: true, GameID: row.GameID},
 	}
@@ -578,5 +603,139 @@ func (l DeadLetter) storable() DeadLetter {
 		l.EventVersion = 0
 	}
 	l.Subject.GameID, _ = storableText(l.Subject.GameID, MaxKeyText)
+	l.Producer, _ = storableText(l.Producer, MaxKeyText)
 	return l
+}
+
+// convertTombstone validates a retraction row and converts it. It needs what identifies
+// the line it removes and orders it (player, game, version, event id); the rest of a
+// line's columns are not part of a tombstone and are not checked.
+func convertTombstone(v *violations, field string, row *warehousev1.BattingGameRow) (Tombstone, bool) {
+	before := len(*v)
+	if row.GetEventId() == "" {
+		v.add(field+".event_id", "must not be empty")
+	}
+	if row.GetPlayer().GetMlbId() <= 0 {
+		v.add(field+".player.mlb_id", "must be positive, got %d", row.GetPlayer().GetMlbId())
+	}
+	if row.GetGameId() == "" {
+		v.add(field+".game_id", "must not be empty")
+	}
+	if row.GetVersion() <= 0 {
+		v.add(field+".version", "must be positive, got %d", row.GetVersion())
+	}
+	for _, stat := range countingStats(row) {
+		if stat.value != 0 {
+			v.add(field+"."+stat.name, "must be 0 on a retraction, got %d", stat.value)
+		}
+	}
+	sourceTime := optionalTime(v, field+".source_time", row.GetSourceTime())
+	acceptedAt := optionalTime(v, field+".accepted_at", row.GetAcceptedAt())
+	if len(*v) > before {
+		return Tombstone{}, false
+	}
+	t := Tombstone{
+		PlayerID:   row.GetPlayer().GetMlbId(),
+		GameID:     row.GetGameId(),
+		Version:    row.GetVersion(),
+		EventID:    row.GetEventId(),
+		Producer:   nonEmpty(row.GetProducer()),
+		Reason:     row.GetRetraction().GetReason(),
+		SourceTime: sourceTime,
+		AcceptedAt: acceptedAt,
+		TraceID:    nonEmpty(row.GetTraceId()),
+		source:     row,
+	}
+	if pos := row.GetPosition(); pos != nil {
+		t.SourceStream = nonEmpty(pos.GetStream())
+		t.SourceShardID = nonEmpty(pos.GetShardId())
+		t.SourceSequenceNumber = nonEmpty(pos.GetSequenceNumber())
+	}
+	return t, true
+}
+
+// tombstoneTextProblem returns the first text value of t the retraction table cannot hold
+// as it is (NUL, invalid UTF-8, over MaxRowText bytes), and why.
+func tombstoneTextProblem(t *Tombstone) (column, problem string) {
+	texts := []struct{ column, value string }{
+		{"event_id", t.EventID}, {"game_id", t.GameID}, {"reason", t.Reason}, {"producer", deref(t.Producer)},
+		{"source_stream", deref(t.SourceStream)}, {"source_shard_id", deref(t.SourceShardID)},
+		{"source_sequence_number", deref(t.SourceSequenceNumber)}, {"trace_id", deref(t.TraceID)},
+	}
+	for _, x := range texts {
+		if problem := textProblem(x.value, MaxRowText); problem != "" {
+			return x.column, problem
+		}
+	}
+	return "", ""
+}
+
+// ReasonUnstorableText is the reason of a retraction dead-lettered by the loader because
+// one of its text values holds NUL or invalid UTF-8, or is longer than MaxRowText: a
+// line with such a value is refused by the database and isolated by bisection, a
+// retraction is checked before it is sent.
+const ReasonUnstorableText = "unstorable_text"
+
+// tombstoneLetter is the dead letter of a retraction refused for a text value: stage
+// "load", with the row as sent in the payload.
+func tombstoneLetter(t *Tombstone, column, problem string, cp CheckpointUpdate) DeadLetter {
+	fact := FactRow{PlayerID: t.PlayerID, GameID: t.GameID, EventID: t.EventID, Version: t.Version, Producer: t.Producer, source: t.source}
+	letter := rowLetter(&fact, cp)
+	letter.Reason = ReasonUnstorableText
+	letter.Field = column
+	letter.Detail = column + " " + problem
+	return letter
+}
+
+// deduplicateTombstones keeps, for each key, the retraction with the greatest
+// (version, event_id), sorted by key.
+func deduplicateTombstones(ts []Tombstone) []Tombstone {
+	best := make(map[FactKey]int, len(ts))
+	for i := range ts {
+		key := ts[i].Key()
+		j, seen := best[key]
+		if !seen || compareVersions(ts[i].Version, ts[i].EventID, ts[j].Version, ts[j].EventID) > 0 {
+			best[key] = i
+		}
+	}
+	unique := make([]Tombstone, 0, len(best))
+	for _, i := range best {
+		unique = append(unique, ts[i])
+	}
+	slices.SortFunc(unique, func(a, b Tombstone) int { return compareKeys(a.Key(), b.Key()) })
+	return unique
+}
+
+// settleKeys keeps, for a key with both a line and a retraction in the batch, only the
+// greater (version, event_id) of the two, as if they had been applied in that order: the
+// smaller would change nothing after the greater. The loser counts as unchanged.
+func settleKeys(rows []FactRow, tombstones []Tombstone) ([]FactRow, []Tombstone) {
+	if len(rows) == 0 || len(tombstones) == 0 {
+		return rows, tombstones
+	}
+	tombAt := make(map[FactKey]int, len(tombstones))
+	for i := range tombstones {
+		tombAt[tombstones[i].Key()] = i
+	}
+	dropTomb := make(map[int]bool)
+	keptRows := rows[:0:0]
+	for _, r := range rows {
+		i, both := tombAt[r.Key()]
+		if !both {
+			keptRows = append(keptRows, r)
+			continue
+		}
+		t := tombstones[i]
+		if compareVersions(r.Version, r.EventID, t.Version, t.EventID) > 0 {
+			keptRows = append(keptRows, r)
+			dropTomb[i] = true
+		}
+	}
+	keptTombs := tombstones[:0:0]
+	for i, t := range tombstones {
+		if !dropTomb[i] {
+			keptTombs = append(keptTombs, t)
+		}
+	}
+	return keptRows, keptTombs
 }

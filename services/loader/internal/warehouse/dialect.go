@@ -35,6 +35,13 @@ import (
 //   - when UpsertFacts fails with a data error (IsDataError), none of its rows is written
 //     and tx is still usable, so Store can retry a part of the rows (bisection); after any
 //     other error tx is not usable;
+//   - UpsertFacts also leaves out a row whose (version, event_id) is not above the
+//     tombstone stored for its key (batting_game_retraction): a retracted line comes back
+//     only with a newer version;
+//   - ApplyRetractions receives tombstones unique by key, sorted, none sharing a key with
+//     the rows of the same batch; it applies one only when its (version, event_id) is above
+//     both the stored line's and the stored tombstone's: it deletes the line and stores the
+//     tombstone. The caller checked every value it writes, so it meets no data error;
 //   - InsertDeadLetters skips rejections already stored for the same position and stage,
 //     and those already stored for the same (event id, event version, stage, reason) when
 //     the version is known (not 0), duplicates inside letters included;
@@ -58,6 +65,9 @@ type Dialect interface {
 	// replaced; rows left unchanged are not returned. On a data error it writes none of
 	// the rows and leaves tx usable (see the contract above).
 	UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error)
+	// ApplyRetractions applies tombstones (see the contract above) and returns the keys of
+	// those that took effect; the others are not returned.
+	ApplyRetractions(ctx context.Context, tx pgx.Tx, tombstones []Tombstone) ([]RetractionWrite, error)
 	// UpsertPlayers records the name and team of each player unless the stored ones come
 	// from a later game.
 	UpsertPlayers(ctx context.Context, tx pgx.Tx, players []PlayerRow) error
@@ -181,9 +191,41 @@ type FactRow struct {
 	SourceShardID        *string
 	SourceSequenceNumber *string
 	TraceID              *string
+	Producer             *string
 
 	// source is the request's row, kept to dead-letter it as sent if the database refuses it.
 	source *warehousev1.BattingGameRow
+}
+
+// Tombstone is a retraction of one (player, game) line, for batting_game_retraction.
+// Optional columns are pointers: nil is stored as NULL.
+type Tombstone struct {
+	PlayerID             int64
+	GameID               string
+	Version              int64
+	EventID              string
+	Producer             *string
+	Reason               string
+	SourceTime           *time.Time
+	AcceptedAt           *time.Time
+	SourceStream         *string
+	SourceShardID        *string
+	SourceSequenceNumber *string
+	TraceID              *string
+
+	// source is the request's row, kept to dead-letter it as sent.
+	source *warehousev1.BattingGameRow
+}
+
+// Key returns the key of the line the tombstone retracts.
+func (t *Tombstone) Key() FactKey { return FactKey{PlayerID: t.PlayerID, GameID: t.GameID} }
+
+// RetractionWrite is a tombstone that took effect: Removed when it deleted a stored line,
+// Replaced when it replaced an older tombstone of the key.
+type RetractionWrite struct {
+	Key      FactKey
+	Removed  bool
+	Replaced bool
 }
 
 // FactKey identifies a row of fact_batting_game.
@@ -224,6 +266,8 @@ type DeadLetter struct {
 	ShardID        string
 	SequenceNumber string
 	Payload        []byte
+	// Producer is the record's authenticated producer; empty (NULL) when unknown.
+	Producer string
 	// Subject is the player and game of the record, stored in player_id and game_id with
 	// payload_indexed true: decoded from the payload (deadletter.DecodePayload, the rule
 	// `boxscore dlq` applies to rows an older loader wrote), or taken from the row the

@@ -37,7 +37,7 @@ func newMetrics(meter metric.Meter) (*metrics, error) {
 	m.batches, errs[0] = meter.Int64Counter("boxscore.loader.batches", metric.WithUnit("{batch}"),
 		metric.WithDescription("Load calls by outcome: committed (the checkpoint moved with the data), checkpoint_mismatch, fenced, invalid, failed."))
 	m.rows, errs[1] = meter.Int64Counter("boxscore.loader.rows", metric.WithUnit("{row}"),
-		metric.WithDescription("Rows of committed batches by outcome: inserted, updated (upserts), unchanged (no-ops: duplicates and stale versions), refused (dead-lettered by the database)."))
+		metric.WithDescription("Rows of committed batches by outcome: inserted, updated (upserts), unchanged (no-ops: duplicates and stale versions), refused (dead-lettered by the database); retracted (retractions that took effect; the Load response counts them as inserted or updated)."))
 	m.deadLetters, errs[2] = meter.Int64Counter("boxscore.loader.dead_letters", metric.WithUnit("{record}"),
 		metric.WithDescription("Dead letters committed, by stage and reason."))
 	m.freshness, errs[3] = meter.Float64Histogram("boxscore.loader.freshness", metric.WithUnit("s"),
@@ -93,7 +93,8 @@ func (m *metrics) recordLoad(ctx context.Context, err error, b *batch, resp *com
 		return
 	}
 	for outcome, n := range map[string]int{"inserted": int(resp.inserted), "updated": int(resp.updated),
-		"unchanged": int(resp.unchanged), "refused": resp.refused} {
+		"unchanged": int(resp.unchanged), "refused": resp.refused,
+		"retracted": int(resp.retractedInserts + resp.retractedUpdates)} {
 		if n > 0 {
 			m.rows.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
 		}
@@ -123,6 +124,9 @@ func (m *metrics) recordLoad(ctx context.Context, err error, b *batch, resp *com
 type commitResult struct {
 	inserted, updated, unchanged int32
 	refused                      int
-	writes                       []FactWrite
-	letters                      []DeadLetter
+	// retractedInserts and retractedUpdates are the retractions among the response's
+	// inserted and updated.
+	retractedInserts, retractedUpdates int32
+	writes                             []FactWrite
+	letters                            []DeadLetter
 }

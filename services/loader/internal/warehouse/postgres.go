@@ -47,7 +47,9 @@ var stagingTable = pgx.Identifier{"pg_temp", "fact_batting_game_staging"}
 
 // upsertFactsSQL moves the staged rows into the fact table. A stored row is replaced only
 // when the incoming (version, event_id) is greater: a redelivered or older line changes
-// nothing and is not returned. event_id compares byte-wise (COLLATE "C") so the database and
+// nothing and is not returned. A row whose (version, event_id) is not above its key's
+// tombstone (batting_game_retraction) is left out the same way: a retracted line comes
+// back only with a newer version. event_id compares byte-wise (COLLATE "C") so the database and
 // the in-batch deduplication agree on the order whatever the database's collation.
 // (xmax = 0) is true for a freshly inserted tuple and false for one that ON CONFLICT
 // updated: that is how inserted and updated rows are told apart in one statement.
@@ -60,7 +62,7 @@ INSERT INTO {schema}.fact_batting_game AS f (
     stolen_bases, caught_stealing, ground_into_double_play,
     total_bases, extra_base_hits, times_on_base,
     event_id, version, source_time, accepted_at,
-    source_stream, source_shard_id, source_sequence_number, trace_id
+    source_stream, source_shard_id, source_sequence_number, trace_id, producer
 )
 SELECT
     player_id, game_id, game_date, game_number, season, opponent, home,
@@ -69,8 +71,12 @@ SELECT
     stolen_bases, caught_stealing, ground_into_double_play,
     total_bases, extra_base_hits, times_on_base,
     event_id, version, source_time, accepted_at,
-    source_stream, source_shard_id, source_sequence_number, trace_id
-FROM pg_temp.fact_batting_game_staging
+    source_stream, source_shard_id, source_sequence_number, trace_id, producer
+FROM pg_temp.fact_batting_game_staging s
+WHERE NOT EXISTS (
+    SELECT 1 FROM {schema}.batting_game_retraction t
+    WHERE t.player_id = s.player_id AND t.game_id = s.game_id
+      AND (t.version, t.event_id COLLATE "C") >= (s.version, s.event_id COLLATE "C"))
 ORDER BY player_id, game_id
 ON CONFLICT (player_id, game_id) DO UPDATE SET
     game_date = EXCLUDED.game_date,
@@ -107,7 +113,8 @@ ON CONFLICT (player_id, game_id) DO UPDATE SET
     source_stream = EXCLUDED.source_stream,
     source_shard_id = EXCLUDED.source_shard_id,
     source_sequence_number = EXCLUDED.source_sequence_number,
-    trace_id = EXCLUDED.trace_id
+    trace_id = EXCLUDED.trace_id,
+    producer = EXCLUDED.producer
 WHERE (EXCLUDED.version, EXCLUDED.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C")
 RETURNING f.player_id, f.game_id, (f.xmax = 0) AS inserted`
 
@@ -119,7 +126,7 @@ var factColumns = []string{
 	"stolen_bases", "caught_stealing", "ground_into_double_play",
 	"total_bases", "extra_base_hits", "times_on_base",
 	"event_id", "version", "source_time", "accepted_at",
-	"source_stream", "source_shard_id", "source_sequence_number", "trace_id",
+	"source_stream", "source_shard_id", "source_sequence_number", "trace_id", "producer",
 }
 
 func factValues(r *FactRow) []any {
@@ -130,7 +137,7 @@ func factValues(r *FactRow) []any {
 		r.StolenBases, r.CaughtStealing, r.GroundIntoDoublePlay,
 		r.TotalBases, r.ExtraBaseHits, r.TimesOnBase,
 		r.EventID, r.Version, r.SourceTime, r.AcceptedAt,
-		r.SourceStream, r.SourceShardID, r.SourceSequenceNumber, r.TraceID,
+		r.SourceStream, r.SourceShardID, r.SourceSequenceNumber, r.TraceID, r.Producer,
 	}
 }
 
@@ -160,15 +167,74 @@ WHERE EXCLUDED.last_game_date >= d.last_game_date
 // names none), with payload_indexed true: `boxscore dlq` has nothing left to decode.
 const insertDeadLettersSQL = `
 INSERT INTO {schema}.dead_letter (stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload,
-    player_id, game_id, payload_indexed)
+    player_id, game_id, payload_indexed, producer)
 SELECT stage, reason, NULLIF(detail, ''), NULLIF(field, ''), NULLIF(event_id, ''), NULLIF(event_version, 0),
     stream, shard_id, sequence_number, payload,
-    CASE WHEN has_player THEN player_id END, NULLIF(game_id, ''), true
+    CASE WHEN has_player THEN player_id END, NULLIF(game_id, ''), true, NULLIF(producer, '')
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bytea[],
-        $11::bigint[], $12::bool[], $13::text[])
+        $11::bigint[], $12::bool[], $13::text[], $14::text[])
     AS r(stage, reason, detail, field, event_id, event_version, stream, shard_id, sequence_number, payload,
-        player_id, has_player, game_id)
+        player_id, has_player, game_id, producer)
 ON CONFLICT DO NOTHING`
+
+// applyRetractionsSQL applies tombstones in one statement. A tombstone takes effect
+// (effective) only when its (version, event_id) is above both the stored line's and the
+// stored tombstone's, compared as upsertFactsSQL does (event_id byte-wise): a redelivered
+// or older tombstone changes nothing. One that takes effect deletes the line (and so its
+// rows in every view) and is stored, with the line it removed; a newer tombstone replaces
+// an older one, keeping the last line removed when it removed none itself. Each shard's
+// loads are serialized by its checkpoint row, and a player's lines and retractions share a
+// shard (the partition key is the player), so no other load touches these keys meanwhile.
+// ORDER BY makes the insert lock keys in key order, as the upsert does.
+const applyRetractionsSQL = `
+WITH incoming AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])
+        AS i(player_id, game_id, version, event_id, producer, reason, source_time, accepted_at,
+            source_stream, source_shard_id, source_sequence_number, trace_id)
+),
+effective AS (
+    SELECT i.*, f.event_id AS removed_event_id, f.version AS removed_version, (t.player_id IS NOT NULL) AS replaced
+    FROM incoming i
+    LEFT JOIN {schema}.fact_batting_game f ON f.player_id = i.player_id AND f.game_id = i.game_id
+    LEFT JOIN {schema}.batting_game_retraction t ON t.player_id = i.player_id AND t.game_id = i.game_id
+    WHERE (f.player_id IS NULL OR (i.version, i.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C"))
+      AND (t.player_id IS NULL OR (i.version, i.event_id COLLATE "C") > (t.version, t.event_id COLLATE "C"))
+),
+removed AS (
+    DELETE FROM {schema}.fact_batting_game f
+    USING effective e
+    WHERE f.player_id = e.player_id AND f.game_id = e.game_id
+    RETURNING f.player_id
+),
+stored AS (
+    INSERT INTO {schema}.batting_game_retraction AS t (player_id, game_id, version, event_id, producer, reason,
+        removed_event_id, removed_version, source_time, accepted_at,
+        source_stream, source_shard_id, source_sequence_number, trace_id)
+    SELECT player_id, game_id, version, event_id, producer, reason,
+        removed_event_id, removed_version, source_time, accepted_at,
+        source_stream, source_shard_id, source_sequence_number, trace_id
+    FROM effective
+    ORDER BY player_id, game_id
+    ON CONFLICT (player_id, game_id) DO UPDATE SET
+        version = EXCLUDED.version,
+        event_id = EXCLUDED.event_id,
+        producer = EXCLUDED.producer,
+        reason = EXCLUDED.reason,
+        removed_event_id = COALESCE(EXCLUDED.removed_event_id, t.removed_event_id),
+        removed_version = CASE WHEN EXCLUDED.removed_event_id IS NULL THEN t.removed_version ELSE EXCLUDED.removed_version END,
+        source_time = EXCLUDED.source_time,
+        accepted_at = EXCLUDED.accepted_at,
+        retracted_at = now(),
+        source_stream = EXCLUDED.source_stream,
+        source_shard_id = EXCLUDED.source_shard_id,
+        source_sequence_number = EXCLUDED.source_sequence_number,
+        trace_id = EXCLUDED.trace_id
+    RETURNING t.player_id
+)
+SELECT player_id, game_id, removed_event_id IS NOT NULL AS removed, replaced
+FROM effective
+ORDER BY player_id, game_id`
 
 // checkpointColumns is what every checkpoint statement returns, in scanCheckpoint's order.
 const checkpointColumns = `stream, shard_id, sequence_number, shard_end, updated_at, lease_token, COALESCE(owner, ''), stream_identity`
@@ -227,6 +293,7 @@ type PostgresDialect struct {
 	beginUpsert       string
 	upsertFacts       string
 	upsertPlayers     string
+	applyRetractions  string
 	insertDeadLetters string
 	claimShard        string
 	advance           string
@@ -247,6 +314,7 @@ func NewPostgresDialect(schema string) (*PostgresDialect, error) {
 		beginUpsert:       r.Replace(beginUpsertSQL),
 		upsertFacts:       r.Replace(upsertFactsSQL),
 		upsertPlayers:     r.Replace(upsertPlayersSQL),
+		applyRetractions:  r.Replace(applyRetractionsSQL),
 		insertDeadLetters: r.Replace(insertDeadLettersSQL),
 		claimShard:        r.Replace(claimShardSQL),
 		advance:           r.Replace(advanceCheckpointSQL),
@@ -385,6 +453,37 @@ func (d *PostgresDialect) UpsertPlayers(ctx context.Context, tx pgx.Tx, players 
 	return nil
 }
 
+// ApplyRetractions implements Dialect.
+func (d *PostgresDialect) ApplyRetractions(ctx context.Context, tx pgx.Tx, tombstones []Tombstone) ([]RetractionWrite, error) {
+	if len(tombstones) == 0 {
+		return nil, nil
+	}
+	n := len(tombstones)
+	players, versions := make([]int64, n), make([]int64, n)
+	games, eventIDs, reasons := make([]string, n), make([]string, n), make([]string, n)
+	producers, streams, shards, sequences, traces := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	sourceTimes, acceptedAts := make([]*time.Time, n), make([]*time.Time, n)
+	for i, t := range tombstones {
+		players[i], games[i], versions[i], eventIDs[i], reasons[i] = t.PlayerID, t.GameID, t.Version, t.EventID, t.Reason
+		producers[i], streams[i], shards[i], sequences[i], traces[i] = t.Producer, t.SourceStream, t.SourceShardID, t.SourceSequenceNumber, t.TraceID
+		sourceTimes[i], acceptedAts[i] = t.SourceTime, t.AcceptedAt
+	}
+	rows, err := tx.Query(ctx, d.applyRetractions, players, games, versions, eventIDs, producers, reasons,
+		sourceTimes, acceptedAts, streams, shards, sequences, traces)
+	if err != nil {
+		return nil, fmt.Errorf("apply retractions: %w", err)
+	}
+	writes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RetractionWrite, error) {
+		var w RetractionWrite
+		err := row.Scan(&w.Key.PlayerID, &w.Key.GameID, &w.Removed, &w.Replaced)
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply retractions: %w", err)
+	}
+	return writes, nil
+}
+
 // InsertDeadLetters implements Dialect.
 func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, letters []DeadLetter) (int64, error) {
 	if len(letters) == 0 {
@@ -396,7 +495,9 @@ func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, lett
 	versions := make([]int64, n)
 	payloads := make([][]byte, n)
 	players, hasPlayer, games := make([]int64, n), make([]bool, n), make([]string, n)
+	producers := make([]string, n)
 	for i, l := range letters {
+		producers[i] = l.Producer
 		stages[i], reasons[i], details[i], fields[i], eventIDs[i] = l.Stage, l.Reason, l.Detail, l.Field, l.EventID
 		versions[i] = l.EventVersion
 		streams[i], shards[i], sequences[i] = l.Stream, l.ShardID, l.SequenceNumber
@@ -404,7 +505,7 @@ func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, lett
 		players[i], hasPlayer[i], games[i] = l.Subject.PlayerID, l.Subject.HasPlayer, l.Subject.GameID
 	}
 	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, versions, streams, shards, sequences, payloads,
-		players, hasPlayer, games)
+		players, hasPlayer, games, producers)
 	if err != nil {
 		return 0, fmt.Errorf("insert dead letters: %w", err)
 	}

@@ -135,13 +135,21 @@ func gapProto(g Gap) *loadv1.StreamGap {
 //     only when its (version, event_id) is greater. If the database refuses the data (a
 //     data error, SQLSTATE class 22 or 23), the rows are bisected under savepoints until
 //     each refused row is isolated; the others are written;
-//  3. upsert dim_player from the rows that were written;
-//  4. insert the rejections and the refused rows (stage "load") into dead_letter, skipping
+//  3. apply the retractions (rows with retraction set, tombstones): one whose
+//     (version, event_id) is above both the stored line's and the stored tombstone's
+//     deletes the line and is recorded in batting_game_retraction; a line is stored only
+//     above its key's tombstone (step 2), so a retracted line comes back only with a newer
+//     version. A key's lines and retractions in one batch are settled first: only the
+//     greatest (version, event_id) of them is applied;
+//  4. upsert dim_player from the rows that were written;
+//  5. insert the rejections and the refused rows (stage "load") into dead_letter, skipping
 //     those already there.
 //
 // Counts: inserted + updated + unchanged + the rows refused by the database is the number
 // of rows in the request; a row that lost to a newer one of the same key in the same batch
-// counts as unchanged. dead_lettered counts the dead letters newly stored, of both kinds.
+// counts as unchanged. A retraction that took effect counts as updated when it removed a
+// line or replaced an older tombstone, as inserted otherwise; one that did not (older, or
+// redelivered) as unchanged. dead_lettered counts the dead letters newly stored, of both kinds.
 //
 // Errors: *ValidationError (nothing written), *FencedError (the stored lease token is not
 // the batch's; nothing written), *CheckpointMismatchError (nothing written; carries the
@@ -186,6 +194,19 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 				resp.Updated++
 			}
 		}
+		retractions, err := s.dialect.ApplyRetractions(ctx, tx, b.tombstones)
+		if err != nil {
+			return err
+		}
+		for _, w := range retractions {
+			if w.Removed || w.Replaced {
+				resp.Updated++
+				written.retractedUpdates++
+			} else {
+				resp.Inserted++
+				written.retractedInserts++
+			}
+		}
 		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(len(refused)) - int32(b.tooLong)
 		written.writes, written.refused = writes, len(refused)+b.tooLong
 
@@ -208,7 +229,8 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 		written.letters = letters
 		return nil
 	})
-	written.inserted, written.updated, written.unchanged = resp.Inserted, resp.Updated, resp.Unchanged
+	// The metric counts retractions under an outcome of their own.
+	written.inserted, written.updated, written.unchanged = resp.Inserted-written.retractedInserts, resp.Updated-written.retractedUpdates, resp.Unchanged
 	s.metrics.recordLoad(ctx, err, b, &written, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("load %s/%s up to %s: %w", req.GetStream(), req.GetShardId(), req.GetSequenceNumber(), err)
