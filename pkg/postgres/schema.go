@@ -24,13 +24,18 @@ type Schema struct {
 
 // Task is the service's `migrate` subcommand: the schema brought to this binary's version,
 // the version printed. databaseURL and schema point into the service's configuration, which
-// holds the parsed flags by the time the task runs.
-func (s Schema) Task(databaseURL, schema *string) server.Task {
+// holds the parsed flags by the time the task runs; options, called then, give NewPool's
+// options from those flags (IAM auth, --insecure).
+func (s Schema) Task(databaseURL, schema *string, options func() []Option) server.Task {
 	return server.Task{
 		Name: "migrate",
 		Help: fmt.Sprintf("Apply the %s schema migrations (a DDL-capable user), print the schema version and exit.", s.Name),
 		Run: func(ctx context.Context, logger *slog.Logger, stdout io.Writer) error {
-			pool, err := NewPool(ctx, *databaseURL)
+			var opts []Option
+			if options != nil {
+				opts = options()
+			}
+			pool, err := NewPool(ctx, *databaseURL, opts...)
 			if err != nil {
 				return fmt.Errorf("%s pool: %w", s.Name, err)
 			}

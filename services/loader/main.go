@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	"github.com/boxscore-dev/boxscore/pkg/postgres"
 	"github.com/boxscore-dev/boxscore/pkg/server"
@@ -22,8 +20,9 @@ import (
 type config struct {
 	server.Base `embed:""`
 
-	DatabaseURL string `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (pgx pool settings such as pool_max_conns allowed)."`
-	Schema      string `name:"warehouse-schema" env:"BOXSCORE_WAREHOUSE_SCHEMA" default:"boxscore" help:"Schema holding the warehouse tables."`
+	DatabaseURL string           `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (pgx pool settings such as pool_max_conns allowed). Beyond loopback it needs sslmode=verify-full (or verify-ca) and sslrootcert=/path/ca.pem, unless --insecure."`
+	DatabaseIAM postgres.IAMAuth `embed:""`
+	Schema      string           `name:"warehouse-schema" env:"BOXSCORE_WAREHOUSE_SCHEMA" default:"boxscore" help:"Schema holding the warehouse tables."`
 	// Migrate at start is the development default (a bare `loader`, make up, the tests: one
 	// command with a DDL-capable user); the chart turns it off and runs `loader migrate` in
 	// a pre-install/pre-upgrade Job, the loader then serving with a DML-only user. Either
@@ -35,7 +34,7 @@ type config struct {
 
 func (c *config) Validate() error {
 	errs := []error{c.Server.Validate(), migrations.ValidateSchema(c.Schema)}
-	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+	if err := postgres.CheckURL(c.DatabaseURL, c.Server.Insecure); err != nil {
 		errs = append(errs, fmt.Errorf("database-url: %w", err))
 	}
 	return errors.Join(errs...)
@@ -46,18 +45,25 @@ func main() {
 	server.Main(newSpec(&cfg), &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
 }
 
-// newSpec describes the loader to server.Main, its migrate task reading cfg.
+// newSpec describes the loader to server.Main, its migrate task reading cfg. With TLS only
+// the shard consumer may call it: ClaimShard and Load move checkpoints and write rows.
 func newSpec(cfg *config) server.Spec {
 	return server.Spec{
 		Name:        "loader",
 		Description: "Commits curated rows, dead letters and shard checkpoints to the warehouse in one transaction per batch.",
 		GRPCAddr:    "127.0.0.1:9003", AdminAddr: "127.0.0.1:9103",
-		Tasks: []server.Task{migrations.Schema.Task(&cfg.DatabaseURL, &cfg.Schema)},
+		GRPCClients: []string{"shard-consumer"},
+		Tasks:       []server.Task{migrations.Schema.Task(&cfg.DatabaseURL, &cfg.Schema, cfg.databaseOptions)},
 	}
 }
 
+// databaseOptions are the warehouse pool's options from the parsed flags.
+func (c *config) databaseOptions() []postgres.Option {
+	return c.DatabaseIAM.Options(c.Server.Insecure)
+}
+
 func setup(ctx context.Context, svc *server.Service, cfg *config) error {
-	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL)
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, cfg.databaseOptions()...)
 	if err != nil {
 		return fmt.Errorf("warehouse pool: %w", err)
 	}

@@ -17,6 +17,8 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
+require github.com/aws/aws-sdk-go-v2/feature/rds/auth v1.7.12 // indirect
+
 require (
 	github.com/alecthomas/kong v1.17.0 // indirect
 	github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream v1.7.27 // indirect

@@ -25,7 +25,7 @@ var spec = server.Spec{
 func main() {
 	var cfg config.Config
 	s := spec
-	s.Tasks = []server.Task{lease.Schema.Task(&cfg.LeaseDatabaseURL, &cfg.LeaseSchema)}
+	s.Tasks = []server.Task{lease.Schema.Task(&cfg.LeaseDatabaseURL, &cfg.LeaseSchema, cfg.LeaseDatabaseOptions)}
 	server.Main(s, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
 }
 
@@ -43,7 +43,7 @@ func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
 		return err
 	}
 
-	leasePool, err := postgres.NewPool(ctx, cfg.LeaseDatabaseURL)
+	leasePool, err := postgres.NewPool(ctx, cfg.LeaseDatabaseURL, cfg.LeaseDatabaseOptions()...)
 	if err != nil {
 		return fmt.Errorf("lease store pool: %w", err)
 	}

@@ -31,9 +31,16 @@ func printConfig(t *testing.T, args ...string) (config.Config, map[string]any, i
 // The replica's identity is derived once, before anything reads the configuration, and is
 // the one printed: no getter changes the configuration later.
 func TestConsumerIDIsResolvedOnceAndPrinted(t *testing.T) {
-	cfg, printed, code, stderr := printConfig(t, "--lease-database-url", "postgres://lease:s3cret@db/leases")
+	// A database beyond loopback without a verified certificate needs --insecure.
+	if _, _, code, stderr := printConfig(t, "--lease-database-url", "postgres://lease:s3cret@db/leases"); code != server.ExitUsage || !strings.Contains(stderr, "verify-full") {
+		t.Errorf("plaintext lease database beyond loopback: exit %d (%s), want a usage error", code, stderr)
+	}
+	cfg, printed, code, stderr := printConfig(t, "--lease-database-url", "postgres://lease:s3cret@db/leases", "--insecure", "--database-iam-auth", "--database-iam-region", "eu-west-1")
 	if code != server.ExitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if printed["database-iam-auth"] != true || printed["database-iam-region"] != "eu-west-1" {
+		t.Errorf("database-iam-auth/region printed as %v/%v", printed["database-iam-auth"], printed["database-iam-region"])
 	}
 	if cfg.ConsumerID == "" || printed["consumer-id"] != cfg.ConsumerID {
 		t.Errorf("consumer id %q, printed %v: want one derived id, printed as is", cfg.ConsumerID, printed["consumer-id"])

@@ -18,7 +18,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var cfg config.Config
 	s := spec
-	s.Tasks = []server.Task{lease.Schema.Task(&cfg.LeaseDatabaseURL, &cfg.LeaseSchema)}
+	s.Tasks = []server.Task{lease.Schema.Task(&cfg.LeaseDatabaseURL, &cfg.LeaseSchema, cfg.LeaseDatabaseOptions)}
 	var stdout, stderr bytes.Buffer
 	code := server.Run(t.Context(), s, &cfg, func(ctx context.Context, svc *server.Service) error {
 		return setup(ctx, svc, &cfg)

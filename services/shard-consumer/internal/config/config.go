@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/boxscore-dev/boxscore/pkg/limits"
+	"github.com/boxscore-dev/boxscore/pkg/postgres"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
@@ -32,8 +33,9 @@ type Config struct {
 	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
 	StallAfter        time.Duration        `name:"stall-after" env:"BOXSCORE_STALL_AFTER" default:"1m" help:"A shard failing without progress (transient retries, reader restarts) for this long is reported stalled: metric boxscore.consumer.shard_stalled, an error log, /leases and readiness."`
 
-	LeaseDatabaseURL string `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches)."`
-	LeaseSchema      string `name:"lease-schema" env:"BOXSCORE_LEASE_SCHEMA" default:"boxscore_lease" help:"Schema of the lease table."`
+	LeaseDatabaseURL string           `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches). Beyond loopback it needs sslmode=verify-full (or verify-ca) and sslrootcert=/path/ca.pem, unless --insecure."`
+	DatabaseIAM      postgres.IAMAuth `embed:""`
+	LeaseSchema      string           `name:"lease-schema" env:"BOXSCORE_LEASE_SCHEMA" default:"boxscore_lease" help:"Schema of the lease table."`
 	// Migrate at start is the development default, like the loader's (see its --migrate):
 	// the chart turns it off and runs `shard-consumer migrate` in its pre-install/pre-upgrade
 	// Job.
@@ -61,6 +63,8 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseDatabaseURL == "" {
 		errs = append(errs, errors.New("lease-database-url is required"))
+	} else if err := postgres.CheckURL(c.LeaseDatabaseURL, c.Server.Insecure); err != nil {
+		errs = append(errs, fmt.Errorf("lease-database-url: %w", err))
 	}
 	if err := lease.ValidateSchema(c.LeaseSchema); err != nil {
 		errs = append(errs, err)
@@ -126,4 +130,10 @@ func (c *Config) Consumer() consumer.Config {
 		Retry:             consumer.RetryPolicy{Initial: c.RetryInitial, Max: c.RetryMax},
 		StallAfter:        c.StallAfter,
 	}
+}
+
+// LeaseDatabaseOptions are the lease store pool's options from the parsed flags: RDS IAM
+// authentication (--database-iam-auth) and --insecure.
+func (c *Config) LeaseDatabaseOptions() []postgres.Option {
+	return c.DatabaseIAM.Options(c.Server.Insecure)
 }
