@@ -68,6 +68,16 @@ func DecodePayload(stage string, payload []byte) Decoded {
 	return Decoded{Form: FormUnknown, Err: fmt.Errorf("neither a stream envelope nor a warehouse row: %w", err)}
 }
 
+// Producer is the authenticated producer the payload names: the envelope's, or the row's;
+// empty when it names none (records written before producers were recorded, or an
+// undecodable payload).
+func (d Decoded) Producer() string {
+	if d.Envelope != nil {
+		return d.Envelope.GetProducer()
+	}
+	return d.Row.GetProducer()
+}
+
 // Subject is the player and game a dead letter is about, as dead_letter stores them in
 // player_id and game_id (NULL when unknown: HasPlayer false, GameID empty).
 type Subject struct {
@@ -85,12 +95,24 @@ func (d Decoded) Subject() Subject {
 }
 
 // EventFromRow rebuilds the event a curated row came from: the fields the row keeps of it
-// (the derived ones, singles, extra-base hits, times on base, are not part of an event).
+// (the derived ones, singles, extra-base hits, times on base, are not part of an event). A
+// retraction row gives a retraction: its player, game, version and reason, no batting line.
 func EventFromRow(r *warehousev1.BattingGameRow) *statsv1.StatEvent {
 	i := func(v int32) *int32 { return &v }
 	homeAway := statsv1.HomeAway_HOME_AWAY_AWAY
 	if r.GetHome() {
 		homeAway = statsv1.HomeAway_HOME_AWAY_HOME
+	}
+	if r.GetRetraction() != nil {
+		game := &statsv1.Game{GameId: r.GetGameId(), Date: r.GetGameDate(), GameNumber: r.GetGameNumber(),
+			Opponent: r.GetOpponent(), Season: r.GetSeason()}
+		if r.GetOpponent() != "" {
+			game.HomeAway = homeAway
+		}
+		return &statsv1.StatEvent{
+			EventId: r.GetEventId(), Version: r.GetVersion(), Player: r.GetPlayer(), Game: game,
+			SourceTime: r.GetSourceTime(), Retraction: &statsv1.Retraction{Reason: r.GetRetraction().GetReason()},
+		}
 	}
 	return &statsv1.StatEvent{
 		EventId: r.GetEventId(),

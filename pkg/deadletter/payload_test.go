@@ -53,3 +53,31 @@ func TestDecodePayloadSubject(t *testing.T) {
 		})
 	}
 }
+
+// The producer shows wherever a payload names one, and a retraction row decodes back to a
+// retraction (no batting line), so `boxscore dlq replay` resends what was refused.
+func TestDecodePayloadProducerAndRetraction(t *testing.T) {
+	ev := &statsv1.StatEvent{EventId: "e1", Player: &statsv1.Player{MlbId: 1}, Game: &statsv1.Game{GameId: "G1"}}
+	record, err := statevent.EncodeProducerEnvelope(ev, "demo", time.Unix(0, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := deadletter.DecodePayload("validate", record); d.Producer() != "demo" {
+		t.Errorf("envelope producer = %q, want demo", d.Producer())
+	}
+	row, err := protojson.Marshal(&warehousev1.BattingGameRow{EventId: "r1", Version: 4, Player: &statsv1.Player{MlbId: 7}, GameId: "G7",
+		Producer: "ops", Retraction: &statsv1.Retraction{Reason: "wrong player"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := deadletter.DecodePayload("load", row)
+	if d.Form != deadletter.FormRow || d.Producer() != "ops" {
+		t.Fatalf("row: form %s producer %q", d.Form, d.Producer())
+	}
+	if d.Event.GetRetraction().GetReason() != "wrong player" || d.Event.GetBatting() != nil || d.Event.GetVersion() != 4 {
+		t.Errorf("event from a retraction row = %v, want a retraction without batting", d.Event)
+	}
+	if d := deadletter.DecodePayload("decode", []byte{0xff}); d.Producer() != "" {
+		t.Errorf("undecodable payload producer = %q, want empty", d.Producer())
+	}
+}
