@@ -45,6 +45,7 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigFromEnvironment(t *testing.T) {
 	t.Setenv("BOXSCORE_HTTP_ADDR", "0.0.0.0:18080")
+	t.Setenv("BOXSCORE_INSECURE", "true")
 	t.Setenv("BOXSCORE_PUBLISH_RETRY_BUDGET", "4s")
 	t.Setenv("BOXSCORE_STREAM", "other")
 	cfg, code, stderr := parse(t)
@@ -53,6 +54,38 @@ func TestConfigFromEnvironment(t *testing.T) {
 	}
 	if cfg.HTTPAddr != "0.0.0.0:18080" || cfg.Publish.RetryBudget != 4*time.Second || cfg.Stream.Name != "other" {
 		t.Errorf("config %+v does not follow the environment", cfg)
+	}
+}
+
+func TestAnonymousProducersOnlyOnLoopbackOrInsecure(t *testing.T) {
+	for _, env := range []string{"BOXSCORE_HTTP_ADDR", "BOXSCORE_GRPC_ADDR", "BOXSCORE_INSECURE", "BOXSCORE_API_KEYS_FILE", "BOXSCORE_OIDC_ISSUER"} {
+		t.Setenv(env, "")
+		if err := os.Unsetenv(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := t.TempDir() + "/keys.yaml"
+	if err := os.WriteFile(keys, []byte("keys: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true}, // loopback: the quickstart
+		{[]string{"--http-addr=0.0.0.0:8080"}, false},
+		{[]string{"--grpc-addr=0.0.0.0:9001", "--insecure"}, true},
+		{[]string{"--http-addr=:8080", "--api-keys-file=" + keys}, true},
+		{[]string{"--http-addr=10.0.0.1:8080", "--oidc-issuer=https://id.example"}, false}, // no audience
+		{[]string{"--http-addr=10.0.0.1:8080", "--oidc-issuer=https://id.example", "--oidc-audience=boxscore"}, true},
+	} {
+		_, code, stderr := parse(t, c.args...)
+		if (code == server.ExitOK) != c.ok {
+			t.Errorf("%v: exit %d (%s), want accepted: %t", c.args, code, stderr, c.ok)
+		}
+		if !c.ok && c.args[0] == "--http-addr=0.0.0.0:8080" && !strings.Contains(stderr, "without producer authentication") {
+			t.Errorf("%v: %q does not say why", c.args, stderr)
+		}
 	}
 }
 

@@ -33,11 +33,14 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/streamtest"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/auth"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/grpcapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/httpapi"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/quota"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/readiness"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/tracetrust"
 )
 
 // uuidV7 matches the ids the gateway assigns.
@@ -60,7 +63,10 @@ type gateway struct {
 	flaky    *flakystream.Stream
 	httpURL  string
 	adminURL string
+	grpcAddr string
 	grpc     ingestv1.IngestServiceClient
+	// publisher is the gateway's, for its in-flight high-water mark.
+	publisher *publish.Publisher
 }
 
 // startGateway wires the gateway as main.go does, with the production Kinesis client (no
@@ -74,6 +80,24 @@ func startGateway(t *testing.T, endpoint, streamName string, cfg publish.Config)
 // the admin server (nil: none, as in most tests).
 func startGatewayWith(t *testing.T, endpoint, streamName string, cfg publish.Config, tel *telemetry.Telemetry) *gateway {
 	t.Helper()
+	return startGatewayOpts(t, endpoint, streamName, cfg, gatewayOptions{tel: tel})
+}
+
+// gatewayOptions are the parts of the gateway a test may set; zero values are main.go's
+// defaults with authentication off and no quota.
+type gatewayOptions struct {
+	tel         *telemetry.Telemetry
+	auth        *auth.Authenticator
+	quota       *quota.Limiter
+	bodyTimeout time.Duration
+	// grpcOptions are added to the gRPC server's (the test's own window sizes).
+	grpcOptions []grpc.ServerOption
+}
+
+// startGatewayOpts wires the gateway as main.go does, with opts.
+func startGatewayOpts(t *testing.T, endpoint, streamName string, cfg publish.Config, opts gatewayOptions) *gateway {
+	t.Helper()
+	tel := opts.tel
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	client, err := stream.NewKinesisClient(t.Context(), stream.Config{Name: streamName, Region: kinesalitetest.Region, Endpoint: endpoint})
 	if err != nil {
@@ -84,17 +108,28 @@ func startGatewayWith(t *testing.T, endpoint, streamName string, cfg publish.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := ingest.NewService(publisher, nil)
+	var svcOpts []ingest.Option
+	if opts.quota != nil {
+		svcOpts = append(svcOpts, ingest.WithQuota(opts.quota))
+	}
+	svc, err := ingest.NewService(publisher, nil, svcOpts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if opts.bodyTimeout == 0 {
+		opts.bodyTimeout = httpapi.DefaultBodyReadTimeout
 	}
 
+	late := &grpcapi.LateTap{}
 	srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
-		logger, tel, grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes))
+		logger, tel, append([]grpc.ServerOption{grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16), grpc.InTapHandle(late.Handle)},
+			opts.grpcOptions...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingestv1.RegisterIngestServiceServer(srv.GRPC(), grpcapi.NewServer(svc, logger))
+	grpcServer := grpcapi.NewServer(svc, logger, opts.auth)
+	late.Set(&grpcapi.Tap{Svc: svc, Auth: opts.auth, Server: grpcServer, ReadTimeout: opts.bodyTimeout})
+	ingestv1.RegisterIngestServiceServer(srv.GRPC(), grpcServer)
 	srv.AddReadyCheck("stream", readiness.NewStreamCheck(client, streamName, time.Second).Check)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
 	runErr := make(chan error, 1)
@@ -111,7 +146,9 @@ func startGatewayWith(t *testing.T, endpoint, streamName string, cfg publish.Con
 		t.Fatalf("server.Run: %v", err)
 	}
 
-	httpSrv := httptest.NewServer(httpapi.NewHandler(svc, logger))
+	httpSrv := httptest.NewServer(httpapi.NewHandler(svc, logger, httpapi.Options{
+		Auth: opts.auth, BodyReadTimeout: opts.bodyTimeout, Propagator: tracetrust.Propagator(),
+	}))
 	t.Cleanup(httpSrv.Close)
 
 	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -119,7 +156,8 @@ func startGatewayWith(t *testing.T, endpoint, streamName string, cfg publish.Con
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &gateway{stream: streamName, flaky: flaky, httpURL: httpSrv.URL, adminURL: "http://" + srv.AdminAddr(), grpc: ingestv1.NewIngestServiceClient(conn)}
+	return &gateway{stream: streamName, flaky: flaky, httpURL: httpSrv.URL, adminURL: "http://" + srv.AdminAddr(), grpcAddr: srv.GRPCAddr(),
+		grpc: ingestv1.NewIngestServiceClient(conn), publisher: publisher}
 }
 
 // newGateway creates a 2-shard stream on kinesalite and a gateway writing to it.

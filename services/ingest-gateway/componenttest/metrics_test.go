@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -37,23 +38,37 @@ func TestGRPCServerErrorsAreExported(t *testing.T) {
 		t.Fatalf("empty request: gRPC code = %s, want InvalidArgument (%v)", st.Code(), err)
 	}
 
-	resp, err := http.Get(g.adminURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, code := range []string{"UNAVAILABLE", "INVALID_ARGUMENT"} {
-		// Labels are sorted by name in the exposition format.
-		series := regexp.MustCompile(`(?m)^rpc_server_call_duration_seconds_count\{[^}]*rpc_method="boxscore\.ingest\.v1\.IngestService/PutStats"[^}]*rpc_response_status_code="` +
-			code + `"[^}]*\} 1$`)
-		if !series.Match(body) {
-			t.Errorf("/metrics has no rpc_server_call_duration_seconds_count of PutStats with rpc_response_status_code=%q and count 1:\n%s",
-				code, grep(body, "rpc_server_call_duration_seconds_count"))
+	// otelgrpc records a call after its status is written: the client may see the status
+	// first, so /metrics is read until both calls are in it (or 5 s have passed).
+	var missing []string
+	var body []byte
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get(g.adminURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		body, err = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing = missing[:0]
+		for _, code := range []string{"UNAVAILABLE", "INVALID_ARGUMENT"} {
+			// Labels are sorted by name in the exposition format.
+			series := regexp.MustCompile(`(?m)^rpc_server_call_duration_seconds_count\{[^}]*rpc_method="boxscore\.ingest\.v1\.IngestService/PutStats"[^}]*rpc_response_status_code="` +
+				code + `"[^}]*\} 1$`)
+			if !series.Match(body) {
+				missing = append(missing, code)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, code := range missing {
+		t.Errorf("/metrics has no rpc_server_call_duration_seconds_count of PutStats with rpc_response_status_code=%q and count 1:\n%s",
+			code, grep(body, "rpc_server_call_duration_seconds_count"))
 	}
 }
 

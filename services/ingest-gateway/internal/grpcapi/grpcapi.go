@@ -9,14 +9,17 @@ import (
 	"log/slog"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
 	"github.com/boxscore-dev/boxscore/pkg/limits"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/auth"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 )
 
@@ -32,16 +35,45 @@ type Server struct {
 	ingestv1.UnimplementedIngestServiceServer
 	svc    *ingest.Service
 	logger *slog.Logger
+	auth   *auth.Authenticator
 }
 
-// NewServer returns the gRPC ingest service.
-func NewServer(svc *ingest.Service, logger *slog.Logger) *Server {
-	return &Server{svc: svc, logger: logger}
+// NewServer returns the gRPC ingest service; a nil or disabled authenticator makes every
+// caller anonymous. Install Tap (grpc.InTapHandle) on the server as well: it authenticates
+// API keys and reserves the in-flight budget before a message is read.
+func NewServer(svc *ingest.Service, logger *slog.Logger, authn *auth.Authenticator) *Server {
+	return &Server{svc: svc, logger: logger, auth: authn}
 }
 
 // PutStats validates the batch whole and publishes it. See the proto for the contract.
 func (s *Server) PutStats(ctx context.Context, req *ingestv1.PutStatsRequest) (*ingestv1.PutStatsResponse, error) {
-	results, err := s.svc.Submit(ctx, req.GetEvents())
+	st := tapStateFrom(ctx)
+	var res *ingest.Reservation
+	var principal *auth.Principal
+	if st != nil {
+		st.started()
+		defer st.res.Release()
+		// The stream reserved the largest message; the one read needs its own size.
+		st.res.Shrink(int64(proto.Size(req)))
+		res, principal = st.res, st.principal
+		if st.remote.IsValid() {
+			trace.SpanFromContext(ctx).AddLink(trace.Link{SpanContext: st.remote})
+		}
+	}
+	if principal == nil { // a JWT (or no tap): authenticate now
+		var err error
+		principal, err = s.auth.Authenticate(ctx, authorization(ctx))
+		if err != nil {
+			s.svc.Refused(ctx, nil, ingest.KindUnauthenticated)
+			return nil, s.status(ctx, &ingest.Error{Kind: ingest.KindUnauthenticated, Err: err}).Err()
+		}
+		if st == nil {
+			if err := s.svc.Admit(ctx, ingest.Caller{Principal: principal}); err != nil {
+				return nil, s.status(ctx, err).Err()
+			}
+		}
+	}
+	results, err := s.svc.SubmitReserved(ctx, res, ingest.Caller{Principal: principal}, req.GetEvents())
 	if err != nil {
 		st := s.status(ctx, err)
 		if st.Code() == codes.Unavailable || st.Code() == codes.Internal {
@@ -61,6 +93,9 @@ var kindCodes = map[ingest.Kind]codes.Code{
 	ingest.KindStreamUnavailable: codes.Unavailable,
 	ingest.KindStreamRejected:    codes.Internal,
 	ingest.KindInternal:          codes.Internal,
+	ingest.KindUnauthenticated:   codes.Unauthenticated,
+	ingest.KindForbidden:         codes.PermissionDenied,
+	ingest.KindOverQuota:         codes.ResourceExhausted,
 }
 
 // status maps a Submit error to a gRPC status with details a client can act on. What the
@@ -93,6 +128,22 @@ func (s *Server) status(ctx context.Context, err error) *status.Status {
 		return withDetails(status.New(code, e.Error()), &errdetails.BadRequest{
 			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "events", Reason: "too_many", Description: e.Error()}},
 		})
+	case ingest.KindUnauthenticated:
+		return withDetails(status.New(code, "send a valid credential in the authorization metadata: Bearer <API key or token>"),
+			&errdetails.ErrorInfo{Reason: "UNAUTHENTICATED", Domain: errorDomain})
+	case ingest.KindForbidden:
+		br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(e.Violations))}
+		for i, v := range e.Violations {
+			br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{
+				Field: "events[" + strconv.Itoa(v.Index) + "]." + v.Field, Reason: v.Reason, Description: v.Detail,
+			}
+		}
+		msg := fmt.Sprintf("%d events this producer may not send (a scope it lacks, or a source it does not own); none was sent", len(e.Violations))
+		return withDetails(status.New(code, msg), &errdetails.ErrorInfo{Reason: "FORBIDDEN", Domain: errorDomain}, br)
+	case ingest.KindOverQuota:
+		return withDetails(status.New(code, "the producer is over its quota of events or bytes per second; none of the events was sent: retry after the RetryInfo delay"),
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)},
+			&errdetails.ErrorInfo{Reason: "QUOTA_EXCEEDED", Domain: errorDomain})
 	case ingest.KindBusy:
 		return withDetails(status.New(code, "the gateway has too many batches in flight; none of the events was sent: retry later"),
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)},

@@ -22,8 +22,10 @@ import (
 func sampleError(k ingest.Kind) error {
 	e := &ingest.Error{Kind: k, Err: errors.New("cause")}
 	switch k {
-	case ingest.KindBusy:
+	case ingest.KindBusy, ingest.KindOverQuota:
 		e.RetryAfter = 1500 * time.Millisecond
+	case ingest.KindForbidden:
+		e.Violations = []ingest.Violation{{Index: 2, EventID: "c", Violation: statevent.Violation{Field: "source", Reason: "source", Detail: "d"}}}
 	case ingest.KindStreamUnavailable:
 		e.RetryAfter = 1500 * time.Millisecond
 		fallthrough
@@ -57,8 +59,11 @@ func TestEveryKindHasACode(t *testing.T) {
 		ingest.KindStreamUnavailable: {code: codes.Unavailable, reason: "STREAM_UNAVAILABLE", retry: true, results: true},
 		ingest.KindStreamRejected:    {code: codes.Internal, reason: "STREAM_REJECTED", results: true},
 		ingest.KindInternal:          {code: codes.Internal},
+		ingest.KindUnauthenticated:   {code: codes.Unauthenticated, reason: "UNAUTHENTICATED"},
+		ingest.KindForbidden:         {code: codes.PermissionDenied, reason: "FORBIDDEN", fields: []string{"events[2].source"}},
+		ingest.KindOverQuota:         {code: codes.ResourceExhausted, reason: "QUOTA_EXCEEDED", retry: true},
 	}
-	s := NewServer(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewServer(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	for _, kind := range ingest.Kinds() {
 		t.Run(kind.String(), func(t *testing.T) {
 			w, ok := want[kind]
@@ -118,7 +123,7 @@ func TestEveryKindHasACode(t *testing.T) {
 }
 
 func TestAnUnclassifiedErrorIsInternalOrTheContextsEnd(t *testing.T) {
-	s := NewServer(nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := NewServer(nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if code := s.status(t.Context(), errors.New("surprise")).Code(); code != codes.Internal {
 		t.Errorf("code %s, want Internal", code)
 	}

@@ -7,28 +7,61 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/limits"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/auth"
 	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/publish"
 )
 
 // MaxBodyBytes is the largest request body accepted: the PutRecords limit of one call.
 const MaxBodyBytes = limits.IngestRequestBytes
 
+// DefaultBodyReadTimeout is how long a request body may take to arrive when Options does not
+// say: 5 MiB at about 170 KiB/s. A slower client is cut off with 408 and gives its share
+// of the in-flight budget back.
+const DefaultBodyReadTimeout = 30 * time.Second
+
+// budgetStep is how much of the in-flight budget a body reserves at a time as it arrives:
+// large enough to take the publisher's lock rarely, small enough that a client trickling
+// its body holds little.
+const budgetStep = 64 << 10
+
+// Options configure the HTTP API.
+type Options struct {
+	// Auth authenticates producers; nil or disabled: every caller is anonymous.
+	Auth *auth.Authenticator
+	// BodyReadTimeout bounds the time from the start of a request's handling to the end of
+	// its body (0: DefaultBodyReadTimeout).
+	BodyReadTimeout time.Duration
+	// TrustTraceContext continues a caller's traceparent; otherwise the server span is a
+	// new root with a link to it (see tracetrust).
+	TrustTraceContext bool
+	// Propagator extracts the caller's trace context and baggage (nil: the global one).
+	// The gateway passes tracetrust.Propagator, which caps baggage.
+	Propagator propagation.TextMapPropagator
+}
+
 // NewHandler returns the public HTTP API, traced with otelhttp.
-func NewHandler(svc *ingest.Service, logger *slog.Logger) http.Handler {
-	a := &api{svc: svc, logger: logger}
+func NewHandler(svc *ingest.Service, logger *slog.Logger, opts Options) http.Handler {
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	a := &api{svc: svc, logger: logger, auth: opts.Auth, bodyTimeout: opts.BodyReadTimeout}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, a.logRequests, a.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -40,19 +73,29 @@ func NewHandler(svc *ingest.Service, logger *slog.Logger) http.Handler {
 			fmt.Sprintf("%s does not take %s", r.URL.Path, r.Method)))
 	})
 	r.Post(ingestapi.StatsPath, a.postStats)
-	return otelhttp.NewHandler(r, "ingest-gateway.http",
+	otelOpts := []otelhttp.Option{
+		// An untrusted caller's traceparent is linked, not continued: it cannot choose the
+		// trace ids stored in records nor force sampling.
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return !opts.TrustTraceContext }),
+	}
+	if opts.Propagator != nil {
+		otelOpts = append(otelOpts, otelhttp.WithPropagators(opts.Propagator))
+	}
+	return otelhttp.NewHandler(r, "ingest-gateway.http", append(otelOpts,
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			// Span names must have few values: any path of a 404 would be one more.
 			if r.URL.Path == ingestapi.StatsPath {
 				return r.Method + " " + ingestapi.StatsPath
 			}
 			return r.Method + " (unrouted)"
-		}))
+		}))...)
 }
 
 type api struct {
-	svc    *ingest.Service
-	logger *slog.Logger
+	svc         *ingest.Service
+	logger      *slog.Logger
+	auth        *auth.Authenticator
+	bodyTimeout time.Duration
 }
 
 // requestLog collects what the handler learns for the access log line.
@@ -103,27 +146,48 @@ func (a *api) recoverer(next http.Handler) http.Handler {
 }
 
 func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
+	// Who is sending comes first: an unauthenticated or over-quota caller learns nothing
+	// else and its body is not read.
+	principal, err := a.auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		a.svc.Refused(r.Context(), nil, ingest.KindUnauthenticated)
+		a.writeSubmitError(w, r, &ingest.Error{Kind: ingest.KindUnauthenticated, Err: err})
+		return
+	}
+	caller := ingest.Caller{Principal: principal}
+	if err := a.svc.Admit(r.Context(), caller); err != nil {
+		a.writeSubmitError(w, r, err)
+		return
+	}
 	mediaType, problem := checkRequest(w, r)
 	if problem != nil {
 		writeProblem(w, r, a.logger, problem)
 		return
 	}
-	// The in-flight budget is taken before the body is read, sized by its Content-Length
-	// (the largest allowed body when the length is not known), so that the bodies being
-	// read, decoded and published stay within --publish-max-inflight-bytes however many
-	// clients send at once. A refused body is not read: the answer comes at once (and a
-	// client sending "Expect: 100-continue" never sends it).
-	reserve := r.ContentLength
-	if reserve < 0 {
-		reserve = MaxBodyBytes
+	// The in-flight budget is taken before the body is read: all of its Content-Length, or,
+	// for a body of unknown length, step by step as it arrives. So the bodies being read,
+	// decoded and published stay within --publish-max-inflight-bytes however many clients
+	// send at once; a refused body is not read (a client sending "Expect: 100-continue"
+	// never sends it). A producer holds at most its share of the budget, so its slow
+	// uploads cannot take the others' room, and a body that does not arrive within the
+	// read timeout is cut off with 408, giving its share back. The batch slot is taken
+	// only when the batch is published.
+	first := int64(budgetStep)
+	if r.ContentLength >= 0 {
+		first = r.ContentLength
 	}
-	reservation, err := a.svc.Reserve(reserve)
+	reservation, err := a.svc.ReserveFor(principal.Producer, first)
 	if err != nil {
 		a.writeSubmitError(w, r, err)
 		return
 	}
 	defer reservation.Release()
-	events, problem := a.readBatch(w, r, mediaType)
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(a.bodyTimeout)); err != nil {
+		// Only a ResponseWriter that hides its connection gets here (a test recorder).
+		a.logger.DebugContext(r.Context(), "body read deadline not supported", "error", err)
+	}
+	events, problem := a.readBatch(w, r, mediaType, reservation)
 	if problem != nil {
 		writeProblem(w, r, a.logger, problem)
 		return
@@ -131,7 +195,7 @@ func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
 	if info, ok := r.Context().Value(requestLogKey{}).(*requestLog); ok {
 		info.events = len(events)
 	}
-	results, err := a.svc.SubmitReserved(r.Context(), reservation, events)
+	results, err := a.svc.SubmitReserved(r.Context(), reservation, caller, events)
 	if err != nil {
 		a.writeSubmitError(w, r, err)
 		return
@@ -141,6 +205,38 @@ func (a *api) postStats(w http.ResponseWriter, r *http.Request) {
 		body.Results[i] = resultJSON(res)
 	}
 	writeJSON(w, r, a.logger, ingestapi.MediaTypeJSON, http.StatusAccepted, body)
+}
+
+// budgetReader grows a reservation ahead of the bytes read, so that what a body holds in
+// memory is always within the in-flight budget.
+type budgetReader struct {
+	r        io.Reader
+	res      *ingest.Reservation
+	read     int64
+	reserved int64
+}
+
+// budgetError is a body refused mid-way because the in-flight budget ran out.
+type budgetError struct{ err error }
+
+func (e *budgetError) Error() string { return e.err.Error() }
+func (e *budgetError) Unwrap() error { return e.err }
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	// Never read more than is reserved: reserve the next step first.
+	if b.read >= b.reserved {
+		want := b.read + budgetStep
+		if err := b.res.Grow(want); err != nil {
+			return 0, &budgetError{err: err}
+		}
+		b.reserved = max(want, b.res.Bytes()) // a nil reservation (tests) holds nothing
+	}
+	if avail := b.reserved - b.read; int64(len(p)) > avail {
+		p = p[:avail]
+	}
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
 }
 
 // checkRequest checks what can be checked before the body is read: its media type and its
@@ -161,8 +257,11 @@ func checkRequest(w http.ResponseWriter, r *http.Request) (string, *ingestapi.Pr
 }
 
 // readBatch decodes the body as mediaType says, within the size and count limits.
-func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string) ([]*statsv1.StatEvent, *ingestapi.Problem) {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string, res *ingest.Reservation) ([]*statsv1.StatEvent, *ingestapi.Problem) {
+	var body io.Reader = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if r.ContentLength < 0 { // net/http stops a body with a length at its length
+		body = &budgetReader{r: body, res: res, reserved: res.Bytes()}
+	}
 	var err error
 	var events []*statsv1.StatEvent
 	if mediaType == ingestapi.MediaTypeNDJSON {
@@ -173,7 +272,14 @@ func (a *api) readBatch(w http.ResponseWriter, r *http.Request, mediaType string
 	var maxBytes *http.MaxBytesError
 	var tooMany *tooManyEventsError
 	var malformed *malformedError
+	var budget *budgetError
+	var busy *publish.BusyError
 	switch {
+	case errors.As(err, &budget) && errors.As(err, &busy):
+		return nil, problemFor(r, &ingest.Error{Kind: ingest.KindBusy, RetryAfter: busy.RetryAfter, Err: err})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, newProblem(r, http.StatusRequestTimeout, ingestapi.TypeBodyTimeout, "Request Body Timeout",
+			fmt.Sprintf("the request body did not arrive within %s; nothing was sent: retry it", a.bodyTimeout))
 	case err == nil && len(events) == 0:
 		return nil, newProblem(r, http.StatusBadRequest, ingestapi.TypeEmptyBatch, "Empty Batch", "the request has no events")
 	case err == nil:
@@ -216,6 +322,9 @@ var kindProblems = map[ingest.Kind]struct {
 	ingest.KindStreamUnavailable: {http.StatusServiceUnavailable, ingestapi.TypeStreamUnavailable, "Stream Unavailable"},
 	ingest.KindStreamRejected:    {http.StatusInternalServerError, ingestapi.TypeStreamRejected, "Stream Rejected Events"},
 	ingest.KindInternal:          {http.StatusInternalServerError, ingestapi.TypeInternal, "Internal Server Error"},
+	ingest.KindUnauthenticated:   {http.StatusUnauthorized, ingestapi.TypeUnauthenticated, "Unauthenticated"},
+	ingest.KindForbidden:         {http.StatusForbidden, ingestapi.TypeForbidden, "Forbidden"},
+	ingest.KindOverQuota:         {http.StatusTooManyRequests, ingestapi.TypeQuotaExceeded, "Quota Exceeded"},
 }
 
 // problemFor is the answer to a failed Reserve or Submit. What the failure is, ingest has
@@ -239,8 +348,19 @@ func problemFor(r *http.Request, err error) *ingestapi.Problem {
 		}
 	case ingest.KindTooLarge:
 		p.Detail = e.Error()
+	case ingest.KindUnauthenticated:
+		p.Detail = "send a valid credential: Authorization: Bearer <API key or token>"
+	case ingest.KindForbidden:
+		p.Detail = fmt.Sprintf("%d events this producer may not send (a scope it lacks, or a source it does not own); none of the batch's events was sent", len(e.Violations))
+		p.Errors = make([]ingestapi.Violation, len(e.Violations))
+		for i, v := range e.Violations {
+			p.Errors[i] = ingestapi.Violation{Index: v.Index, EventID: v.EventID, Field: v.Field, Reason: v.Reason, Detail: v.Detail}
+		}
+	case ingest.KindOverQuota:
+		p.RetryAfterSeconds = retryAfterSeconds(e.RetryAfter)
+		p.Detail = fmt.Sprintf("the producer is over its quota of events or bytes per second; none of this request's events was sent: retry it after %d s", p.RetryAfterSeconds)
 	case ingest.KindBusy:
-		p.Detail = "the gateway has as many batches or bytes in flight as it may hold; none of this request's events was sent (the body was not read): retry it after Retry-After"
+		p.Detail = "the gateway has as many batches or bytes in flight as it may hold; none of this request's events was sent: retry it after Retry-After"
 		p.RetryAfterSeconds = retryAfterSeconds(e.RetryAfter)
 	case ingest.KindStreamUnavailable:
 		p.Detail = "the stream did not acknowledge every event in time; the events listed as acknowledged are stored, " +
@@ -260,6 +380,14 @@ func problemFor(r *http.Request, err error) *ingestapi.Problem {
 // writeSubmitError answers a failed Reserve or Submit.
 func (a *api) writeSubmitError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(r, err)
+	if p.Status == http.StatusUnauthorized {
+		// RFC 6750: the scheme to use, and whether a token was sent and refused.
+		challenge := `Bearer realm="boxscore"`
+		if r.Header.Get("Authorization") != "" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
 	if p.Status >= 500 {
 		a.logger.WarnContext(r.Context(), "batch not accepted", "status", p.Status, "error", err)
 	}

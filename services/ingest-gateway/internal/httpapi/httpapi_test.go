@@ -28,7 +28,7 @@ type refusingPublisher struct{ t *testing.T }
 // tested in ../publish and ../../componenttest.
 func (refusingPublisher) Reserve(int64) (*publish.Reservation, error) { return nil, nil }
 
-func (p refusingPublisher) PublishReserved(_ context.Context, _ *publish.Reservation, events []*statsv1.StatEvent) ([]publish.Result, error) {
+func (p refusingPublisher) PublishReserved(_ context.Context, _ *publish.Reservation, _ string, events []*statsv1.StatEvent) ([]publish.Result, error) {
 	p.t.Errorf("Publish called with %d events; the request should have been refused before the stream", len(events))
 	return nil, io.ErrUnexpectedEOF
 }
@@ -36,7 +36,7 @@ func (p refusingPublisher) PublishReserved(_ context.Context, _ *publish.Reserva
 func newTestHandler(t *testing.T) http.Handler {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return NewHandler(newService(t, refusingPublisher{t}), logger)
+	return NewHandler(newService(t, refusingPublisher{t}), logger, Options{})
 }
 
 func newService(t *testing.T, p ingest.Publisher) *ingest.Service {
@@ -269,12 +269,12 @@ type panickingPublisher struct{}
 
 func (panickingPublisher) Reserve(int64) (*publish.Reservation, error) { return nil, nil }
 
-func (panickingPublisher) PublishReserved(context.Context, *publish.Reservation, []*statsv1.StatEvent) ([]publish.Result, error) {
+func (panickingPublisher) PublishReserved(context.Context, *publish.Reservation, string, []*statsv1.StatEvent) ([]publish.Result, error) {
 	panic("boom")
 }
 
 func TestPanicBecomesProblem(t *testing.T) {
-	h := NewHandler(newService(t, panickingPublisher{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := NewHandler(newService(t, panickingPublisher{}), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
 	resp, p := post(t, h, "application/json", testevents.JSONArray(t, testevents.Batch(1, false)))
 	if resp.StatusCode != http.StatusInternalServerError || p.Type != ingestapi.ProblemTypeBase+"internal" {
 		t.Fatalf("status %d, problem %+v; want a 500 internal problem", resp.StatusCode, p)

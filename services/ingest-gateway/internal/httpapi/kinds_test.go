@@ -21,7 +21,7 @@ import (
 func sampleError(k ingest.Kind) error {
 	e := &ingest.Error{Kind: k, Err: errors.New("cause")}
 	switch k {
-	case ingest.KindBusy:
+	case ingest.KindBusy, ingest.KindOverQuota:
 		e.RetryAfter = 1500 * time.Millisecond
 	case ingest.KindStreamUnavailable:
 		e.RetryAfter = 1500 * time.Millisecond
@@ -31,7 +31,7 @@ func sampleError(k ingest.Kind) error {
 			{Index: 0, EventID: "a", ShardID: "shardId-000000000000", SequenceNumber: "1"},
 			{Index: 1, EventID: "b", ErrorCode: "ProvisionedThroughputExceededException"},
 		}
-	case ingest.KindInvalid:
+	case ingest.KindInvalid, ingest.KindForbidden:
 		e.Violations = []ingest.Violation{{Index: 2, EventID: "c", Violation: statevent.Violation{Field: "batting.atBats", Reason: "required", Detail: "d"}}}
 	}
 	// Front ends must see through wrapping.
@@ -55,6 +55,9 @@ func TestEveryKindHasAnAnswer(t *testing.T) {
 		ingest.KindStreamUnavailable: {status: http.StatusServiceUnavailable, slug: ingestapi.TypeStreamUnavailable, retryAfter: "2", results: true},
 		ingest.KindStreamRejected:    {status: http.StatusInternalServerError, slug: ingestapi.TypeStreamRejected, results: true},
 		ingest.KindInternal:          {status: http.StatusInternalServerError, slug: ingestapi.TypeInternal},
+		ingest.KindUnauthenticated:   {status: http.StatusUnauthorized, slug: ingestapi.TypeUnauthenticated},
+		ingest.KindForbidden:         {status: http.StatusForbidden, slug: ingestapi.TypeForbidden, violations: true},
+		ingest.KindOverQuota:         {status: http.StatusTooManyRequests, slug: ingestapi.TypeQuotaExceeded, retryAfter: "2"},
 	}
 	a := &api{logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, kind := range ingest.Kinds() {
@@ -75,6 +78,9 @@ func TestEveryKindHasAnAnswer(t *testing.T) {
 			}
 			if resp.StatusCode != w.status || p.Status != w.status || !p.HasType(w.slug) || p.Title == "" || p.Detail == "" {
 				t.Errorf("answer %d %+v, want %d of type %s with a title and a detail", resp.StatusCode, p, w.status, w.slug)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); (got != "") != (w.status == http.StatusUnauthorized) {
+				t.Errorf("WWW-Authenticate = %q on a %d", got, w.status)
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != ingestapi.MediaTypeProblem {
 				t.Errorf("Content-Type = %q", ct)

@@ -37,6 +37,15 @@ const (
 	// operator acts (stream missing, access denied, KMS key disabled). Results say which
 	// events it acknowledged before that: the batch is at most partially accepted.
 	KindStreamRejected
+	// KindUnauthenticated: the request has no credential or a bad one. Nothing was read
+	// beyond the headers; the same request will fail again.
+	KindUnauthenticated
+	// KindForbidden: the producer lacks the scope for an event (ingest for stat lines,
+	// retract for retractions) or sends a source it does not own. Nothing was sent.
+	KindForbidden
+	// KindOverQuota: the producer is over its events/s or bytes/s quota. Nothing was sent;
+	// retry after RetryAfter.
+	KindOverQuota
 
 	kindCount // not a kind: the size of the set
 )
@@ -64,6 +73,12 @@ func (k Kind) String() string {
 		return "stream_unavailable"
 	case KindStreamRejected:
 		return "stream_rejected"
+	case KindUnauthenticated:
+		return "unauthenticated"
+	case KindForbidden:
+		return "forbidden"
+	case KindOverQuota:
+		return "quota"
 	default:
 		return fmt.Sprintf("Kind(%d)", int(k))
 	}
@@ -102,7 +117,8 @@ func (r Result) Acknowledged() bool { return r.ShardID != "" && r.SequenceNumber
 // Error is every failure of Reserve and Submit: its Kind and what a client needs to act on it.
 type Error struct {
 	Kind Kind
-	// RetryAfter is how long to wait before retrying (KindBusy, KindStreamUnavailable).
+	// RetryAfter is how long to wait before retrying (KindBusy, KindStreamUnavailable,
+	// KindOverQuota).
 	RetryAfter time.Duration
 	// Results has one entry per event of the batch, in batch order, when the stream was
 	// involved (KindStreamUnavailable, KindStreamRejected).

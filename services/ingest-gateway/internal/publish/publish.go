@@ -54,6 +54,17 @@ type Config struct {
 	MaxBackoff         time.Duration `name:"publish-max-backoff" env:"BOXSCORE_PUBLISH_MAX_BACKOFF" default:"1s" help:"Cap of the wait between resends."`
 	MaxInFlightBatches int           `name:"publish-max-inflight-batches" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BATCHES" default:"64" help:"Batches that may be publishing at once; more are refused as busy."`
 	MaxInFlightBytes   int64         `name:"publish-max-inflight-bytes" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES" default:"67108864" help:"Bytes (request bodies being read, then encoded records) that may be in flight at once; more are refused as busy."`
+	// MaxInFlightBytesPerProducer keeps one producer (its slow or huge uploads) from taking
+	// the whole budget: others always find room.
+	MaxInFlightBytesPerProducer int64 `name:"publish-max-inflight-bytes-per-producer" env:"BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES_PER_PRODUCER" default:"0" help:"Bytes of the in-flight budget one producer may hold at once (0: half of --publish-max-inflight-bytes); more of its requests are refused as busy."`
+}
+
+// producerBytes is the in-flight bytes one producer may hold.
+func (c Config) producerBytes() int64 {
+	if c.MaxInFlightBytesPerProducer > 0 {
+		return c.MaxInFlightBytesPerProducer
+	}
+	return max(c.MaxInFlightBytes/2, MaxCallBytes)
 }
 
 // Validate reports what is wrong with the config.
@@ -74,6 +85,9 @@ func (c Config) Validate() error {
 	// One full batch must always fit, or a large request could never be admitted.
 	if c.MaxInFlightBytes < MaxCallBytes {
 		errs = append(errs, fmt.Errorf("publish-max-inflight-bytes must be at least %d", MaxCallBytes))
+	}
+	if c.MaxInFlightBytesPerProducer != 0 && (c.MaxInFlightBytesPerProducer < MaxCallBytes || c.MaxInFlightBytesPerProducer > c.MaxInFlightBytes) {
+		errs = append(errs, fmt.Errorf("publish-max-inflight-bytes-per-producer must be 0 or between %d and publish-max-inflight-bytes", MaxCallBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -108,6 +122,9 @@ type Publisher struct {
 	mu            sync.Mutex
 	inFlightCount int
 	inFlightBytes int64
+	peakBytes     int64
+	// byProducer is what each producer's reservations (ReserveFor) hold.
+	byProducer map[string]int64
 	// publishing holds, per batch in putAll, the end of its retry budget: the latest time
 	// it will release its share of the in-flight budget.
 	publishing map[*Reservation]time.Time
@@ -129,7 +146,7 @@ func New(api stream.API, streamName string, cfg Config, logger *slog.Logger, met
 		return nil, errors.New("publish: stream name is required")
 	}
 	p := &Publisher{api: api, stream: streamName, cfg: cfg, logger: logger, now: time.Now, tracer: otel.Tracer(instrumentationName),
-		publishing: map[*Reservation]time.Time{}}
+		publishing: map[*Reservation]time.Time{}, byProducer: map[string]int64{}}
 	if meter == nil {
 		meter = noop.Meter{}
 	}
@@ -164,14 +181,15 @@ func (e entry) size() int { return len(e.data) + len(e.key) }
 // (nothing sent), *UnavailableError or *RejectedError (their Results say which events were
 // acknowledged), or wraps ErrTooManyEvents.
 func (p *Publisher) Publish(ctx context.Context, events []*statsv1.StatEvent) ([]Result, error) {
-	return p.PublishReserved(ctx, nil, events)
+	return p.PublishReserved(ctx, nil, "", events)
 }
 
 // PublishReserved is Publish within a reservation taken with Reserve before the events were
 // read: the batch uses the reservation's in-flight slot and bytes (and takes more bytes if
 // its records turn out larger than reserved) instead of taking its own. A nil reservation is
-// Publish. The reservation stays the caller's to release.
-func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, events []*statsv1.StatEvent) ([]Result, error) {
+// Publish. The reservation stays the caller's to release. producer is recorded in every
+// record's envelope (empty: none).
+func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, producer string, events []*statsv1.StatEvent) ([]Result, error) {
 	if len(events) > MaxBatchEvents {
 		return nil, fmt.Errorf("%w: %d, at most %d", ErrTooManyEvents, len(events), MaxBatchEvents)
 	}
@@ -190,7 +208,7 @@ func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, event
 		))
 	defer span.End()
 
-	entries, total, err := p.encode(ctx, events)
+	entries, total, err := p.encode(ctx, producer, events)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return nil, err
@@ -203,7 +221,7 @@ func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, event
 			return nil, err
 		}
 		defer res.Release()
-	} else if err := res.grow(total); err != nil {
+	} else if err := res.publishing(total); err != nil {
 		p.busy.Add(ctx, 1)
 		span.SetStatus(codes.Error, "busy")
 		return nil, err
@@ -223,13 +241,13 @@ func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, event
 
 // encode turns every event into its envelope record. All records of a batch share one
 // acceptance time and the trace context of the publish span.
-func (p *Publisher) encode(ctx context.Context, events []*statsv1.StatEvent) ([]entry, int64, error) {
+func (p *Publisher) encode(ctx context.Context, producer string, events []*statsv1.StatEvent) ([]entry, int64, error) {
 	carrier := telemetry.InjectMap(ctx)
 	acceptedAt := p.now()
 	entries := make([]entry, len(events))
 	var total int64
 	for i, ev := range events {
-		data, err := statevent.EncodeEnvelope(ev, acceptedAt, carrier)
+		data, err := statevent.EncodeProducerEnvelope(ev, producer, acceptedAt, carrier)
 		if err != nil {
 			return nil, 0, fmt.Errorf("encode event %d: %w", i, err)
 		}
@@ -243,15 +261,21 @@ func (p *Publisher) encode(ctx context.Context, events []*statsv1.StatEvent) ([]
 	return entries, total, nil
 }
 
-// Reservation is one batch's share of the publisher's in-flight budget: one batch slot and
-// some bytes. The HTTP API takes it before it reads a request body, sized by the body, so
-// that the bodies being read, decoded and published together stay within
-// MaxInFlightBytes however many clients send at once.
+// Reservation is one batch's share of the publisher's in-flight budget: bytes and, once
+// the batch is ready to publish, one batch slot. The front ends take it before the request's
+// bytes are held — the HTTP API with ReserveFor, growing it as the body arrives; the gRPC
+// API with Reserve of the largest message when a stream opens — so that the bodies being
+// read, decoded and published together stay within MaxInFlightBytes however many clients
+// send at once, and a client still sending holds only what it sent and no batch slot.
 type Reservation struct {
 	p        *Publisher
 	mu       sync.Mutex
 	bytes    int64
+	slot     bool
 	released bool
+	// producer, when accounted, is whose share of the budget the bytes count against.
+	producer  string
+	accounted bool
 }
 
 // Reserve takes one in-flight batch slot and bytes of the in-flight byte budget, or returns
@@ -259,18 +283,89 @@ type Reservation struct {
 func (p *Publisher) Reserve(bytes int64) (*Reservation, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.inFlightCount >= p.cfg.MaxInFlightBatches || p.inFlightBytes+bytes > p.cfg.MaxInFlightBytes {
+	r := &Reservation{p: p, slot: true}
+	if p.inFlightCount >= p.cfg.MaxInFlightBatches || !p.addLocked(r, bytes) {
 		return nil, &BusyError{RetryAfter: p.busyRetryAfterLocked()}
 	}
 	p.inFlightCount++
-	p.inFlightBytes += bytes
-	return &Reservation{p: p, bytes: bytes}, nil
+	return r, nil
 }
 
-// grow makes the reservation hold at least bytes, or returns a *BusyError.
-func (r *Reservation) grow(bytes int64) error {
+// ReserveFor takes bytes of the in-flight byte budget for producer, without a batch slot
+// (taken when the batch is published), or returns a *BusyError at once: when the budget is
+// exhausted, or when the producer already holds its share (MaxInFlightBytesPerProducer),
+// so that one producer's slow or huge uploads leave room for the others.
+func (p *Publisher) ReserveFor(producer string, bytes int64) (*Reservation, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := &Reservation{p: p, producer: producer, accounted: true}
+	if !p.addLocked(r, bytes) {
+		return nil, &BusyError{RetryAfter: p.busyRetryAfterLocked()}
+	}
+	return r, nil
+}
+
+// addLocked adds extra bytes to r if the budget and r's producer's share allow.
+func (p *Publisher) addLocked(r *Reservation, extra int64) bool {
+	if p.inFlightBytes+extra > p.cfg.MaxInFlightBytes {
+		return false
+	}
+	if r.accounted && p.byProducer[r.producer]+extra > p.cfg.producerBytes() {
+		return false
+	}
+	p.inFlightBytes += extra
+	p.peakBytes = max(p.peakBytes, p.inFlightBytes)
+	r.bytes += extra
+	if r.accounted {
+		p.byProducer[r.producer] += extra
+	}
+	return true
+}
+
+// subLocked gives back less bytes of r.
+func (p *Publisher) subLocked(r *Reservation, less int64) {
+	p.inFlightBytes -= less
+	r.bytes -= less
+	if r.accounted {
+		if p.byProducer[r.producer] -= less; p.byProducer[r.producer] <= 0 {
+			delete(p.byProducer, r.producer)
+		}
+	}
+}
+
+// InFlightBytes returns the bytes reserved now and the most ever reserved at once (the
+// high-water mark a test checks the memory bound with).
+func (p *Publisher) InFlightBytes() (now, peak int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inFlightBytes, p.peakBytes
+}
+
+// Bytes is what the reservation holds now (0 for nil).
+func (r *Reservation) Bytes() int64 {
+	if r == nil {
+		return 0
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.bytes
+}
+
+// Grow makes the reservation hold at least bytes, or returns a *BusyError (the reservation
+// keeps what it held). A nil reservation (a test's publisher) grows without limit.
+func (r *Reservation) Grow(bytes int64) error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.growLocked(bytes)
+}
+
+func (r *Reservation) growLocked(bytes int64) error {
+	if r.released {
+		return errors.New("reservation already released")
+	}
 	extra := bytes - r.bytes
 	if extra <= 0 {
 		return nil
@@ -278,11 +373,48 @@ func (r *Reservation) grow(bytes int64) error {
 	p := r.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.inFlightBytes+extra > p.cfg.MaxInFlightBytes {
+	if !p.addLocked(r, extra) {
 		return &BusyError{RetryAfter: p.busyRetryAfterLocked()}
 	}
-	p.inFlightBytes += extra
-	r.bytes = bytes
+	return nil
+}
+
+// Shrink gives back what the reservation holds beyond bytes (a gRPC stream reserved the
+// largest message; once it is read, only its size is needed).
+func (r *Reservation) Shrink(bytes int64) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.released || bytes >= r.bytes {
+		return
+	}
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.subLocked(r, r.bytes-bytes)
+}
+
+// publishing makes the reservation hold a batch slot and at least bytes, or returns a
+// *BusyError.
+func (r *Reservation) publishing(bytes int64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.growLocked(bytes); err != nil {
+		return err
+	}
+	if r.slot {
+		return nil
+	}
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlightCount >= p.cfg.MaxInFlightBatches {
+		return &BusyError{RetryAfter: p.busyRetryAfterLocked()}
+	}
+	p.inFlightCount++
+	r.slot = true
 	return nil
 }
 
@@ -301,8 +433,10 @@ func (r *Reservation) Release() {
 	p := r.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.inFlightCount--
-	p.inFlightBytes -= r.bytes
+	if r.slot {
+		p.inFlightCount--
+	}
+	p.subLocked(r, r.bytes)
 	delete(p.publishing, r)
 }
 

@@ -517,7 +517,7 @@ func TestReservationBoundsInFlightBytes(t *testing.T) {
 	}
 	// A batch published within a reservation uses it rather than taking more.
 	events := testevents.Batch(3, true)
-	results, err := f.pub.PublishReserved(t.Context(), first, events)
+	results, err := f.pub.PublishReserved(t.Context(), first, "", events)
 	if err != nil || len(results) != 3 || !results[2].Acknowledged() {
 		t.Fatalf("PublishReserved: %v, %+v", err, results)
 	}
@@ -537,7 +537,7 @@ func TestReservationBoundsInFlightBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer small.Release()
-	if _, err := f.pub.PublishReserved(t.Context(), small, testevents.Batch(2, true)); err != nil {
+	if _, err := f.pub.PublishReserved(t.Context(), small, "", testevents.Batch(2, true)); err != nil {
 		t.Fatalf("PublishReserved with a small reservation: %v", err)
 	}
 	if small.bytes <= 10 {
