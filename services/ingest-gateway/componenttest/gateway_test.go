@@ -90,6 +90,7 @@ type gatewayOptions struct {
 	auth        *auth.Authenticator
 	quota       *quota.Limiter
 	bodyTimeout time.Duration
+	trustTrace  bool
 	// grpcOptions are added to the gRPC server's (the test's own window sizes).
 	grpcOptions []grpc.ServerOption
 }
@@ -128,7 +129,7 @@ func startGatewayOpts(t *testing.T, endpoint, streamName string, cfg publish.Con
 		t.Fatal(err)
 	}
 	grpcServer := grpcapi.NewServer(svc, logger, opts.auth)
-	late.Set(&grpcapi.Tap{Svc: svc, Auth: opts.auth, Server: grpcServer, ReadTimeout: opts.bodyTimeout})
+	late.Set(&grpcapi.Tap{Svc: svc, Auth: opts.auth, Server: grpcServer, ReadTimeout: opts.bodyTimeout, TrustTrace: opts.trustTrace})
 	ingestv1.RegisterIngestServiceServer(srv.GRPC(), grpcServer)
 	srv.AddReadyCheck("stream", readiness.NewStreamCheck(client, streamName, time.Second).Check)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
@@ -147,7 +148,7 @@ func startGatewayOpts(t *testing.T, endpoint, streamName string, cfg publish.Con
 	}
 
 	httpSrv := httptest.NewServer(httpapi.NewHandler(svc, logger, httpapi.Options{
-		Auth: opts.auth, BodyReadTimeout: opts.bodyTimeout, Propagator: tracetrust.Propagator(),
+		Auth: opts.auth, BodyReadTimeout: opts.bodyTimeout, Propagator: tracetrust.Propagator(), TrustTraceContext: opts.trustTrace,
 	}))
 	t.Cleanup(httpSrv.Close)
 

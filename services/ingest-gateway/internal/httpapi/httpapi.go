@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
@@ -64,6 +65,9 @@ func NewHandler(svc *ingest.Service, logger *slog.Logger, opts Options) http.Han
 	a := &api{svc: svc, logger: logger, auth: opts.Auth, bodyTimeout: opts.BodyReadTimeout}
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, a.logRequests, a.recoverer)
+	if !opts.TrustTraceContext {
+		r.Use(dropRemoteParent)
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, logger, newProblem(r, http.StatusNotFound, ingestapi.TypeNotFound, "Not Found",
 			fmt.Sprintf("no resource at %s", r.URL.Path)))
@@ -121,6 +125,19 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 			"method", r.Method, "path", r.URL.Path, "status", status,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000, "events", info.events,
 			"bytes_in", r.ContentLength, "request_id", middleware.GetReqID(r.Context()))
+	})
+}
+
+// dropRemoteParent makes sure a caller's span context never becomes the parent of the
+// gateway's spans (and so of the trace context stored in records): otelhttp already starts
+// a new root for an untrusted caller, but a tracer that ignores WithNewRoot (the no-op one,
+// when tracing is off) would leave the caller's context in place.
+func dropRemoteParent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if trace.SpanContextFromContext(r.Context()).IsRemote() {
+			r = r.WithContext(trace.ContextWithSpanContext(r.Context(), trace.SpanContext{}))
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
