@@ -31,6 +31,10 @@ var valueSets = map[string][]string{
 	"postgresql":     {"../boxscore/ci/postgresql-values.yaml"},
 	"redshift":       {"../boxscore/ci/redshift-values.yaml"},
 	"minimal":        {"../boxscore/ci/minimal-values.yaml"},
+	"api-keys":       {"../boxscore/ci/api-keys-values.yaml"},
+	"cert-manager":   {"../boxscore/ci/cert-manager-values.yaml"},
+	"oidc":           {"../boxscore/ci/oidc-values.yaml"},
+	"iam":            {"../boxscore/ci/iam-values.yaml"},
 	"alerts":         {"../boxscore/ci/alerts-values.yaml"},
 	"dev":            {"../../k8s/dev/values-dev.yaml"},
 	"eks":            {"../../k8s/eks/values-eks.yaml"},
@@ -345,7 +349,20 @@ func userProvided(r *Render) (secrets, serviceAccounts []string) {
 		return s
 	}
 	secrets = append(secrets, get("warehouse.existingSecret.name"), get("leaseStore.existingSecret.name"),
-		get("migrations.existingSecret.name"), get("migrations.leaseExistingSecret.name"))
+		get("migrations.existingSecret.name"), get("migrations.leaseExistingSecret.name"),
+		get("warehouse.caBundle.secret"), get("leaseStore.caBundle.secret"))
+	if enabled, _ := r.Values.PathValue("auth.apiKeys.enabled"); enabled == true {
+		if keys, _ := r.Values.PathValue("auth.apiKeys.keys"); keys == nil || len(keys.([]any)) == 0 {
+			secrets = append(secrets, get("auth.apiKeys.existingSecret"))
+		}
+	}
+	if enabled, _ := r.Values.PathValue("tls.enabled"); enabled == true {
+		if cm, _ := r.Values.PathValue("tls.certManager.enabled"); cm != true {
+			for _, c := range components {
+				secrets = append(secrets, get("tls.existingSecrets."+c))
+			}
+		}
+	}
 	if list, ok := r.Values["imagePullSecrets"].([]any); ok {
 		for _, s := range list {
 			if m, ok := s.(map[string]any); ok {
@@ -366,8 +383,36 @@ func userProvided(r *Render) (secrets, serviceAccounts []string) {
 	return secrets, serviceAccounts
 }
 
+// userConfigMaps lists the ConfigMaps the values say the user creates (CA bundles).
+func userConfigMaps(r *Render) []string {
+	var out []string
+	for _, path := range []string{"warehouse.caBundle.configMap", "leaseStore.caBundle.configMap"} {
+		if v, err := r.Values.PathValue(path); err == nil {
+			if s, _ := v.(string); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// chartSecrets lists the Secrets the release itself provides: rendered ones, and those
+// cert-manager writes for its rendered Certificates.
+func chartSecrets(r *Render) []string {
+	var out []string
+	for _, s := range Of[*corev1.Secret](r) {
+		out = append(out, s.Name)
+	}
+	for _, c := range Of[*Certificate](r) {
+		out = append(out, c.Spec.SecretName)
+	}
+	return out
+}
+
 func checkReferences(t *testing.T, r *Render) {
 	secrets, serviceAccounts := userProvided(r)
+	secrets = append(secrets, chartSecrets(r)...)
+	configMaps := userConfigMaps(r)
 	for _, d := range Of[*appsv1.Deployment](r) {
 		spec := d.Spec.Template.Spec
 		sa := spec.ServiceAccountName
@@ -380,11 +425,11 @@ func checkReferences(t *testing.T, r *Render) {
 			}
 		}
 		for _, v := range spec.Volumes {
-			if v.ConfigMap != nil && find[*corev1.ConfigMap](r, v.ConfigMap.Name) == nil {
-				t.Errorf("Deployment %s: volume ConfigMap %q not rendered", d.Name, v.ConfigMap.Name)
+			if v.ConfigMap != nil && find[*corev1.ConfigMap](r, v.ConfigMap.Name) == nil && !slices.Contains(configMaps, v.ConfigMap.Name) {
+				t.Errorf("Deployment %s: volume ConfigMap %q neither rendered nor user-provided in values", d.Name, v.ConfigMap.Name)
 			}
 			if v.Secret != nil && !slices.Contains(secrets, v.Secret.SecretName) {
-				t.Errorf("Deployment %s: volume Secret %q is not user-provided in values", d.Name, v.Secret.SecretName)
+				t.Errorf("Deployment %s: volume Secret %q is neither the release's nor user-provided in values", d.Name, v.Secret.SecretName)
 			}
 		}
 		for _, c := range spec.Containers {

@@ -16,9 +16,9 @@ import (
 // sharedConfig are the pkg/ config structs each service embeds (see each services/*/main.go).
 var sharedConfig = map[string][]string{
 	"ingest-gateway": {"pkg/server", "pkg/telemetry", "pkg/stream"},
-	"shard-consumer": {"pkg/server", "pkg/telemetry", "pkg/stream"},
+	"shard-consumer": {"pkg/server", "pkg/telemetry", "pkg/stream", "pkg/postgres"},
 	"transformer":    {"pkg/server", "pkg/telemetry"},
-	"loader":         {"pkg/server", "pkg/telemetry"},
+	"loader":         {"pkg/server", "pkg/telemetry", "pkg/postgres"},
 }
 
 var envTag = regexp.MustCompile(`env:"(BOXSCORE_[A-Z0-9_]+)"`)
@@ -87,8 +87,19 @@ func schemaConfigKeys(t *testing.T, component string) []string {
 func TestEveryFlagIsReachable(t *testing.T) {
 	ch := loadChart(t)
 	chartSet := map[string]map[string]bool{}
+	// The value sets, and settings that no value set needs but a value turns into a variable.
+	renders := []struct {
+		files     []string
+		overrides map[string]any
+	}{{overrides: map[string]any{"default": map[string]any{"grpcClients": []any{"shard-consumer"}}}}}
 	for _, files := range valueSets {
-		r := render(t, ch, files, nil)
+		renders = append(renders, struct {
+			files     []string
+			overrides map[string]any
+		}{files: files})
+	}
+	for _, rc := range renders {
+		r := render(t, ch, rc.files, rc.overrides)
 		for _, d := range Of[*appsv1.Deployment](r) {
 			component := d.Spec.Template.Labels["app.kubernetes.io/component"]
 			if chartSet[component] == nil {

@@ -101,8 +101,27 @@ func TestMigrationsRunAsAHardenedHookBeforeTheDeployments(t *testing.T) {
 				if !slices.Equal(c.Args, []string{"migrate"}) || len(c.Ports) > 0 {
 					t.Errorf("%s/%s: args %v, ports %v: want the migrate subcommand and no ports", job.Name, c.Name, c.Args, c.Ports)
 				}
-				if s := secretOf(c); s == "" || !slices.Contains(secrets, s) {
+				if user, iam := envValue(c, "PGUSER"); iam {
+					// RDS IAM authentication: a user, no password, a token per connection, and
+					// an AWS identity to sign it with.
+					if v, _ := envValue(c, "BOXSCORE_DATABASE_IAM_AUTH"); v != "true" || user == "" {
+						t.Errorf("%s/%s: PGUSER=%q without a Secret but BOXSCORE_DATABASE_IAM_AUTH=%q", job.Name, c.Name, user, v)
+					}
+					if slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "PGPASSWORD" }) {
+						t.Errorf("%s/%s: IAM authentication with a PGPASSWORD", job.Name, c.Name)
+					}
+					if spec.ServiceAccountName == "" {
+						t.Errorf("%s/%s: IAM authentication under the default ServiceAccount: no role to sign tokens", job.Name, c.Name)
+					}
+				} else if s := secretOf(c); s == "" || !slices.Contains(secrets, s) {
 					t.Errorf("%s/%s: PGUSER from Secret %q, which is not user-provided in values", job.Name, c.Name, s)
+				}
+				// The database CA the URL names is mounted where it says.
+				if url, _ := envValue(c, "BOXSCORE_DATABASE_URL"); url != "" {
+					checkCAMounted(t, job.Name+"/"+c.Name, url, c, spec.Volumes, r)
+				}
+				if url, _ := envValue(c, "BOXSCORE_LEASE_DATABASE_URL"); url != "" {
+					checkCAMounted(t, job.Name+"/"+c.Name, url, c, spec.Volumes, r)
 				}
 				// The same database settings as the service it migrates for.
 				component := strings.TrimSuffix(c.Name, "-migrate")

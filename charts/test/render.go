@@ -180,10 +180,40 @@ type TriggerAuthentication struct {
 	} `json:"spec"`
 }
 
+// Certificate is the subset of cert-manager's cert-manager.io/v1 Certificate the chart renders
+// (the cert-manager module is not a dependency here), so unknown fields still fail the strict
+// decode. Field names as in cert-manager's pkg/apis/certmanager/v1.
+type Certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName  string   `json:"secretName"`
+		CommonName  string   `json:"commonName"`
+		DNSNames    []string `json:"dnsNames"`
+		Duration    string   `json:"duration"`
+		RenewBefore string   `json:"renewBefore"`
+		Usages      []string `json:"usages"`
+		PrivateKey  struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+		IssuerRef struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
 func newTyped(apiVersion, kind string) (any, error) {
 	switch apiVersion + "/" + kind {
 	case "v1/ConfigMap":
 		return &corev1.ConfigMap{}, nil
+	case "v1/Secret":
+		return &corev1.Secret{}, nil
+	case "cert-manager.io/v1/Certificate":
+		return &Certificate{}, nil
 	case "v1/Service":
 		return &corev1.Service{}, nil
 	case "v1/ServiceAccount":

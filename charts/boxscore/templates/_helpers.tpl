@@ -157,10 +157,21 @@ Usage: include "boxscore.grpcTarget" (dict "root" $root "name" "transformer")
 {{- end }}
 {{- end }}
 
-{{/* PostgreSQL connection string without credentials: pgx takes them from PGUSER/PGPASSWORD. */}}
+{{/* Where a component's database CA bundle is mounted (one database per pod). */}}
+{{- define "boxscore.databaseCAFile" -}}/etc/boxscore/database-ca/ca.pem{{- end }}
+
+{{/* The sslrootcert parameter when a CA bundle is given (a caBundle dict), else nothing. */}}
+{{- define "boxscore.sslRootCert" -}}
+{{- if or .configMap .secret }}&sslrootcert={{ include "boxscore.databaseCAFile" . }}{{ end }}
+{{- end }}
+
+{{/*
+PostgreSQL connection string without credentials: pgx takes them from PGUSER/PGPASSWORD, or
+the service builds an RDS IAM token per connection (BOXSCORE_DATABASE_IAM_AUTH).
+*/}}
 {{- define "boxscore.warehouseURL" -}}
 {{- $w := .Values.warehouse }}
-{{- printf "postgres://%s:%d/%s?sslmode=%s" (required "warehouse.host is required: the warehouse endpoint's host name" $w.host) (int $w.port) $w.database $w.sslMode }}
+{{- printf "postgres://%s:%d/%s?sslmode=%s%s" (required "warehouse.host is required: the warehouse endpoint's host name" $w.host) (int $w.port) $w.database $w.sslMode (include "boxscore.sslRootCert" $w.caBundle) }}
 {{- end }}
 
 {{/* The lease store, with the warehouse's settings where its own are empty. */}}
@@ -175,6 +186,8 @@ Usage: include "boxscore.grpcTarget" (dict "root" $root "name" "transformer")
 {{- $_ := set $l "port" $w.port }}
 {{- $_ := set $l "cidrs" $w.cidrs }}
 {{- $_ := set $l "sslMode" $w.sslMode }}
+{{- $_ := set $l "caBundle" $w.caBundle }}
+{{- $_ := set $l "iamAuth" $w.iamAuth }}
 {{- end }}
 {{- if not $l.database }}{{ $_ := set $l "database" $w.database }}{{ end }}
 {{- if not $l.existingSecret.name }}{{ $_ := set $l "existingSecret" $w.existingSecret }}{{ end }}
@@ -183,7 +196,7 @@ Usage: include "boxscore.grpcTarget" (dict "root" $root "name" "transformer")
 
 {{- define "boxscore.leaseStoreURL" -}}
 {{- $l := include "boxscore.leaseStore" . | fromJson }}
-{{- printf "postgres://%s:%d/%s?sslmode=%s" $l.host (int $l.port) $l.database $l.sslMode }}
+{{- printf "postgres://%s:%d/%s?sslmode=%s%s" $l.host (int $l.port) $l.database $l.sslMode (include "boxscore.sslRootCert" $l.caBundle) }}
 {{- end }}
 
 {{/*
@@ -217,38 +230,202 @@ are not here but on the container, beside the ports they must match.
 {{- $_ := set $cfg "BOXSCORE_WAREHOUSE_SCHEMA" $v.warehouse.schema }}
 {{- $_ := set $cfg "BOXSCORE_MIGRATE" (toString $v.warehouse.migrate) }}
 {{- end }}
+{{- $_ := set $cfg "BOXSCORE_INSECURE" (toString $v.insecure) }}
+{{- $_ := set $cfg "BOXSCORE_PPROF" (toString $c.pprof) }}
+{{- $_ := set $cfg "BOXSCORE_GRPC_REFLECTION" (toString $c.grpcReflection) }}
+{{- if $v.tls.enabled }}
+{{- $_ := set $cfg "BOXSCORE_TLS_CERT_FILE" "/etc/boxscore/tls/tls.crt" }}
+{{- $_ := set $cfg "BOXSCORE_TLS_KEY_FILE" "/etc/boxscore/tls/tls.key" }}
+{{- $_ := set $cfg "BOXSCORE_TLS_CA_FILE" "/etc/boxscore/tls/ca.crt" }}
+{{- with $c.grpcClients }}
+{{- $_ := set $cfg "BOXSCORE_GRPC_CLIENTS" (join "," .) }}
+{{- end }}
+{{- end }}
+{{- $db := include "boxscore.database" . | fromJson }}
+{{- if $db }}
+{{- $_ := set $cfg "BOXSCORE_DATABASE_IAM_AUTH" (toString $db.iamAuth) }}
+{{- if $db.iamAuth }}
+{{- $_ := set $cfg "BOXSCORE_DATABASE_IAM_REGION" $db.region }}
+{{- end }}
+{{- end }}
+{{- if eq $c.name "ingest-gateway" }}
+{{- $a := $v.auth }}
+{{- if $a.apiKeys.enabled }}
+{{- $_ := set $cfg "BOXSCORE_API_KEYS_FILE" "/etc/boxscore/api-keys/keys.yaml" }}
+{{- end }}
+{{- with $a.oidc.issuer }}
+{{- $_ := set $cfg "BOXSCORE_OIDC_ISSUER" . }}
+{{- $_ := set $cfg "BOXSCORE_OIDC_AUDIENCE" (required "auth.oidc.audience is required with auth.oidc.issuer: a token for another audience must not be accepted" $a.oidc.audience) }}
+{{- with $a.oidc.jwksUrl }}{{ $_ := set $cfg "BOXSCORE_OIDC_JWKS_URL" . }}{{ end }}
+{{- $_ := set $cfg "BOXSCORE_OIDC_PRODUCER_CLAIM" $a.oidc.producerClaim }}
+{{- $_ := set $cfg "BOXSCORE_OIDC_SCOPES_CLAIM" $a.oidc.scopesClaim }}
+{{- end }}
+{{- if $a.defaultQuota.eventsPerSecond }}
+{{- $_ := set $cfg "BOXSCORE_DEFAULT_EVENTS_PER_SECOND" (toString (int64 $a.defaultQuota.eventsPerSecond)) }}
+{{- end }}
+{{- if $a.defaultQuota.bytesPerSecond }}
+{{- $_ := set $cfg "BOXSCORE_DEFAULT_BYTES_PER_SECOND" (toString (int64 $a.defaultQuota.bytesPerSecond)) }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := $c.config }}
 {{- $_ := set $cfg $key (toString $value) }}
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
-{{/* The Secret holding a component's database credentials, or nothing. */}}
-{{- define "boxscore.dbSecret" -}}
+{{/*
+How a component reaches its database, as JSON, or {} for components without one:
+  iamAuth   RDS IAM tokens instead of a password
+  user      PGUSER with iamAuth
+  region    the token's region
+  secret    the credentials Secret without iamAuth
+  caBundle  {configMap, secret, key} of the CA that verifies the server
+The loader's is the warehouse; the consumer's its lease store (the warehouse's settings unless
+it has a host of its own).
+*/}}
+{{- define "boxscore.database" -}}
+{{- $v := .root.Values }}
+{{- $region := default $v.stream.region $v.warehouse.iamRegion }}
 {{- if eq .c.name "loader" }}
-{{- toJson .root.Values.warehouse.existingSecret }}
+{{- $w := $v.warehouse }}
+{{- toJson (dict "iamAuth" $w.iamAuth "user" $w.iamUser "region" $region "secret" $w.existingSecret "caBundle" $w.caBundle) }}
 {{- else if eq .c.name "shard-consumer" }}
-{{- toJson (include "boxscore.leaseStore" .root | fromJson).existingSecret }}
+{{- $l := include "boxscore.leaseStore" .root | fromJson }}
+{{- toJson (dict "iamAuth" $l.iamAuth "user" $l.iamUser "region" $region "secret" $l.existingSecret "caBundle" $l.caBundle) }}
 {{- else }}
 {{- toJson dict }}
 {{- end }}
 {{- end }}
 
-{{/*
-The DDL-capable Secret the migrations Job uses for a component's schema: the loader's
-migrations.existingSecret (else warehouse.existingSecret); the consumer's
-migrations.leaseExistingSecret, else migrations.existingSecret when the lease store is the
-warehouse, else the Secret the consumer itself uses.
-*/}}
-{{- define "boxscore.migrationSecret" -}}
-{{- $m := .root.Values.migrations }}
-{{- if eq .c.name "loader" }}
-{{- toJson (ternary $m.existingSecret .root.Values.warehouse.existingSecret (ne $m.existingSecret.name "")) }}
-{{- else if $m.leaseExistingSecret.name }}
-{{- toJson $m.leaseExistingSecret }}
-{{- else if and (not .root.Values.leaseStore.host) $m.existingSecret.name }}
-{{- toJson $m.existingSecret }}
+{{/* "true" when producers must authenticate at the gateway (API keys or OIDC). */}}
+{{- define "boxscore.authEnabled" -}}
+{{- $a := .Values.auth }}
+{{- if or $a.apiKeys.enabled $a.oidc.issuer }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the gateway's API keys file: the chart's own when keys are in values. */}}
+{{- define "boxscore.apiKeysSecretName" -}}
+{{- if .Values.auth.apiKeys.keys }}
+{{- printf "%s-api-keys" (include "boxscore.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- include "boxscore.dbSecret" . }}
+{{- required "auth.apiKeys.existingSecret is required when auth.apiKeys.enabled and no auth.apiKeys.keys are given: the Secret holding the keys file" .Values.auth.apiKeys.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding a component's TLS certificate, key and CA. */}}
+{{- define "boxscore.tlsSecretName" -}}
+{{- if .root.Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "boxscore.componentFullname" . | trunc 59 | trimSuffix "-") }}
+{{- else }}
+{{- required (printf "tls.existingSecrets.%s is required when tls.enabled and tls.certManager.enabled is false: the Secret with its tls.crt, tls.key and ca.crt" .c.name) (get .root.Values.tls.existingSecrets .c.name) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses values that would run the release open by accident: producers unauthenticated,
+internal gRPC in plaintext or a database connection that trusts any server, unless
+`insecure: true` says so. Renders nothing.
+*/}}
+{{- define "boxscore.validateSecurity" -}}
+{{- $v := .Values }}
+{{- if not $v.insecure }}
+{{- if not (include "boxscore.authEnabled" .) }}
+{{- fail "producer authentication is off (auth.apiKeys.enabled false and no auth.oidc.issuer): anyone who reaches the gateway could write to the warehouse. Enable API keys or OIDC, or set insecure: true for a throwaway dev cluster (docs/security.md)" }}
+{{- end }}
+{{- if not $v.tls.enabled }}
+{{- fail "tls.enabled is false: internal gRPC would be plaintext and unauthenticated, and any pod could call the loader. Enable tls (cert-manager or existing Secrets), or set insecure: true for a throwaway dev cluster (docs/security.md)" }}
+{{- end }}
+{{- $components := include "boxscore.components" . | fromJson }}
+{{- range $name := list "loader" "shard-consumer" }}
+{{- if hasKey $components $name }}
+{{- $db := include "boxscore.database" (dict "root" $ "c" (dict "name" $name)) | fromJson }}
+{{- $mode := ternary $v.warehouse.sslMode (include "boxscore.leaseStore" $ | fromJson).sslMode (eq $name "loader") }}
+{{- if not (has $mode (list "verify-full" "verify-ca")) }}
+{{- fail (printf "the %s's database sslMode is %s, which does not verify the server (%s): use verify-full with a caBundle, or set insecure: true" $name $mode (ternary "warehouse.sslMode" "leaseStore.sslMode, else warehouse.sslMode" (eq $name "loader"))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if $v.tls.enabled }}
+{{- range $name, $c := include "boxscore.components" . | fromJson }}
+{{- if eq $c.readinessProbe "grpc" }}
+{{- fail (printf "components.%s.readinessProbe is grpc, but tls.enabled: the kubelet's gRPC probe speaks plaintext only and would never see the pod ready. Use http (GET /readyz, the same checks)" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (eq $v.warehouse.engine "redshift") $v.warehouse.iamAuth }}
+{{- fail "warehouse.iamAuth is RDS IAM authentication for PostgreSQL; Redshift's IAM credentials (GetClusterCredentials) are not supported" }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Kubernetes memory quantity (256Mi, 1Gi, 1.5G, 268435456) in bytes, as a float. Fails on a
+form it does not know rather than guess.
+*/}}
+{{- define "boxscore.bytes" -}}
+{{- $q := toString . | trim }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
+{{- $suffix := trimPrefix $number $q }}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- if or (not $number) (not (hasKey $units $suffix)) }}
+{{- fail (printf "memory quantity %q: want a number with an optional suffix k, M, G, T, Ki, Mi, Gi or Ti" $q) }}
+{{- end }}
+{{- mulf (float64 $number) (get $units $suffix) }}
+{{- end }}
+
+{{/*
+GOMEMLIMIT for a container: percent of its memory limit, in bytes, rounded down; nothing
+without a limit or with percent 0.
+Usage: include "boxscore.goMemLimit" (dict "resources" $c.resources "percent" $c.goMemLimitPercent)
+*/}}
+{{- define "boxscore.goMemLimit" -}}
+{{- $limit := dig "limits" "memory" "" .resources }}
+{{- if and $limit .percent }}
+{{- $bytes := include "boxscore.bytes" $limit | float64 }}
+{{- printf "%d" (floor (divf (mulf $bytes .percent) 100) | int64) }}
+{{- end }}
+{{- end }}
+
+{{/*
+How the migrations Job reaches a component's database (the shape of "boxscore.database"), as
+the DDL-capable user: the loader's migrations.existingSecret; the consumer's
+migrations.leaseExistingSecret, else migrations.existingSecret when the lease store is the
+warehouse. Without those Secrets: IAM authentication as migrations.iamUser when the database
+uses it, else the Secret the service itself uses.
+*/}}
+{{- define "boxscore.migrationDatabase" -}}
+{{- $m := .root.Values.migrations }}
+{{- $db := include "boxscore.database" . | fromJson }}
+{{- $secret := dict }}
+{{- if eq .c.name "loader" }}
+{{- $secret = $m.existingSecret }}
+{{- else if $m.leaseExistingSecret.name }}
+{{- $secret = $m.leaseExistingSecret }}
+{{- else if not .root.Values.leaseStore.host }}
+{{- $secret = $m.existingSecret }}
+{{- end }}
+{{- if $secret.name }}
+{{- $_ := set $db "iamAuth" false }}
+{{- $_ := set $db "secret" $secret }}
+{{- else if $db.iamAuth }}
+{{- $_ := set $db "user" (required "migrations.iamUser is required with IAM authentication and no migrations.existingSecret: the DDL-capable database user" $m.iamUser) }}
+{{- end }}
+{{- toJson $db }}
+{{- end }}
+
+{{/* The volume source of a CA bundle {configMap, secret, key}, as ca.pem. */}}
+{{- define "boxscore.caBundleVolume" -}}
+{{- if .configMap }}
+configMap:
+  name: {{ .configMap }}
+  items:
+    - key: {{ .key }}
+      path: ca.pem
+{{- else }}
+secret:
+  secretName: {{ .secret }}
+  items:
+    - key: {{ .key }}
+      path: ca.pem
 {{- end }}
 {{- end }}
