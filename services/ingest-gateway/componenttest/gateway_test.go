@@ -612,9 +612,14 @@ func TestReadyz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d without the stream, want 503", resp.StatusCode)
+	}
+	// What is wrong, without AWS's own text (which names the account and the stream's ARN).
+	if !strings.Contains(string(body), "stream not found") || strings.Contains(string(body), "ResourceNotFoundException") || strings.Contains(string(body), "arn:") {
+		t.Errorf("/readyz says %q, want the public reason \"stream not found\" and no raw AWS error", body)
 	}
 }
 

@@ -4,14 +4,18 @@ package readiness
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 
+	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
 )
 
@@ -47,18 +51,39 @@ func (c *StreamCheck) Check(ctx context.Context) error {
 	return c.last
 }
 
+// describe asks Kinesis. Every error wraps a server.PublicReason: /readyz shows that short
+// reason only, while the whole error (whose AWS text names accounts and ARNs) is logged.
 func (c *StreamCheck) describe(ctx context.Context) error {
 	out, err := c.api.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.stream)})
 	if err != nil {
-		return fmt.Errorf("describe stream %s: %w", c.stream, err)
+		return fmt.Errorf("%w: describe stream %s: %w", publicReason(err), c.stream, err)
 	}
 	if out.StreamDescriptionSummary == nil {
-		return fmt.Errorf("describe stream %s: empty answer", c.stream)
+		return fmt.Errorf("%w: describe stream %s: empty answer", server.PublicReason("unexpected answer from Kinesis"), c.stream)
 	}
 	switch s := out.StreamDescriptionSummary.StreamStatus; s {
 	case types.StreamStatusActive, types.StreamStatusUpdating:
 		return nil
 	default:
-		return fmt.Errorf("stream %s is %s", c.stream, s)
+		return fmt.Errorf("%w: stream %s is %s", server.PublicReason("stream is "+string(s)), c.stream, s)
+	}
+}
+
+// publicReason says what kind of failure err is, in words that reveal nothing of the
+// account.
+func publicReason(err error) error {
+	var notFound *types.ResourceNotFoundException
+	var apiErr smithy.APIError
+	switch {
+	case errors.As(err, &notFound):
+		return server.PublicReason("stream not found")
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return server.PublicReason("Kinesis did not answer in time")
+	case errors.As(err, &apiErr) && strings.Contains(apiErr.ErrorCode(), "AccessDenied"):
+		return server.PublicReason("access to the stream denied")
+	case errors.As(err, &apiErr):
+		return server.PublicReason("Kinesis refused the request (" + apiErr.ErrorCode() + ")")
+	default:
+		return server.PublicReason("Kinesis unreachable")
 	}
 }

@@ -2,6 +2,7 @@ package readiness
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,7 +51,12 @@ func TestStreamCheck(t *testing.T) {
 	}
 
 	missing := NewStreamCheck(api, name+"-missing", 5*time.Second)
-	if err := missing.Check(t.Context()); err == nil {
-		t.Error("Check of a missing stream succeeded")
+	err := missing.Check(t.Context())
+	if err == nil {
+		t.Fatal("Check of a missing stream succeeded")
+	}
+	// The public reason leads; /readyz shows it alone (server.PublicReason).
+	if !strings.HasPrefix(err.Error(), "stream not found: ") {
+		t.Errorf("error %q does not start with the public reason \"stream not found\"", err)
 	}
 }
