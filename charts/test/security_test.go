@@ -314,8 +314,8 @@ func TestAPIKeysSecret(t *testing.T) {
 		t.Errorf("the gateway mounts %q, not the rendered %s", got, secret.Name)
 	}
 	env := envOf(t, r, gateway.Spec.Template.Spec.Containers[0])
-	if env["BOXSCORE_DEFAULT_EVENTS_PER_SECOND"] != "500" || env["BOXSCORE_DEFAULT_BYTES_PER_SECOND"] != "1000000" {
-		t.Errorf("default quota env %q/%q, want 500/1000000", env["BOXSCORE_DEFAULT_EVENTS_PER_SECOND"], env["BOXSCORE_DEFAULT_BYTES_PER_SECOND"])
+	if env["BOXSCORE_DEFAULT_EVENTS_PER_SECOND"] != "0.5" || env["BOXSCORE_DEFAULT_BYTES_PER_SECOND"] != "1000000" {
+		t.Errorf("default quota env %q/%q, want 0.5/1000000", env["BOXSCORE_DEFAULT_EVENTS_PER_SECOND"], env["BOXSCORE_DEFAULT_BYTES_PER_SECOND"])
 	}
 
 	// The schema takes hashes only: a key itself, or a hash in capitals, is refused.
@@ -566,4 +566,22 @@ func TestPprofAndReflectionOnlyWhenAsked(t *testing.T) {
 			t.Errorf("%s: pprof %q reflection %q, want %s", component, env["BOXSCORE_PPROF"], env["BOXSCORE_GRPC_REFLECTION"], want)
 		}
 	}
+}
+
+// TestNotesShowTheCredential: the first request NOTES.txt shows carries the credential when
+// producers must authenticate, and an insecure release says so.
+func TestNotesShowTheCredential(t *testing.T) {
+	ch := loadChart(t)
+	r := render(t, ch, nil, nil)
+	if !strings.Contains(r.Notes, `-H "Authorization: Bearer $BOXSCORE_API_KEY"`) || !strings.Contains(r.Notes, "create secret generic") {
+		t.Errorf("NOTES.txt of a release with API keys: no key in the first request or no way to make one:\n%s", r.Notes)
+	}
+	if strings.Contains(r.Notes, "WARNING: insecure") {
+		t.Errorf("NOTES.txt warns of insecure by default:\n%s", r.Notes)
+	}
+	r = render(t, ch, []string{"../../k8s/dev/values-dev.yaml"}, nil)
+	if strings.Contains(r.Notes, "Authorization") || !strings.Contains(r.Notes, "WARNING: insecure: true. Producers are not authenticated") {
+		t.Errorf("NOTES.txt of the insecure dev values:\n%s", r.Notes)
+	}
+	t.Log(r.Notes)
 }

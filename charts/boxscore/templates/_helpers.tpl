@@ -261,10 +261,10 @@ are not here but on the container, beside the ports they must match.
 {{- $_ := set $cfg "BOXSCORE_OIDC_SCOPES_CLAIM" $a.oidc.scopesClaim }}
 {{- end }}
 {{- if $a.defaultQuota.eventsPerSecond }}
-{{- $_ := set $cfg "BOXSCORE_DEFAULT_EVENTS_PER_SECOND" (toString (int64 $a.defaultQuota.eventsPerSecond)) }}
+{{- $_ := set $cfg "BOXSCORE_DEFAULT_EVENTS_PER_SECOND" (include "boxscore.number" $a.defaultQuota.eventsPerSecond) }}
 {{- end }}
 {{- if $a.defaultQuota.bytesPerSecond }}
-{{- $_ := set $cfg "BOXSCORE_DEFAULT_BYTES_PER_SECOND" (toString (int64 $a.defaultQuota.bytesPerSecond)) }}
+{{- $_ := set $cfg "BOXSCORE_DEFAULT_BYTES_PER_SECOND" (include "boxscore.number" $a.defaultQuota.bytesPerSecond) }}
 {{- end }}
 {{- end }}
 {{- range $key, $value := $c.config }}
@@ -428,4 +428,12 @@ secret:
     - key: {{ .key }}
       path: ca.pem
 {{- end }}
+{{- end }}
+
+{{/*
+A number from values as a string: whole numbers without an exponent (values are parsed as
+floats, which would print 4000000 as 4e+06), fractions as they are.
+*/}}
+{{- define "boxscore.number" -}}
+{{- if eq (float64 (int64 .)) (float64 .) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
 {{- end }}
