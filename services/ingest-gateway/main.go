@@ -102,8 +102,11 @@ var spec = server.Spec{
 	// gRPC reads a whole message before the handler runs: the tap reserves the largest
 	// message of the in-flight budget when a stream opens (or refuses it), so the messages
 	// held are bounded by the budget whatever clients do.
+	// Metadata is bounded too (gRPC's default allows 16 MiB of headers per stream): 64 KiB
+	// holds any token and the capped baggage many times over.
 	GRPCOptions: []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16), grpc.InTapHandle(tap.Handle),
+		grpc.MaxHeaderListSize(grpcapi.MaxHeaderBytes),
 	},
 }
 

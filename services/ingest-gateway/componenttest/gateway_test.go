@@ -123,7 +123,8 @@ func startGatewayOpts(t *testing.T, endpoint, streamName string, cfg publish.Con
 
 	late := &grpcapi.LateTap{}
 	srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
-		logger, tel, append([]grpc.ServerOption{grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16), grpc.InTapHandle(late.Handle)},
+		logger, tel, append([]grpc.ServerOption{grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16), grpc.InTapHandle(late.Handle),
+			grpc.MaxHeaderListSize(grpcapi.MaxHeaderBytes)},
 			opts.grpcOptions...)...)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,9 @@ import (
 // grpc.MaxRecvMsgSize): the PutRecords limit of one call.
 const MaxRequestBytes = limits.IngestRequestBytes
 
+// MaxHeaderBytes bounds a PutStats request's metadata (pass it to grpc.MaxHeaderListSize).
+const MaxHeaderBytes = 64 << 10
+
 // errorDomain names this service in ErrorInfo details.
 const errorDomain = "ingest.boxscore.dev"
 
