@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -62,10 +63,10 @@ func TestKeyStoreReloadsAndKeepsTheLastGoodKeys(t *testing.T) {
 	if err != nil || p.Producer != "one" || p.Method != MethodAPIKey || p.Quota.EventsPerSecond != 5 || !p.HasScope(apikey.ScopeIngest) {
 		t.Fatalf("k1: %+v, %v", p, err)
 	}
-	if _, err := a.Authenticate(t.Context(), "Bearer "+k2); err != ErrBadCredential {
+	if _, err := a.Authenticate(t.Context(), "Bearer "+k2); !errors.Is(err, ErrBadCredential) {
 		t.Fatalf("unknown k2: %v, want ErrBadCredential", err)
 	}
-	if _, err := a.Authenticate(t.Context(), ""); err != ErrNoCredential {
+	if _, err := a.Authenticate(t.Context(), ""); !errors.Is(err, ErrNoCredential) {
 		t.Fatalf("no header: %v, want ErrNoCredential", err)
 	}
 
@@ -82,7 +83,7 @@ func TestKeyStoreReloadsAndKeepsTheLastGoodKeys(t *testing.T) {
 	if changed, err := store.Reload(); changed || err != nil {
 		t.Fatalf("reload without a change: %t, %v", changed, err)
 	}
-	if _, err := a.Authenticate(t.Context(), "Bearer "+k1); err != ErrBadCredential {
+	if _, err := a.Authenticate(t.Context(), "Bearer "+k1); !errors.Is(err, ErrBadCredential) {
 		t.Errorf("removed k1: %v, want ErrBadCredential", err)
 	}
 	if p, err := a.Authenticate(t.Context(), "Bearer "+k2); err != nil || p.Producer != "one" {
@@ -122,10 +123,10 @@ func TestAuthOffIsAnonymousAndJWTNeedsOIDC(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := New(store, nil)
-	if _, err := a.Authenticate(t.Context(), "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"); err != ErrBadCredential {
+	if _, err := a.Authenticate(t.Context(), "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"); !errors.Is(err, ErrBadCredential) {
 		t.Errorf("a JWT without OIDC: %v, want ErrBadCredential", err)
 	}
-	if _, known, err := a.AuthenticateKey("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"); !known || err != ErrBadCredential {
+	if _, known, err := a.AuthenticateKey("Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln"); !known || !errors.Is(err, ErrBadCredential) {
 		t.Errorf("AuthenticateKey of a JWT without OIDC: %t, %v", known, err)
 	}
 }

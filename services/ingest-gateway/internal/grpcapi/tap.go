@@ -96,7 +96,7 @@ func (t *Tap) Handle(ctx context.Context, info *tap.Info) (context.Context, erro
 	st.res = res
 	// The stream's own context ends when the stream does; this one also when the message
 	// is late. gRPC reads the message under the context the tap returns.
-	ctx, st.cancel = context.WithCancel(ctx)
+	ctx, st.cancel = context.WithCancel(ctx) //nolint:gosec // called by the read timer; otherwise the stream's own end cancels ctx
 	// The stream's context ends when the stream does (also when it is reset before its
 	// message was read, and PutStats never runs): the reservation goes back then at the
 	// latest. Release is idempotent, so PutStats releasing it first is fine.
