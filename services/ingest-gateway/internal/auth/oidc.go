@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
@@ -28,6 +30,9 @@ type OIDCConfig struct {
 	// (default `scope`).
 	ScopesClaim string
 }
+
+// fetchTimeout bounds a discovery or JWKS request to the identity provider.
+const fetchTimeout = 10 * time.Second
 
 // OIDCVerifier verifies JWTs: signature against the issuer's JWKS (fetched, cached and
 // refetched on an unknown key id by go-oidc, so key rotation needs nothing here), issuer,
@@ -52,13 +57,16 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig, logger *slog.Logger) (
 		cfg.ScopesClaim = "scope"
 	}
 	vcfg := &oidc.Config{ClientID: cfg.Audience}
+	// The key set outlives this call and fetches keys with the context it is given: not
+	// the start-up context, and with a client whose timeout bounds how long a request can
+	// wait for a slow identity provider.
+	ctx = oidc.ClientContext(context.WithoutCancel(ctx), &http.Client{Timeout: fetchTimeout})
 	var verifier *oidc.IDTokenVerifier
 	if cfg.JWKSURL != "" {
-		// The key set outlives this call: it fetches keys with the context it is given.
-		keys := oidc.NewRemoteKeySet(context.WithoutCancel(ctx), cfg.JWKSURL)
+		keys := oidc.NewRemoteKeySet(ctx, cfg.JWKSURL)
 		verifier = oidc.NewVerifier(cfg.Issuer, keys, vcfg)
 	} else {
-		provider, err := oidc.NewProvider(context.WithoutCancel(ctx), cfg.Issuer)
+		provider, err := oidc.NewProvider(ctx, cfg.Issuer)
 		if err != nil {
 			return nil, fmt.Errorf("oidc discovery of %s: %w", cfg.Issuer, err)
 		}
