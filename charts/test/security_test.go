@@ -585,3 +585,36 @@ func TestNotesShowTheCredential(t *testing.T) {
 	}
 	t.Log(r.Notes)
 }
+
+// gatewayHeapBound is the gateway's documented heap bound for an in-flight budget
+// (services/ingest-gateway/README.md, Backpressure): 4 x the budget + 64 MiB.
+func gatewayHeapBound(inflightBytes int64) int64 { return 4*inflightBytes + 64<<20 }
+
+// TestGatewayMemoryBoundBelowItsLimit: in every value set the gateway's heap bound for its
+// in-flight budget stays below its GOMEMLIMIT, itself below the memory limit, so a flood of
+// large requests is refused as busy before the pod is OOM-killed.
+func TestGatewayMemoryBoundBelowItsLimit(t *testing.T) {
+	ch := loadChart(t)
+	for name, files := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			r := render(t, ch, files, nil)
+			c := deploymentOf(t, r, "ingest-gateway").Spec.Template.Spec.Containers[0]
+			inflight := int64(64 << 20) // the gateway's default
+			if v, ok := envOf(t, r, c)["BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES"]; ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatalf("BOXSCORE_PUBLISH_MAX_INFLIGHT_BYTES=%q: %v", v, err)
+				}
+				inflight = n
+			}
+			limit, _ := envValue(c, "GOMEMLIMIT")
+			n, err := strconv.ParseInt(limit, 10, 64)
+			if err != nil {
+				t.Fatalf("GOMEMLIMIT=%q: %v", limit, err)
+			}
+			if bound := gatewayHeapBound(inflight); bound >= n {
+				t.Errorf("gateway heap bound %d MiB (in-flight %d MiB) is not below GOMEMLIMIT %d MiB", bound>>20, inflight>>20, n>>20)
+			}
+		})
+	}
+}
