@@ -132,7 +132,7 @@ func TestExplainNamesTheOriginOfARefusedKeyOnly(t *testing.T) {
 		t.Fatalf("Explain(401) = %v", got)
 	}
 	other := errors.New("connection refused")
-	if got := key.Explain(other); got != other {
+	if got := key.Explain(other); got.Error() != other.Error() || !errors.Is(got, other) {
 		t.Fatalf("Explain(network error) = %v, want it unchanged", got)
 	}
 }
