@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,15 +36,32 @@ import (
 // httptest, and tokens signed with an RSA key made here.
 type issuer struct {
 	url    string
+	mu     sync.Mutex
 	signer jose.Signer
+	jwks   jose.JSONWebKeySet
 }
 
-func startIssuer(t *testing.T) *issuer {
+// rotate makes a new signing key with id kid and serves only it from the JWKS.
+func (i *issuer) rotate(t *testing.T, kid string) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.signer = signer
+	i.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"}}}
+}
+
+func startIssuer(t *testing.T) *issuer {
+	t.Helper()
+	iss := &issuer{}
+	iss.rotate(t, "k1")
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -54,13 +72,12 @@ func startIssuer(t *testing.T) *issuer {
 		})
 	})
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		iss.mu.Lock()
+		defer iss.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(iss.jwks)
 	})
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &issuer{url: srv.URL, signer: signer}
+	iss.url = srv.URL
+	return iss
 }
 
 // token signs claims, with iss, aud and a 10-minute validity unless claims override them.
@@ -70,7 +87,10 @@ func (i *issuer) token(t *testing.T, claims map[string]any) string {
 	for k, v := range claims {
 		all[k] = v
 	}
-	tok, err := jwt.Signed(i.signer).Claims(all).Serialize()
+	i.mu.Lock()
+	signer := i.signer
+	i.mu.Unlock()
+	tok, err := jwt.Signed(signer).Claims(all).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +320,24 @@ func TestAuthenticationOnBothPaths(t *testing.T) {
 		if rec.Envelope.GetProducer() != producer {
 			t.Errorf("event %s: envelope producer %q, want %q", id, rec.Envelope.GetProducer(), producer)
 		}
+	}
+}
+
+// The identity provider rotates its signing key: tokens of the new key are accepted without
+// a restart (go-oidc refetches the JWKS on an unknown key id), those of the old one refused.
+func TestOIDCKeyRotation(t *testing.T) {
+	g := newAuthGateway(t, nil)
+	claims := map[string]any{"sub": "idp-producer", "scope": "ingest"}
+	old := g.issuer.token(t, claims)
+	if r := g.postAs(t, "Bearer "+old, []*statsv1.StatEvent{testevents.Valid(310001, 1)}); r.status != http.StatusAccepted {
+		t.Fatalf("before the rotation: %d %s", r.status, r.body)
+	}
+	g.issuer.rotate(t, "k2")
+	if r := g.postAs(t, "Bearer "+g.issuer.token(t, claims), []*statsv1.StatEvent{testevents.Valid(310002, 2)}); r.status != http.StatusAccepted {
+		t.Fatalf("a token of the new key: %d %s", r.status, r.body)
+	}
+	if _, st := g.putAs(t, "Bearer "+old, []*statsv1.StatEvent{testevents.Valid(310003, 3)}); st.Code() != codes.Unauthenticated {
+		t.Fatalf("a token of the retired key: %s, want UNAUTHENTICATED", st.Code())
 	}
 }
 
