@@ -45,12 +45,13 @@ func (w Warehouse) open(ctx context.Context) (*store, error) {
 
 // Filters are the selection flags of list, replay and purge.
 type Filters struct {
-	Since   string   `name:"since" placeholder:"TIME" help:"Only dead letters created at or after TIME: RFC 3339 (2024-06-01T12:00:00Z), a date (2024-06-01, UTC) or an age (36h, 7d)."`
-	Until   string   `name:"until" placeholder:"TIME" help:"Only dead letters created before TIME (same forms as --since)."`
-	Stage   []string `name:"stage" help:"Only these stages (decode, validate, load); repeat or separate with commas."`
-	Reason  []string `name:"reason" help:"Only these reasons (e.g. hits_exceed_at_bats, sqlstate_22021)."`
-	Player  []int64  `name:"player" help:"Only these players (MLB id, decoded from the payload)."`
-	Pending bool     `name:"pending" help:"Only dead letters never replayed."`
+	Since    string   `name:"since" placeholder:"TIME" help:"Only dead letters created at or after TIME: RFC 3339 (2024-06-01T12:00:00Z), a date (2024-06-01, UTC) or an age (36h, 7d)."`
+	Until    string   `name:"until" placeholder:"TIME" help:"Only dead letters created before TIME (same forms as --since)."`
+	Stage    []string `name:"stage" help:"Only these stages (decode, validate, load); repeat or separate with commas."`
+	Reason   []string `name:"reason" help:"Only these reasons (e.g. hits_exceed_at_bats, sqlstate_22021)."`
+	Player   []int64  `name:"player" help:"Only these players (MLB id, decoded from the payload)."`
+	Producer []string `name:"producer" help:"Only dead letters of these producers (the authenticated sender the loader recorded)."`
+	Pending  bool     `name:"pending" help:"Only dead letters never replayed."`
 }
 
 func (f Filters) filter(now time.Time) (Filter, error) {
@@ -63,7 +64,7 @@ func (f Filters) filter(now time.Time) (Filter, error) {
 	if out.Until, err = parseTime(f.Until, now); err != nil {
 		errs = append(errs, fmt.Errorf("--until: %w", err))
 	}
-	out.Stages, out.Reasons, out.Players, out.NotReplayed = f.Stage, f.Reason, f.Player, f.Pending
+	out.Stages, out.Reasons, out.Players, out.Producers, out.NotReplayed = f.Stage, f.Reason, f.Player, f.Producer, f.Pending
 	return out, errors.Join(errs...)
 }
 

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/dlq"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
 // fixture: four dead letters of every payload form.
@@ -231,5 +233,47 @@ func TestIndexDecodesOnlyOlderRows(t *testing.T) {
 		if game != want || !indexed {
 			t.Errorf("dead letter %d: game_id %q, indexed %t; want %q, true", id, game, indexed, want)
 		}
+	}
+}
+
+// The producer the loader recorded is listed, filtered on and shown; a letter stored without
+// it (before migration 00010) shows the producer its record carries.
+func TestTheProducerIsListedFilteredAndShown(t *testing.T) {
+	e := newEnv(t)
+	fx := seed(t, e)
+	if _, err := e.pool.Exec(t.Context(), `UPDATE boxscore.dead_letter SET producer = 'scorer' WHERE id = $1`, fx.other); err != nil {
+		t.Fatal(err)
+	}
+	ev := event(518692, "G4", 1, true)
+	data, err := statevent.EncodeProducerEnvelope(ev, "nightly-feed", time.Date(2024, 4, 1, 20, 0, 0, 0, time.UTC), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unrecorded := e.letter(t, "validate", "hits_exceed_at_bats", "ev-unrecorded", data, 0)
+
+	if got := listIDs(t, e, dlq.Filters{Producer: []string{"scorer"}}, 0); !slices.Equal(got, []int64{fx.other}) {
+		t.Fatalf("--producer scorer: ids %v, want [%d]", got, fx.other)
+	}
+	table, _, err := run(t, func(ctx context.Context, stdout, stderr *bytes.Buffer) error {
+		return (&dlq.ListCommand{Warehouse: e.warehouse()}).Run(ctx, stdout, stderr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table, "PRODUCER") || !strings.Contains(table, "scorer") {
+		t.Fatalf("the table lacks the producer:\n%s", table)
+	}
+
+	var shown struct {
+		Producer string `json:"producer"`
+	}
+	if err := json.Unmarshal([]byte(show(t, e, fx.other, true)), &shown); err != nil || shown.Producer != "scorer" {
+		t.Fatalf("show --json producer %q (%v), want scorer", shown.Producer, err)
+	}
+	if text := show(t, e, unrecorded, false); !strings.Contains(text, "nightly-feed") {
+		t.Fatalf("show of a letter without a stored producer lacks its record's:\n%s", text)
+	}
+	if text := show(t, e, fx.garbage, false); !regexp.MustCompile(`(?m)^producer\s+-$`).MatchString(text) {
+		t.Fatalf("show of an undecodable letter without a producer:\n%s", text)
 	}
 }

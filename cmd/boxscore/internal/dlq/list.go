@@ -48,10 +48,10 @@ func (c *ListCommand) Run(ctx context.Context, stdout, stderr io.Writer) error {
 
 func writeTable(w io.Writer, letters []Letter) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWHEN\tSTAGE\tREASON\tEVENT ID\tPLAYER\tGAME\tPOSITION\tREPLAYED")
+	fmt.Fprintln(tw, "ID\tWHEN\tSTAGE\tREASON\tEVENT ID\tPLAYER\tGAME\tPRODUCER\tPOSITION\tREPLAYED")
 	for _, l := range letters {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.CreatedAt.UTC().Format(time.RFC3339),
-			l.Stage, l.Reason, dash(l.EventID), dash(playerText(l.PlayerID)), dash(l.GameID),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.CreatedAt.UTC().Format(time.RFC3339),
+			l.Stage, l.Reason, dash(l.EventID), dash(playerText(l.PlayerID)), dash(l.GameID), dash(l.Producer),
 			l.ShardID+"/"+l.SequenceNumber, replayedText(l))
 	}
 	if err := tw.Flush(); err != nil {
@@ -99,6 +99,7 @@ type letterJSON struct {
 	SequenceNumber     string     `json:"sequenceNumber"`
 	PlayerID           *int64     `json:"playerId,omitempty"`
 	GameID             string     `json:"gameId,omitempty"`
+	Producer           string     `json:"producer,omitempty"`
 	ReplayedAt         *time.Time `json:"replayedAt,omitempty"`
 	ReplayEventID      string     `json:"replayEventId,omitempty"`
 	ReplayEventVersion *int64     `json:"replayEventVersion,omitempty"`
@@ -118,7 +119,7 @@ func toJSON(l Letter) letterJSON {
 	return letterJSON{
 		ID: l.ID, CreatedAt: l.CreatedAt.UTC(), Stage: l.Stage, Reason: l.Reason, Detail: l.Detail, Field: l.Field,
 		EventID: l.EventID, Stream: l.Stream, ShardID: l.ShardID, SequenceNumber: l.SequenceNumber,
-		PlayerID: l.PlayerID, GameID: l.GameID, ReplayedAt: l.ReplayedAt, ReplayEventID: l.ReplayEventID,
+		PlayerID: l.PlayerID, GameID: l.GameID, Producer: l.Producer, ReplayedAt: l.ReplayedAt, ReplayEventID: l.ReplayEventID,
 		ReplayEventVersion: l.ReplayEventVersion,
 	}
 }

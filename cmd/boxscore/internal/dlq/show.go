@@ -2,6 +2,7 @@ package dlq
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,6 +56,10 @@ func showJSON(l Letter, d Decoded) letterJSON {
 		}
 		out.TraceContext = env.GetTraceContext()
 	}
+	// A letter stored before the producer column has it in its payload, when it got that far.
+	if out.Producer == "" {
+		out.Producer = cmp.Or(d.Envelope.GetProducer(), d.Row.GetProducer())
+	}
 	if d.Event != nil {
 		if data, err := protojson.Marshal(d.Event); err == nil {
 			out.Event = data
@@ -76,6 +81,7 @@ func writeShow(w io.Writer, l Letter, d Decoded, j letterJSON) error {
 	line("position", l.Stream+" "+l.ShardID+" "+l.SequenceNumber)
 	line("player", dash(playerText(l.PlayerID)))
 	line("game", dash(l.GameID))
+	line("producer", dash(j.Producer))
 	if l.ReplayedAt != nil {
 		v := ""
 		if l.ReplayEventVersion != nil {

@@ -26,7 +26,10 @@ type Letter struct {
 	SequenceNumber string
 	PlayerID       *int64
 	GameID         string
-	Payload        []byte
+	// Producer is the authenticated producer that sent the event; empty when unknown (a
+	// letter stored before migration 00010, or a record not decoded that far).
+	Producer string
+	Payload  []byte
 
 	ReplayedAt         *time.Time
 	ReplayEventID      string
@@ -41,6 +44,8 @@ type Filter struct {
 	Stages  []string
 	Reasons []string
 	Players []int64
+	// Producers selects by the stored producer.
+	Producers []string
 	// EventIDs selects by the stored event id.
 	EventIDs []string
 	// OlderThan: created_at < now() - OlderThan (purge).
@@ -53,7 +58,7 @@ type Filter struct {
 // empty reports whether f selects every dead letter.
 func (f Filter) empty() bool {
 	return len(f.IDs) == 0 && f.Since.IsZero() && f.Until.IsZero() && len(f.Stages) == 0 &&
-		len(f.Reasons) == 0 && len(f.Players) == 0 && len(f.EventIDs) == 0 && f.OlderThan == 0 && !f.NotReplayed
+		len(f.Reasons) == 0 && len(f.Players) == 0 && len(f.Producers) == 0 && len(f.EventIDs) == 0 && f.OlderThan == 0 && !f.NotReplayed
 }
 
 // where returns the WHERE clause of f (or "") and its arguments.
@@ -82,6 +87,9 @@ func (f Filter) where() (string, []any) {
 	if len(f.Players) > 0 {
 		conds = append(conds, "player_id = ANY("+arg(f.Players)+"::bigint[])")
 	}
+	if len(f.Producers) > 0 {
+		conds = append(conds, "producer = ANY("+arg(f.Producers)+"::text[])")
+	}
 	if len(f.EventIDs) > 0 {
 		conds = append(conds, "event_id = ANY("+arg(f.EventIDs)+"::text[])")
 	}
@@ -99,6 +107,10 @@ type store struct {
 	conn  *pgx.Conn
 	table string // schema-qualified, quoted
 	facts string
+	// columns is the SELECT list of a Letter: the producer column only when the warehouse has
+	// it (loader migration 00010), so that dlq still reads a warehouse not migrated yet.
+	columns     string
+	hasProducer bool
 }
 
 func openStore(ctx context.Context, databaseURL, schema string) (*store, error) {
@@ -106,11 +118,23 @@ func openStore(ctx context.Context, databaseURL, schema string) (*store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("connect to the warehouse: %w", err)
 	}
-	return &store{
+	s := &store{
 		conn:  conn,
 		table: pgx.Identifier{schema, "dead_letter"}.Sanitize(),
 		facts: pgx.Identifier{schema, "fact_batting_game"}.Sanitize(),
-	}, nil
+	}
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = 'dead_letter' AND column_name = 'producer')`, schema).Scan(&s.hasProducer)
+	if err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("read the dead-letter table's columns: %w", err)
+	}
+	producer := `''`
+	if s.hasProducer {
+		producer = `coalesce(producer, '')`
+	}
+	s.columns = letterColumns + `, ` + producer
+	return s, nil
 }
 
 func (s *store) close(ctx context.Context) error {
@@ -124,20 +148,33 @@ const letterColumns = `id, created_at, stage, reason, coalesce(detail, ''), coal
 	stream, shard_id, sequence_number, player_id, coalesce(game_id, ''), payload,
 	replayed_at, coalesce(replay_event_id, ''), replay_event_version`
 
+// scanLetter reads a row of store.columns: letterColumns and the producer.
 func scanLetter(row pgx.Row) (Letter, error) {
 	var l Letter
 	err := row.Scan(&l.ID, &l.CreatedAt, &l.Stage, &l.Reason, &l.Detail, &l.Field, &l.EventID,
 		&l.Stream, &l.ShardID, &l.SequenceNumber, &l.PlayerID, &l.GameID, &l.Payload,
-		&l.ReplayedAt, &l.ReplayEventID, &l.ReplayEventVersion)
+		&l.ReplayedAt, &l.ReplayEventID, &l.ReplayEventVersion, &l.Producer)
 	return l, err
+}
+
+// canFilter refuses a producer filter on a warehouse without the producer column, rather
+// than an SQL error.
+func (s *store) canFilter(f Filter) error {
+	if len(f.Producers) > 0 && !s.hasProducer {
+		return errors.New("--producer: this warehouse's dead_letter has no producer column yet (loader migration 00010); run the current loader's migrations")
+	}
+	return nil
 }
 
 // list returns the dead letters f selects, oldest first.
 func (s *store) list(ctx context.Context, f Filter) ([]Letter, error) {
+	if err := s.canFilter(f); err != nil {
+		return nil, err
+	}
 	where, args := f.where()
-	query := `SELECT ` + letterColumns + ` FROM ` + s.table + where + ` ORDER BY id`
+	query := `SELECT ` + s.columns + ` FROM ` + s.table + where + ` ORDER BY id`
 	if f.Limit > 0 { // the most recent, oldest first
-		query = `SELECT * FROM (SELECT ` + letterColumns + ` FROM ` + s.table + where +
+		query = `SELECT * FROM (SELECT ` + s.columns + ` FROM ` + s.table + where +
 			` ORDER BY id DESC LIMIT ` + strconv.Itoa(f.Limit) + `) AS latest ORDER BY 1`
 	}
 	rows, err := s.conn.Query(ctx, query, args...)
@@ -153,7 +190,7 @@ func (s *store) list(ctx context.Context, f Filter) ([]Letter, error) {
 
 // get returns one dead letter, or an error naming the id when there is none.
 func (s *store) get(ctx context.Context, id int64) (Letter, error) {
-	l, err := scanLetter(s.conn.QueryRow(ctx, `SELECT `+letterColumns+` FROM `+s.table+` WHERE id = $1`, id))
+	l, err := scanLetter(s.conn.QueryRow(ctx, `SELECT `+s.columns+` FROM `+s.table+` WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Letter{}, fmt.Errorf("no dead letter %d", id)
 	}
@@ -266,6 +303,9 @@ WHERE d.id = u.id`, ids, eventIDs, versions)
 
 // count returns how many dead letters f selects.
 func (s *store) count(ctx context.Context, f Filter) (int64, error) {
+	if err := s.canFilter(f); err != nil {
+		return 0, err
+	}
 	where, args := f.where()
 	var n int64
 	if err := s.conn.QueryRow(ctx, `SELECT count(*) FROM `+s.table+where, args...).Scan(&n); err != nil {
@@ -282,6 +322,9 @@ const purgeBatch = 5000
 func (s *store) purge(ctx context.Context, f Filter) (int64, error) {
 	if f.empty() {
 		return 0, errors.New("refusing to purge every dead letter: give --older-than or a filter")
+	}
+	if err := s.canFilter(f); err != nil {
+		return 0, err
 	}
 	where, args := f.where()
 	args = append(args, purgeBatch)
