@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient/gatewaytest"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/retract"
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 )
@@ -161,5 +162,27 @@ func TestValidateRefusesWhatTheGatewayWould(t *testing.T) {
 	c.Version = time.Now().UnixMicro()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the current time in microseconds was refused: %v", err)
+	}
+}
+
+// The retraction passes the gateway's own shape rules (pkg/statevent, which the fake gateway
+// applies), and a key with the retract scope is what it takes.
+func TestTheRetractionPassesTheGatewaysRulesWithTheRetractScope(t *testing.T) {
+	gw := gatewaytest.Start(t)
+	gw.RequireKeys(map[string][]string{"bsk_operator": {"ingest", "retract"}, "bsk_feed": {"ingest"}})
+	cmd := command(gw.URL)
+	cmd.Version = time.Now().UnixMicro()
+	if err := cmd.Run(context.Background(), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	accepted := gw.Accepted()
+	if len(accepted) != 1 || accepted[0].GetRetraction().GetReason() != "reported twice by error" || accepted[0].GetBatting() != nil {
+		t.Fatalf("accepted %v, want the one retraction", accepted)
+	}
+
+	cmd.APIKey = "bsk_feed"
+	err := cmd.Run(context.Background(), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a key without the retract scope: err = %v, want a 403", err)
 	}
 }
