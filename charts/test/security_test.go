@@ -618,3 +618,29 @@ func TestGatewayMemoryBoundBelowItsLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaRejectsSecurityTypos: a misspelt security setting fails instead of leaving the
+// default (or worse, the open setting) in place.
+func TestSchemaRejectsSecurityTypos(t *testing.T) {
+	ch := loadChart(t)
+	for name, vals := range map[string]map[string]any{
+		"insecure as a string": {"insecure": "yes"},
+		"auth key":             {"auth": map[string]any{"apiKey": map[string]any{"enabled": false}}},
+		"oidc key":             {"auth": map[string]any{"oidc": map[string]any{"issuer": "https://idp.example.com", "audiance": "x"}}},
+		"oidc over http":       {"auth": map[string]any{"oidc": map[string]any{"issuer": "http://idp.example.com", "audience": "x"}}},
+		"tls key":              {"tls": map[string]any{"certmanager": map[string]any{"enabled": true}}},
+		"tls component":        {"tls": map[string]any{"existingSecrets": map[string]any{"gateway": "x"}}},
+		"ca bundle key":        {"warehouse": map[string]any{"caBundle": map[string]any{"configmap": "x"}}},
+		"iam as a string":      {"warehouse": map[string]any{"iamAuth": "true"}},
+		"memory percent":       {"default": map[string]any{"goMemLimitPercent": 120}},
+		"client identity":      {"components": map[string]any{"loader": map[string]any{"grpcClients": []any{"shard consumer"}}}},
+		"negative quota":       {"auth": map[string]any{"defaultQuota": map[string]any{"eventsPerSecond": -1}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := RenderChart(ch, vals)
+			if err == nil || !strings.Contains(err.Error(), "schema") {
+				t.Fatalf("values %v rendered (err %v); the schema must reject them", vals, err)
+			}
+		})
+	}
+}
