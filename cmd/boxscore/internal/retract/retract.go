@@ -42,13 +42,13 @@ func EventID(playerID int64, gameID string, version int64) string {
 
 // Command is `boxscore retract`.
 type Command struct {
-	Player      int64         `name:"player" required:"" placeholder:"MLB-ID" help:"MLB player id of the line to retract."`
-	Game        string        `name:"game" required:"" placeholder:"GAME-ID" help:"Game id of the line, as stored (e.g. LAN202409290)."`
-	Version     int64         `name:"version" required:"" help:"Version of the retraction: above the stored line's version, at most the current time in microseconds since the Unix epoch plus 5 minutes."`
-	Reason      string        `name:"reason" required:"" help:"Why the line is withdrawn, kept in the audit trail."`
-	Source      string        `name:"source" help:"The event's source, when the API key's producer is limited to sources."`
-	Gateway     string        `name:"gateway" env:"BOXSCORE_GATEWAY_URL" default:"http://127.0.0.1:8080" help:"Base URL of the ingest gateway."`
-	RetryBudget time.Duration `name:"retry-budget" default:"1m" help:"How long to retry while the gateway is busy or unreachable."`
+	Player       int64         `name:"player" required:"" placeholder:"MLB-ID" help:"MLB player id of the line to retract."`
+	Game         string        `name:"game" required:"" placeholder:"GAME-ID" help:"Game id of the line, as stored (e.g. LAN202409290)."`
+	EventVersion int64         `name:"event-version" required:"" help:"Version of the retraction event: above the stored line's version, at most the current time in microseconds since the Unix epoch plus 5 minutes."`
+	Reason       string        `name:"reason" required:"" help:"Why the line is withdrawn, kept in the audit trail."`
+	Source       string        `name:"source" help:"The event's source, when the API key's producer is limited to sources."`
+	Gateway      string        `name:"gateway" env:"BOXSCORE_GATEWAY_URL" default:"http://127.0.0.1:8080" help:"Base URL of the ingest gateway."`
+	RetryBudget  time.Duration `name:"retry-budget" default:"1m" help:"How long to retry while the gateway is busy or unreachable."`
 	credential.Flags
 }
 
@@ -78,10 +78,10 @@ func (c *Command) Validate() error {
 	if strings.TrimSpace(c.Game) == "" {
 		errs = append(errs, errors.New("--game: a game id is required"))
 	}
-	if c.Version < 1 {
-		errs = append(errs, fmt.Errorf("--version: %d must be 1 or more", c.Version))
-	} else if ceiling := time.Now().Add(MaxClockSkew).UnixMicro(); c.Version > ceiling {
-		errs = append(errs, fmt.Errorf("--version: %d is above the ceiling %d (now in microseconds since the Unix epoch plus %s): the gateway refuses it", c.Version, ceiling, MaxClockSkew))
+	if c.EventVersion < 1 {
+		errs = append(errs, fmt.Errorf("--event-version: %d must be 1 or more", c.EventVersion))
+	} else if ceiling := time.Now().Add(MaxClockSkew).UnixMicro(); c.EventVersion > ceiling {
+		errs = append(errs, fmt.Errorf("--event-version: %d is above the ceiling %d (now in microseconds since the Unix epoch plus %s): the gateway refuses it", c.EventVersion, ceiling, MaxClockSkew))
 	}
 	if strings.TrimSpace(c.Reason) == "" {
 		errs = append(errs, errors.New("--reason: say why the line is withdrawn"))
@@ -93,10 +93,10 @@ func (c *Command) Validate() error {
 func (c *Command) Event() *statsv1.StatEvent {
 	game := strings.TrimSpace(c.Game)
 	return &statsv1.StatEvent{
-		EventId:    EventID(c.Player, game, c.Version),
+		EventId:    EventID(c.Player, game, c.EventVersion),
 		Player:     &statsv1.Player{MlbId: c.Player},
 		Game:       &statsv1.Game{GameId: game},
-		Version:    c.Version,
+		Version:    c.EventVersion,
 		Source:     strings.TrimSpace(c.Source),
 		Retraction: &statsv1.Retraction{Reason: strings.TrimSpace(c.Reason)},
 	}
@@ -129,14 +129,14 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	ev := c.Event()
 	res, err := client.Send(ctx, []*statsv1.StatEvent{ev})
 	if err != nil {
-		return fmt.Errorf("retract player %d game %s version %d: %w", c.Player, ev.GetGame().GetGameId(), c.Version, key.Explain(err))
+		return fmt.Errorf("retract player %d game %s version %d: %w", c.Player, ev.GetGame().GetGameId(), c.EventVersion, key.Explain(err))
 	}
 	out := res.Events[0]
 	switch out.Status {
 	case ingestclient.StatusAccepted:
 		_, err := fmt.Fprintf(stdout, "accepted: retraction of player %d game %s at version %d, event %s (%s, sequence %s)\n"+
 			"the loader removes the line if its stored version is below %d\n",
-			c.Player, ev.GetGame().GetGameId(), c.Version, out.EventID, out.ShardID, out.SequenceNumber, c.Version)
+			c.Player, ev.GetGame().GetGameId(), c.EventVersion, out.EventID, out.ShardID, out.SequenceNumber, c.EventVersion)
 		if err != nil {
 			return fmt.Errorf("write: %w", err)
 		}

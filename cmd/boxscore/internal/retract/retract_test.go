@@ -58,7 +58,7 @@ func accepted(eventID string) func(w http.ResponseWriter) {
 
 func command(gatewayURL string) retract.Command {
 	return retract.Command{
-		Player: 660271, Game: " LAN202409290 ", Version: 1_717_000_000_000_000, Reason: "reported twice by error",
+		Player: 660271, Game: " LAN202409290 ", EventVersion: 1_717_000_000_000_000, Reason: "reported twice by error",
 		Source: "ops", Gateway: gatewayURL, RetryBudget: 2 * time.Second,
 		Flags: credential.Flags{APIKey: "bsk_operator", Dir: "/nonexistent"},
 	}
@@ -110,7 +110,7 @@ func TestTheSameRetractionHasTheSameIDAndAnotherVersionAnother(t *testing.T) {
 	first, second, other := command(""), command(""), command("")
 	a := first.Event().GetEventId()
 	b := second.Event().GetEventId()
-	other.Version++
+	other.EventVersion++
 	if a != b || a == other.Event().GetEventId() {
 		t.Fatalf("ids %s, %s, next version %s: want the first two equal and the third different", a, b, other.Event().GetEventId())
 	}
@@ -145,10 +145,10 @@ func TestValidateRefusesWhatTheGatewayWould(t *testing.T) {
 	for name, mutate := range map[string]func(*retract.Command){
 		"no player":         func(c *retract.Command) { c.Player = 0 },
 		"blank game":        func(c *retract.Command) { c.Game = "  " },
-		"version 0":         func(c *retract.Command) { c.Version = 0 },
-		"above the ceiling": func(c *retract.Command) { c.Version = time.Now().Add(time.Hour).UnixMicro() },
+		"version 0":         func(c *retract.Command) { c.EventVersion = 0 },
+		"above the ceiling": func(c *retract.Command) { c.EventVersion = time.Now().Add(time.Hour).UnixMicro() },
 		"blank reason":      func(c *retract.Command) { c.Reason = " " },
-		"int64 max version": func(c *retract.Command) { c.Version = 1<<63 - 1 },
+		"int64 max version": func(c *retract.Command) { c.EventVersion = 1<<63 - 1 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := command("http://127.0.0.1:1")
@@ -159,7 +159,7 @@ func TestValidateRefusesWhatTheGatewayWould(t *testing.T) {
 		})
 	}
 	c := command("")
-	c.Version = time.Now().UnixMicro()
+	c.EventVersion = time.Now().UnixMicro()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the current time in microseconds was refused: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestTheRetractionPassesTheGatewaysRulesWithTheRetractScope(t *testing.T) {
 	gw := gatewaytest.Start(t)
 	gw.RequireKeys(map[string][]string{"bsk_operator": {"ingest", "retract"}, "bsk_feed": {"ingest"}})
 	cmd := command(gw.URL)
-	cmd.Version = time.Now().UnixMicro()
+	cmd.EventVersion = time.Now().UnixMicro()
 	if err := cmd.Run(context.Background(), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
