@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxscore-dev/boxscore/pkg/tlsreload"
+	"github.com/boxscore-dev/boxscore/pkg/tlsreload/tlstest"
 )
 
 // Service names, also the binaries' names.
@@ -146,6 +150,12 @@ type Config struct {
 	// is started again (Kubernetes restarts a container after a short back-off). Default
 	// 300ms.
 	RestartDelay time.Duration
+	// TLS runs every service with mutual TLS, as the chart does: a CA made for the stack
+	// and a certificate per service whose CommonName is the service's name (its identity),
+	// valid for 127.0.0.1, localhost, the service's name (and <name>.test) and every
+	// Listen host, passed to every instance with --tls-cert-file, --tls-key-file and
+	// --tls-ca-file. CA and TLSFiles give a test the same material for its own clients.
+	TLS bool
 }
 
 // Stack is a running set of services: one or more instances of each.
@@ -154,6 +164,9 @@ type Stack struct {
 	cfg Config
 	bin string
 	dir string
+
+	ca       *tlstest.CA                // with Config.TLS
+	tlsFiles map[string]tlsreload.Files // by service, with Config.TLS
 
 	mu        sync.Mutex
 	instances map[string]*instance
@@ -217,12 +230,50 @@ func New(t testing.TB, cfg Config) *Stack {
 		cfg.RestartDelay = 300 * time.Millisecond
 	}
 	s := &Stack{t: t, cfg: cfg, bin: Binaries(t), dir: t.TempDir(), instances: map[string]*instance{}}
+	if cfg.TLS {
+		s.makeCertificates()
+	}
 	for _, name := range Services {
 		s.addInstance(name, 1)
 	}
 	t.Cleanup(s.StopAll)
 	return s
 }
+
+// makeCertificates makes the stack's CA and each service's certificate files (Config.TLS).
+func (s *Stack) makeCertificates() {
+	s.t.Helper()
+	ca, err := tlstest.NewCA("boxscore stack " + filepath.Base(s.dir))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dir := filepath.Join(s.dir, "tls")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	hosts := []string{"127.0.0.1", "localhost"}
+	for _, l := range s.cfg.Listen {
+		if l.Host != "" && !slices.Contains(hosts, l.Host) {
+			hosts = append(hosts, l.Host)
+		}
+	}
+	s.ca, s.tlsFiles = ca, map[string]tlsreload.Files{}
+	for _, service := range Services {
+		files, err := ca.Write(dir, service, nil, append([]string{service, service + ".test"}, hosts...)...)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.tlsFiles[service] = files
+	}
+}
+
+// CA is the stack's certificate authority (Config.TLS), nil without TLS: a test issues
+// its own clients' certificates with it.
+func (s *Stack) CA() *tlstest.CA { return s.ca }
+
+// TLSFiles are the certificate, key and CA files a service runs with (Config.TLS); zero
+// without TLS.
+func (s *Stack) TLSFiles(service string) tlsreload.Files { return s.tlsFiles[service] }
 
 // InstanceName is the name of replica n (from 1) of a service: the service's name for the
 // first, "shard-consumer-2" for the second.
@@ -360,6 +411,9 @@ func (s *Stack) args(inst *instance, consumerID string) []string {
 			"--consumer-id", consumerID, "--lease-database-url", s.cfg.DatabaseURL)
 	case Loader:
 		args = append(args, "--database-url", s.cfg.DatabaseURL)
+	}
+	if files, ok := s.tlsFiles[inst.service]; ok {
+		args = append(args, "--tls-cert-file", files.Cert, "--tls-key-file", files.Key, "--tls-ca-file", files.CA)
 	}
 	args = append(args, s.cfg.Env[inst.service]...)
 	if inst.name != inst.service {
