@@ -64,7 +64,14 @@ func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	svc.Server.AddReadyCheck("shards", c.Ready)
+	// The consumer's readiness text is its own (not listed yet; stalled shards with their
+	// reason and failing operation, never the upstream error): /readyz may show it.
+	svc.Server.AddReadyCheck("shards", func(ctx context.Context) error {
+		if err := c.Ready(ctx); err != nil {
+			return server.PublicReason(err.Error())
+		}
+		return nil
+	})
 	svc.Server.AdminHandle("GET /leases", assignmentHandler(cfg.ConsumerID, leases, c))
 	svc.Server.AddWorker("consumer", c.Run)
 	return nil
