@@ -21,7 +21,8 @@ import (
 //     values look alike, and PostgreSQL text cannot hold NUL.
 //
 // The zero-width joiner and non-joiner (U+200D, U+200C) are letters' business in some
-// scripts and stay allowed in names.
+// scripts and stay allowed in names. The replacement character U+FFFD is refused too: text
+// holding it already lost bytes somewhere upstream, and the producer must send it again.
 //
 // Codes follow formats (FormatGameID, FormatTeamCode) so that a producer's typo is refused
 // at the door rather than stored as a new game or team.
@@ -79,9 +80,9 @@ func textCharProblem(s, what string) (reason, detail string) {
 	return "", ""
 }
 
-// isForbiddenRune reports a control character (Cc: NUL, C0, DEL, C1) or an invisible format
+// isForbiddenRune reports a control character (Cc: NUL, C0, DEL, C1), an invisible format
 // character (Cf: bidirectional controls, zero-width space, byte order mark...), except the
-// joiners some scripts need.
+// joiners some scripts need, or the replacement character U+FFFD.
 func isForbiddenRune(r rune) bool {
 	if r == '\u200c' || r == '\u200d' {
 		return false
