@@ -61,3 +61,23 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNormalizeText checks the text rules on arbitrary strings: normalizing is idempotent,
+// for text and for codes, and normalized text that passes the character check is storable,
+// normalized text (IsNormalizedText).
+func FuzzNormalizeText(f *testing.F) {
+	for _, s := range []string{"LAN202409290 ", " lad", "Jose\u0301", "i\u0307", "\u00a0x\u0085", "a\x00b", "\xff", "\u202eabc", " \u0301x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, normalize := range map[string]func(string) string{"text": normalizeText, "code": normalizeCode} {
+			once := normalize(s)
+			if twice := normalize(once); twice != once {
+				t.Fatalf("%s: %q normalized to %q, then to %q", name, s, once, twice)
+			}
+			if reason, _ := textCharProblem(once, "s"); reason == "" && !IsNormalizedText(once) {
+				t.Fatalf("%s: %q normalized to %q, which passes the character check but is not normalized text", name, s, once)
+			}
+		}
+	})
+}

@@ -52,18 +52,19 @@ func normalizeText(s string) string {
 }
 
 // normalizeCode is normalizeText with ASCII letters upper-cased: team codes are
-// upper-case by format, and "lad" is the same team as "LAD".
+// upper-case by format, and "lad" is the same team as "LAD". Upper-casing comes first, so
+// the result is in NFC ("i" + U+0307 upper-cased composes to U+0130) and Normalize stays
+// idempotent.
 func normalizeCode(s string) string {
-	s = normalizeText(s)
 	if !utf8.ValidString(s) {
 		return s
 	}
-	return strings.Map(func(r rune) rune {
+	return normalizeText(strings.Map(func(r rune) rune {
 		if 'a' <= r && r <= 'z' {
 			return r - 'a' + 'A'
 		}
 		return r
-	}, s)
+	}, s))
 }
 
 // textCharProblem returns the reason and detail of the first character of s that no text

@@ -39,6 +39,15 @@ func TestNormalizeText(t *testing.T) {
 	if !proto.Equal(ev, again) {
 		t.Errorf("Normalize is not idempotent: %v then %v", ev, again)
 	}
+	// Upper-casing a code never leaves it outside NFC, so Normalize stays idempotent.
+	code := validEvent()
+	code.Player.Team = "i\u0307"
+	Normalize(code)
+	once := code.Player.Team
+	Normalize(code)
+	if code.Player.Team != once || once != "\u0130" {
+		t.Errorf("team %q normalized to %q then %q, want U+0130 both times", "i\u0307", once, code.Player.Team)
+	}
 	// Invalid UTF-8 is left for ValidateShape to refuse, not repaired.
 	bad := validEvent()
 	bad.Player.Name = "A\xffB "
