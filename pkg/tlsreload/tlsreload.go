@@ -174,6 +174,10 @@ func (r *Reloader) ServerConfig(clientAuth tls.ClientAuthType, nextProtos ...str
 				Certificates: []tls.Certificate{m.cert},
 				ClientCAs:    m.pool,
 				ClientAuth:   clientAuth,
+				// A resumed session would skip verifying the client's certificate against
+				// the CA bundle of now (one removed from it would still get in); internal
+				// connections are long-lived, so full handshakes cost little.
+				SessionTicketsDisabled: true,
 			}, nil
 		},
 	}
