@@ -2,7 +2,9 @@
 // one order for every command: the --api-key flag, else the BOXSCORE_API_KEY environment
 // variable (kong fills the flag from it), else, as a local convenience, the file
 // .run/api-key that `make up` writes, in the working directory or at the root of the
-// repository the working directory is in. No key at all is not an error: a local gateway
+// repository the working directory is in. That file is the local stack's key, so it is sent
+// only to a gateway on loopback (127.0.0.0/8, ::1, localhost), never to a remote one that a
+// --gateway flag names from inside a checkout. No key at all is not an error: a local gateway
 // without authentication needs none, and one with authentication answers 401, which the
 // client reports with what to check.
 //
@@ -14,6 +16,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +34,7 @@ const EnvVar = "BOXSCORE_API_KEY"
 
 // Flags is the --api-key flag; commands embed it.
 type Flags struct {
-	APIKey string `name:"api-key" env:"BOXSCORE_API_KEY" placeholder:"KEY" help:"API key sent to the gateway as 'Authorization: Bearer KEY'. When neither the flag nor $BOXSCORE_API_KEY is set: the file .run/api-key (written by 'make up') in the working directory or at the root of its repository."`
+	APIKey string `name:"api-key" env:"BOXSCORE_API_KEY" placeholder:"KEY" help:"API key sent to the gateway as 'Authorization: Bearer KEY'. When neither the flag nor $BOXSCORE_API_KEY is set, and the gateway is on loopback: the file .run/api-key (written by 'make up') in the working directory or at the root of its repository."`
 	// Dir is where to look for LocalKeyFile; empty: the working directory. Not a flag: tests
 	// set it so that they never read a key of the checkout they run in.
 	Dir string `kong:"-"`
@@ -45,17 +49,20 @@ type Key struct {
 	Origin string
 }
 
-// Resolve finds the key: the flag (or the environment, through kong), else LocalKeyFile in
-// f.Dir (the working directory when empty) or at the root of the repository holding it. A
-// key that cannot be a bearer token (spaces, control characters) is an error that does not
-// repeat it.
-func (f Flags) Resolve() (Key, error) {
+// Resolve finds the key to send to the gateway at gatewayURL: the flag (or the environment,
+// through kong), else, when the gateway is on loopback, LocalKeyFile in f.Dir (the working
+// directory when empty) or at the root of the repository holding it. A key that cannot be a
+// bearer token (spaces, control characters) is an error that does not repeat it.
+func (f Flags) Resolve(gatewayURL string) (Key, error) {
 	if f.APIKey != "" {
 		key := strings.TrimSpace(f.APIKey)
 		if err := check(key); err != nil {
 			return Key{}, fmt.Errorf("--api-key (or $%s): %w", EnvVar, err)
 		}
 		return Key{Value: key, Origin: "--api-key or $" + EnvVar}, nil
+	}
+	if !isLoopbackURL(gatewayURL) {
+		return Key{Origin: "none"}, nil
 	}
 	dir := f.Dir
 	if dir == "" {
@@ -80,6 +87,21 @@ func (f Flags) Resolve() (Key, error) {
 		return Key{Value: key, Origin: path}, nil
 	}
 	return Key{Origin: "none"}, nil
+}
+
+// isLoopbackURL reports whether the URL's host is on this machine: localhost or a loopback
+// address.
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // localKeyPaths lists where the local key may be: dir first, then the root of the git

@@ -256,15 +256,15 @@ func (c *ReplayCommand) send(ctx context.Context, s *store, outcomes []*outcome)
 	if len(events) == 0 {
 		return nil
 	}
-	key, err := c.Resolve()
-	if err != nil {
-		return err
-	}
-	opts := []ingestclient.Option{ingestclient.WithRetryBudget(c.retryBudget()), key.Option()}
 	gateway := c.GatewayURL
 	if gateway == "" {
 		gateway = "http://127.0.0.1:8080"
 	}
+	key, err := c.Resolve(gateway)
+	if err != nil {
+		return err
+	}
+	opts := []ingestclient.Option{ingestclient.WithRetryBudget(c.retryBudget()), key.Option()}
 	res, sendErr := ingestclient.New(gateway, opts...).Send(ctx, events)
 	sendErr = key.Explain(sendErr)
 	var ids []int64

@@ -39,7 +39,7 @@ type PostSummary struct {
 // ingestclient.MaxBatchEvents and prints a summary on stdout. It fails when an event was
 // rejected or could not be settled, after printing what happened.
 func (c *Command) post(ctx context.Context, rows []gamelog.Row, stdout, stderr io.Writer) error {
-	key, err := c.Resolve()
+	key, err := c.Resolve(c.Gateway)
 	if err != nil {
 		return err
 	}

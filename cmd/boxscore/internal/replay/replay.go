@@ -59,9 +59,9 @@ Event ids are derived from (player, game, version), so replaying the same file a
 resuming with --from-date after a crash, adds nothing twice: the warehouse keeps one line
 per event id.
 
-The API key (sent as a bearer token) is --api-key, else $BOXSCORE_API_KEY, else the file
-.run/api-key that 'make up' writes (in the working directory or at the root of its
-repository). A gateway that refuses it (401, 403) stops the replay at once.`
+The API key (sent as a bearer token) is --api-key, else $BOXSCORE_API_KEY, else, for a
+gateway on loopback only, the file .run/api-key that 'make up' writes (in the working
+directory or at the root of its repository). A gateway that refuses it (401, 403) stops the replay at once.`
 }
 
 // Validate checks the flags (kong calls it after parsing).
@@ -120,7 +120,7 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	key, err := cfg.Resolve()
+	key, err := cfg.Resolve(cfg.Gateway)
 	if err != nil {
 		return err
 	}

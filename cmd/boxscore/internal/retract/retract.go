@@ -64,8 +64,8 @@ version changes nothing. Afterwards a line with a version at or below the retrac
 ignored, and a line with a higher version brings the row back. The event id is derived from
 (player, game, version): sending the same retraction again changes nothing more.
 
-The API key is --api-key, else $BOXSCORE_API_KEY, else the file .run/api-key that 'make up'
-writes.`
+The API key is --api-key, else $BOXSCORE_API_KEY, else, for a gateway on loopback only, the
+file .run/api-key that 'make up' writes.`
 }
 
 // Validate checks the flags (kong calls it after parsing; Run again for callers that build
@@ -107,13 +107,13 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	key, err := c.Resolve()
-	if err != nil {
-		return err
-	}
 	gateway := c.Gateway
 	if gateway == "" {
 		gateway = "http://127.0.0.1:8080"
+	}
+	key, err := c.Resolve(gateway)
+	if err != nil {
+		return err
 	}
 	budget := c.RetryBudget
 	if budget <= 0 {
