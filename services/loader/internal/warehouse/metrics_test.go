@@ -77,3 +77,38 @@ func TestLoadMetrics(t *testing.T) {
 		t.Fatalf("freshness: count %d sum %.3f s, want 2 rows of about 2 s", freshness.Count, freshness.Sum)
 	}
 }
+
+// Retractions that take effect count under their own outcome, not as inserted or updated
+// rows, and an ineffective one is unchanged.
+func TestLoadMetricsRetractions(t *testing.T) {
+	e := newEnv(t, 1)
+	reader := sdkmetric.NewManualReader()
+	if err := e.store.Instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
+	mustLoad(t, e.store, request("", "1", newRow(1, "G1", 1, "ev-1", "1")))
+	mustLoad(t, e.store, request("1", "3", newTombstone(1, "G1", 2, "r-2", "2"), newTombstone(2, "G1", 1, "r-1", "3")))
+	mustLoad(t, e.store, request("3", "4", newTombstone(1, "G1", 2, "r-2", "4")))
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if data, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "boxscore.loader.rows" {
+				for _, dp := range data.DataPoints {
+					v, _ := dp.Attributes.Value("outcome")
+					rows[v.AsString()] += dp.Value
+				}
+			}
+		}
+	}
+	want := map[string]int64{"inserted": 1, "updated": 0, "unchanged": 1, "retracted": 2}
+	for k, v := range want {
+		if rows[k] != v {
+			t.Errorf("rows %s = %d, want %d (all: %v)", k, rows[k], v, rows)
+		}
+	}
+}
