@@ -233,6 +233,12 @@ func TestOpenReleasesNeedInsecure(t *testing.T) {
 			"auth.oidc.audience is required"},
 		"iam migrations without account": {map[string]any{"warehouse": map[string]any{"iamAuth": true}},
 			"migrations.serviceAccountName is required"},
+		"api keys without a Secret": {map[string]any{"auth": map[string]any{"apiKeys": map[string]any{"existingSecret": ""}}},
+			"auth.apiKeys.existingSecret is required"},
+		"tls without the loader's Secret": {map[string]any{"tls": map[string]any{"existingSecrets": map[string]any{"loader": ""}}},
+			"tls.existingSecrets.loader is required"},
+		"cert-manager without an issuer": {map[string]any{"tls": map[string]any{"certManager": map[string]any{"enabled": true, "issuerRef": map[string]any{"name": ""}}}},
+			"tls.certManager.issuerRef.name is required"},
 		"bad memory quantity": {map[string]any{"default": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "256MB"}}}},
 			`memory quantity "256MB"`},
 	}
