@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
@@ -177,6 +178,28 @@ func TestProducerOnTheDataAndHostileInputAtTheDoor(t *testing.T) {
 	}
 	if dl := p.DeadLetters(); len(dl) != 0 {
 		t.Errorf("dead letters %v, want none: every hostile line was refused at the door", dl)
+	}
+
+	// An impossible line written past the gateway (straight to the stream, as a producer
+	// with stream access could): the transformer still refuses it, and its dead letter
+	// names the producer its envelope carries.
+	crafted, err := statevent.EncodeProducerEnvelope(stack.StatEvent(t, impossible), "crafted-producer", time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []stack.Crafted{{Name: "impossible past the gateway", Key: impossible.PartitionKey(), Data: crafted}}
+	if err := stack.PutCrafted(context.Background(), p.Kinesis, p.Stream, recs); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(60*time.Second, "the crafted line's dead letter", func() bool {
+		return p.Count("SELECT count(*)::int FROM boxscore.dead_letter") >= 1
+	})
+	var reason, letterProducer string
+	if err := p.DB.QueryRow(context.Background(), `SELECT reason, coalesce(producer, '') FROM boxscore.dead_letter`).Scan(&reason, &letterProducer); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "hits_exceed_at_bats" || letterProducer != "crafted-producer" {
+		t.Errorf("dead letter (reason %q, producer %q), want (hits_exceed_at_bats, crafted-producer)", reason, letterProducer)
 	}
 }
 
