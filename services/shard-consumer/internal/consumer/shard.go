@@ -337,7 +337,7 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 	if s, ok := status.FromError(ref.err); ok {
 		detail = s.Code().String() + ": " + s.Message()
 	}
-	eventID, version := eventOf(rec.GetData())
+	eventID, version, producer := eventOf(rec.GetData())
 	rej := &warehousev1.Rejection{
 		Position: rec.GetPosition(),
 		Stage:    ref.stage,
@@ -345,6 +345,9 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 		Detail:   deadletter.StorableText(detail),
 		EventId:  deadletter.StorableText(eventID),
 		Payload:  rec.GetData(),
+		// Who sent it, as the gateway recorded it (made storable: this record was refused,
+		// so nothing in it is trusted).
+		Producer: deadletter.StorableText(producer),
 	}
 	// The version lets the loader keep one dead letter per event (a line sent twice is in
 	// the stream twice); only with an id stored as sent, or two events whose ids differ in
@@ -362,11 +365,11 @@ func (r *shardReader) deadLetter(ctx context.Context, b *batch, ref *refusal, ta
 	return nil
 }
 
-// eventOf is the event id of a record's envelope, when the envelope can be read, and the
-// event's version, when the event can be decoded too (0 otherwise).
-func eventOf(data []byte) (id string, version int64) {
+// eventOf is the event id and the producer of a record's envelope, when the envelope can
+// be read, and the event's version, when the event can be decoded too (0 otherwise).
+func eventOf(data []byte) (id string, version int64, producer string) {
 	env, ev, _ := statevent.DecodeEnvelope(data)
-	return env.GetEventId(), ev.GetVersion()
+	return env.GetEventId(), ev.GetVersion(), env.GetProducer()
 }
 
 // commit transforms the batch's records (or, with a dead letter, uses it as the batch's
