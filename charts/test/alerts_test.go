@@ -247,12 +247,12 @@ func TestPrometheusRuleOnlyWhenEnabled(t *testing.T) {
 	}
 }
 
-// wantAlerts are the alerts issue 11 asks for, all on by default.
+// wantAlerts are the alerts issues 11 and 12 ask for, all on by default.
 var wantAlerts = []string{
 	"BoxscoreConsumerLagHigh", "BoxscoreShardStalled", "BoxscoreDeadLettersGrowing",
 	"BoxscoreFreshnessBudgetBurnFast", "BoxscoreFreshnessBudgetBurnSlow", "BoxscorePutRecordsThrottled",
 	"BoxscoreLeaseChurn", "BoxscoreGateway5xx", "BoxscoreIngestBudgetExhausted", "BoxscoreStreamGap",
-	"BoxscoreGatewayGRPCErrors",
+	"BoxscoreGatewayGRPCErrors", "BoxscoreAPIKeysReloadFailing",
 }
 
 // TestAlerts checks every alert of every rendering that enables them: the expression is
