@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -38,7 +37,6 @@ type Tap struct {
 	Server      *Server
 	ReadTimeout time.Duration
 	TrustTrace  bool
-	Logger      *slog.Logger
 }
 
 type tapStateKey struct{}

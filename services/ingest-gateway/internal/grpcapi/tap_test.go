@@ -31,7 +31,7 @@ func newTap(t *testing.T, budget int64) (*Tap, *publish.Publisher) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Tap{Svc: svc, Server: NewServer(svc, logger, nil), ReadTimeout: 200 * time.Millisecond, Logger: logger}, pub
+	return &Tap{Svc: svc, Server: NewServer(svc, logger, nil), ReadTimeout: 200 * time.Millisecond}, pub
 }
 
 func TestTapReservesTheLargestMessageAndGivesItBack(t *testing.T) {
