@@ -209,7 +209,11 @@ func TestTracingEndToEnd(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "")
 	t.Setenv("OTEL_METRICS_EXPORTER", "")
 
-	s := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2})
+	// The client here is trusted to continue its trace: the gateway's default (an untrusted
+	// producer's traceparent linked, not continued) has its own tests in the gateway.
+	s := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2, Config: stack.Config{
+		Env: map[string][]string{stack.Gateway: {"--trust-trace-context"}},
+	}})
 	s.StartAll()
 	streamName := s.Stream
 
