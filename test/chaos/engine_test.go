@@ -616,7 +616,7 @@ func (e *engine) sendPaced(ctx context.Context, w workload, rate float64) error 
 }
 
 // chunkWorkload is makeWorkload's mix (duplicates, corrections in and out of order,
-// impossible lines, refused batches) over 100 players and 5 games (about 550 events: the
+// refused batches) over 100 players and 5 games (about 550 events: the
 // producers stop between chunks), its games and event ids prefixed by the chunk's number so
 // that chunks never share a key.
 func chunkWorkload(rng *rand.Rand, chunk, batch int) workload {

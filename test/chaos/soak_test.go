@@ -325,8 +325,10 @@ func (v verdict) assert(t *testing.T) {
 	if v.lost() != 0 || v.duplicated() != 0 {
 		t.Errorf("ledger: %d lost, %d duplicated (see above)", v.lost(), v.duplicated())
 	}
-	if v.crafted == 0 || v.impossible == 0 {
-		t.Errorf("the run wrote %d crafted records and %d impossible lines: it does not test dead letters", v.crafted, v.impossible)
+	// Impossible lines reach the stream only as crafted records now (the gateway refuses
+	// them with 422): each round of crafted records holds one.
+	if v.crafted == 0 {
+		t.Errorf("the run wrote no crafted records: it does not test dead letters")
 	}
 }
 

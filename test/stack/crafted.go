@@ -72,8 +72,8 @@ func InvalidUTF8(t testing.TB, data []byte, marker string) []byte {
 
 // CraftedRecords makes one record of every kind the gateway would never write — a NUL byte
 // in the event id and in a name, invalid UTF-8 in the event and in the envelope, oversize
-// fields, a wrong envelope version, undecodable bytes — keyed by the players (so spread over
-// the shards) and named uniquely by round.
+// fields, a wrong envelope version, undecodable bytes, an impossible line — keyed by the
+// players (so spread over the shards) and named uniquely by round.
 func CraftedRecords(t testing.TB, rng *rand.Rand, players []int64, round int) []Crafted {
 	t.Helper()
 	const ct = statevent.ContentTypeStatEventProto
@@ -125,6 +125,11 @@ func CraftedRecords(t testing.TB, rng *rand.Rand, players []int64, round int) []
 	}
 	garbage[0] = 0xff // an invalid field key: never decodes
 	add(7, "undecodable bytes", garbage)
+
+	// A well-formed line that breaks a consistency rule: the gateway refuses it at the door
+	// (422), so only a record written past it reaches the transformer's own check.
+	impossible := ImpossibleLine(fmt.Sprintf("crafted-impossible-r%d", round), players[8%len(players)], fmt.Sprintf("CRAFTED-R%d-8", round), "2024-10-01")
+	add(8, "an impossible line (more hits than at bats)", Envelope(t, StatEvent(t, impossible), ct))
 	return out
 }
 

@@ -27,8 +27,9 @@ type Line struct {
 	Version                                                 int64
 	PA, AB, R, H, D2, D3, HR, RBI, BB, IBB, SO, HBP, SH, SF int
 	SB, CS, GIDP                                            int
-	// Impossible lines break a consistency rule (hits > at bats): the gateway takes them,
-	// the transformer dead-letters them. Not sent; the warehouse never holds one.
+	// Impossible lines break a consistency rule (hits > at bats): the gateway refuses them
+	// (422) and, written straight to the stream past it, the transformer dead-letters them.
+	// The warehouse never holds one.
 	Impossible bool
 }
 
