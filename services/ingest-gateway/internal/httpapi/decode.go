@@ -8,14 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 )
-
-// Unknown fields are errors, so that a misspelt count ("atBat") is not silently dropped and
-// then reported as missing, or worse, accepted as absent.
-var unmarshalEvent = protojson.UnmarshalOptions{DiscardUnknown: false}
 
 // malformedError locates a batch element that is not a StatEvent.
 type malformedError struct {
@@ -65,8 +60,8 @@ func decodeJSONArray(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error
 		if err := dec.Decode(&raw); err != nil {
 			return nil, jsonError(index, err, "not JSON")
 		}
-		ev := &statsv1.StatEvent{}
-		if err := unmarshalEvent.Unmarshal(raw, ev); err != nil {
+		ev, err := ingestapi.DecodeEvent(raw)
+		if err != nil {
 			return nil, &malformedError{index: index, err: err}
 		}
 		events = append(events, ev)
@@ -113,8 +108,8 @@ func decodeNDJSON(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error) {
 			if index == maxEvents {
 				return nil, &tooManyEventsError{limit: maxEvents}
 			}
-			ev := &statsv1.StatEvent{}
-			if err := unmarshalEvent.Unmarshal(trimmed, ev); err != nil {
+			ev, err := ingestapi.DecodeEvent(trimmed)
+			if err != nil {
 				return nil, &malformedError{index: index, line: lineNo, err: err}
 			}
 			events = append(events, ev)
