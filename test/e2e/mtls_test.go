@@ -19,6 +19,7 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
+	"github.com/boxscore-dev/boxscore/pkg/tlsreload"
 	"github.com/boxscore-dev/boxscore/pkg/tlsreload/tlstest"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
@@ -71,9 +72,15 @@ func rpcContext(t *testing.T) context.Context {
 // only callers with a certificate of the deployment's CA and, for the loader's and the
 // transformer's methods, the consumer's identity. The hostile calls come first: a
 // ClaimShard that got through with the largest lease token would fence the shard's real
-// consumer out for good, and the delivery after it would stall.
+// consumer out for good, and the delivery after it would stall. Then every certificate
+// and the CA are replaced while the services run: they take the new files without a
+// restart, refuse the old CA, and keep delivering.
 func TestMutualTLSBetweenServices(t *testing.T) {
-	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2, Config: stack.Config{TLS: true}})
+	// Connections age out every 2 s, so the consumer makes new ones (new handshakes) all
+	// along, and soon after a rotation.
+	age := []string{"--grpc-max-connection-age", "2s"}
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 2, Config: stack.Config{TLS: true,
+		Env: map[string][]string{stack.Loader: age, stack.Transformer: age}}})
 	p.StartAll()
 	ca := p.CA()
 	other, err := tlstest.NewCA("another deployment")
@@ -155,6 +162,54 @@ func TestMutualTLSBetweenServices(t *testing.T) {
 	}
 	p.AssertEveryShardUsed(led)
 	if log := p.Log(stack.Consumer); strings.Contains(log, "PermissionDenied") || strings.Contains(log, "authentication handshake failed") {
-		t.Errorf("the consumer was refused by a service it calls:\n%s", p.LogTail(stack.Consumer, 20))
+		t.Errorf("the consumer was refused by a service it calls before any rotation:\n%s", p.LogTail(stack.Consumer, 20))
+	}
+
+	// Rotation: new CA, new certificates for every service, written over the old files.
+	procs := map[string]*stack.Process{}
+	for _, name := range stack.Services {
+		procs[name] = p.Current(name)
+	}
+	rotatedCA, err := tlstest.NewCA("boxscore rotated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.RotateCertificates(rotatedCA)
+	// A service looks at its files at most once per CheckInterval, on a handshake: after
+	// that long, its next handshake uses the new ones.
+	time.Sleep(tlsreload.CheckInterval + 200*time.Millisecond)
+	rotatedConsumer := certClient(t, "shard-consumer identity of the new CA", rotatedCA, "shard-consumer", rotatedCA.PEM())
+	p.WaitFor(30*time.Second, "the loader serving and admitting the new CA's certificates", func() bool {
+		_, err := loadv1.NewLoadServiceClient(rotatedConsumer.conn(t, loaderAddr)).GetCheckpoint(rpcContext(t), &loadv1.GetCheckpointRequest{Stream: p.Stream, ShardId: "shardId-000000000000"})
+		return status.Code(err) != codes.Unavailable && status.Code(err) != codes.PermissionDenied
+	})
+	// The gateway too: its certificate is served from the new files (a client trusting only
+	// the new CA completes the handshake, one trusting only the old does not).
+	for _, addr := range []string{loaderAddr, transformerAddr, consumerAddr, gatewayAddr} {
+		if _, err := healthpb.NewHealthClient(asConsumer.conn(t, addr)).Check(rpcContext(t), &healthpb.HealthCheckRequest{}); status.Code(err) != codes.Unavailable {
+			t.Errorf("%s after the rotation, a client of the old CA: %v, want refused", addr, err)
+		}
+		if _, err := healthpb.NewHealthClient(rotatedConsumer.conn(t, addr)).Check(rpcContext(t), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Errorf("%s after the rotation, a client of the new CA: %v, want OK", addr, err)
+		}
+	}
+	more := season(rand.New(rand.NewPCG(2026, 13)), stack.PlayersOverShards(t, p.Kinesis, p.Stream, 680000, 2), 6)
+	mustSend(t, producer, more, false)
+	for _, l := range more {
+		expected[l.Key()] = true
+	}
+	p.WaitFor(90*time.Second, "the lines sent after the rotation in the warehouse", func() bool {
+		return p.Count("SELECT count(*) FROM boxscore.fact_batting_game") >= len(expected) && p.CheckpointsAt(led.Acked())
+	})
+	if rows := p.AssertExactlyOnce(led); len(rows) != len(expected) {
+		t.Fatalf("fact rows after the rotation = %d, want %d", len(rows), len(expected))
+	}
+	for _, name := range stack.Services {
+		if p.Current(name) != procs[name] {
+			t.Errorf("%s was restarted during the rotation", name)
+		}
+		if !strings.Contains(p.Log(name), "TLS files reloaded") {
+			t.Errorf("%s did not log a reload of its TLS files", name)
+		}
 	}
 }

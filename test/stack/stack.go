@@ -165,10 +165,10 @@ type Stack struct {
 	bin string
 	dir string
 
-	ca       *tlstest.CA                // with Config.TLS
 	tlsFiles map[string]tlsreload.Files // by service, with Config.TLS
 
 	mu        sync.Mutex
+	ca        *tlstest.CA // with Config.TLS
 	instances map[string]*instance
 	closed    bool // StopAll ran: supervisors restart nothing
 	restarts  sync.WaitGroup
@@ -247,29 +247,55 @@ func (s *Stack) makeCertificates() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	dir := filepath.Join(s.dir, "tls")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(s.dir, "tls"), 0o700); err != nil {
 		s.t.Fatal(err)
 	}
+	s.tlsFiles = map[string]tlsreload.Files{}
+	s.writeCertificates(ca)
+}
+
+// writeCertificates issues every service's certificate with ca and writes the files (each
+// replaced by a rename), with ca alone as the bundle.
+func (s *Stack) writeCertificates(ca *tlstest.CA) {
+	s.t.Helper()
 	hosts := []string{"127.0.0.1", "localhost"}
 	for _, l := range s.cfg.Listen {
 		if l.Host != "" && !slices.Contains(hosts, l.Host) {
 			hosts = append(hosts, l.Host)
 		}
 	}
-	s.ca, s.tlsFiles = ca, map[string]tlsreload.Files{}
 	for _, service := range Services {
-		files, err := ca.Write(dir, service, nil, append([]string{service, service + ".test"}, hosts...)...)
+		files, err := ca.Write(filepath.Join(s.dir, "tls"), service, nil, append([]string{service, service + ".test"}, hosts...)...)
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		s.tlsFiles[service] = files
+		if _, known := s.tlsFiles[service]; !known {
+			s.tlsFiles[service] = files // the same paths at every rotation: args reads them unlocked
+		}
 	}
+	s.mu.Lock()
+	s.ca = ca
+	s.mu.Unlock()
 }
 
-// CA is the stack's certificate authority (Config.TLS), nil without TLS: a test issues
-// its own clients' certificates with it.
-func (s *Stack) CA() *tlstest.CA { return s.ca }
+// RotateCertificates replaces every service's certificate, key and CA bundle in place with
+// ones of ca, as a cert-manager renewal or a Secret update does while the services run:
+// they use the new files for new connections without a restart (Config.TLS).
+func (s *Stack) RotateCertificates(ca *tlstest.CA) {
+	s.t.Helper()
+	if s.tlsFiles == nil {
+		s.t.Fatal("stack: RotateCertificates without Config.TLS")
+	}
+	s.writeCertificates(ca)
+}
+
+// CA is the stack's certificate authority (Config.TLS; the last RotateCertificates'), nil
+// without TLS: a test issues its own clients' certificates with it.
+func (s *Stack) CA() *tlstest.CA {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ca
+}
 
 // TLSFiles are the certificate, key and CA files a service runs with (Config.TLS); zero
 // without TLS.
