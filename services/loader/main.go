@@ -79,7 +79,13 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 		return err
 	}
 	loadv1.RegisterLoadServiceServer(svc.Server.GRPC(), grpcserver.New(store, svc.Logger))
-	svc.Server.AddReadyCheck("warehouse", pool.Ping)
+	svc.Server.AddReadyCheck("warehouse", func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			// The driver's text names hosts and users: it goes to the log, not to /readyz.
+			return fmt.Errorf("%w: %w", server.PublicReason("database unreachable"), err)
+		}
+		return nil
+	})
 	svc.Server.AddWorker("dead-letter-retention", retention.Runner(pool, cfg.Schema, cfg.DeadLetterRetention, svc.Meter, svc.Logger))
 	return nil
 }
