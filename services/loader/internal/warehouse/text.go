@@ -2,10 +2,10 @@ package warehouse
 
 import (
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/boxscore-dev/boxscore/pkg/deadletter"
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
 // Bounds, in bytes of UTF-8, of the text the loader stores. PostgreSQL text holds neither
@@ -53,15 +53,6 @@ func storableText(s string, maxBytes int) (string, bool) {
 }
 
 // textProblem says why s cannot be stored as is in a text column bounded by maxBytes ("" when
-// it can): it holds a NUL byte, is not valid UTF-8, or is too long.
-func textProblem(s string, maxBytes int) string {
-	switch {
-	case strings.IndexByte(s, 0) >= 0:
-		return "contains a NUL byte, which PostgreSQL text cannot hold"
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	case len(s) > maxBytes:
-		return "is " + strconv.Itoa(len(s)) + " bytes long, more than the " + strconv.Itoa(maxBytes) + " the warehouse stores"
-	}
-	return ""
-}
+// it can). The rules are statevent's, the ones the transformer checks its rows with, so a
+// row it lets through is one the loader stores.
+func textProblem(s string, maxBytes int) string { return statevent.StorableTextProblem(s, maxBytes) }

@@ -206,77 +206,58 @@ func describe(vs []statevent.Violation) string {
 // buildRow maps a valid event to its row. Every count of a line is present: ValidateShape
 // required it. A retraction's row has no counts.
 func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1.StatEvent) *warehousev1.BattingGameRow {
-	b := ev.GetBatting()
 	g := ev.GetGame()
-	if r := ev.GetRetraction(); r != nil {
-		eventID := ev.GetEventId()
-		if eventID == "" {
-			eventID = env.GetEventId()
-		}
-		return &warehousev1.BattingGameRow{
-			EventId:    eventID,
-			Version:    ev.GetVersion(),
-			Player:     ev.GetPlayer(),
-			GameId:     g.GetGameId(),
-			GameDate:   g.GetDate(),
-			GameNumber: g.GetGameNumber(),
-			Season:     g.GetSeason(),
-			Opponent:   g.GetOpponent(),
-			Home:       g.GetHomeAway() == statsv1.HomeAway_HOME_AWAY_HOME,
-			SourceTime: ev.GetSourceTime(),
-			AcceptedAt: env.GetAcceptedAt(),
-			Position:   clonePosition(rec.GetPosition()),
-			TraceId:    TraceID(env.GetTraceContext()),
-			Producer:   env.GetProducer(),
-			Retraction: r,
-		}
-	}
-	h, d, t, hr := b.GetHits(), b.GetDoubles(), b.GetTriples(), b.GetHomeRuns()
-	totalBases := statevent.TotalBases(h, d, t, hr)
-	if b.TotalBases != nil {
-		totalBases = b.GetTotalBases()
-	}
 	eventID := ev.GetEventId()
 	if eventID == "" {
 		eventID = env.GetEventId()
 	}
-	return &warehousev1.BattingGameRow{
-		EventId:              eventID,
-		Version:              ev.GetVersion(),
-		Player:               ev.GetPlayer(),
-		GameId:               g.GetGameId(),
-		GameDate:             g.GetDate(),
-		GameNumber:           g.GetGameNumber(),
-		Season:               g.GetSeason(),
-		Opponent:             g.GetOpponent(),
-		Home:                 g.GetHomeAway() == statsv1.HomeAway_HOME_AWAY_HOME,
-		PlateAppearances:     b.GetPlateAppearances(),
-		AtBats:               b.GetAtBats(),
-		Runs:                 b.GetRuns(),
-		Hits:                 h,
-		Singles:              statevent.Singles(h, d, t, hr),
-		Doubles:              d,
-		Triples:              t,
-		HomeRuns:             hr,
-		Rbi:                  b.GetRbi(),
-		BaseOnBalls:          b.GetBaseOnBalls(),
-		IntentionalWalks:     b.GetIntentionalWalks(),
-		StrikeOuts:           b.GetStrikeOuts(),
-		HitByPitch:           b.GetHitByPitch(),
-		SacBunts:             b.GetSacBunts(),
-		SacFlies:             b.GetSacFlies(),
-		StolenBases:          b.GetStolenBases(),
-		CaughtStealing:       b.GetCaughtStealing(),
-		GroundIntoDoublePlay: b.GetGroundIntoDoublePlay(),
-		TotalBases:           totalBases,
-		ExtraBaseHits:        d + t + hr,
-		TimesOnBase:          h + b.GetBaseOnBalls() + b.GetHitByPitch(),
-		SourceTime:           ev.GetSourceTime(),
-		AcceptedAt:           env.GetAcceptedAt(),
-		Position:             clonePosition(rec.GetPosition()),
-		TraceId:              TraceID(env.GetTraceContext()),
-		Producer:             env.GetProducer(),
+	row := &warehousev1.BattingGameRow{
+		EventId:    eventID,
+		Version:    ev.GetVersion(),
+		Player:     ev.GetPlayer(),
+		GameId:     g.GetGameId(),
+		GameDate:   g.GetDate(),
+		GameNumber: g.GetGameNumber(),
+		Season:     g.GetSeason(),
+		Opponent:   g.GetOpponent(),
+		Home:       g.GetHomeAway() == statsv1.HomeAway_HOME_AWAY_HOME,
+		SourceTime: ev.GetSourceTime(),
+		AcceptedAt: env.GetAcceptedAt(),
+		Position:   clonePosition(rec.GetPosition()),
+		TraceId:    TraceID(env.GetTraceContext()),
+		Producer:   env.GetProducer(),
 	}
+	if r := ev.GetRetraction(); r != nil {
+		row.Retraction = r
+		return row
+	}
+	b := ev.GetBatting()
+	h, d, t, hr := b.GetHits(), b.GetDoubles(), b.GetTriples(), b.GetHomeRuns()
+	row.TotalBases = statevent.TotalBases(h, d, t, hr)
+	if b.TotalBases != nil {
+		row.TotalBases = b.GetTotalBases()
+	}
+	row.PlateAppearances = b.GetPlateAppearances()
+	row.AtBats = b.GetAtBats()
+	row.Runs = b.GetRuns()
+	row.Hits = h
+	row.Singles = statevent.Singles(h, d, t, hr)
+	row.Doubles = d
+	row.Triples = t
+	row.HomeRuns = hr
+	row.Rbi = b.GetRbi()
+	row.BaseOnBalls = b.GetBaseOnBalls()
+	row.IntentionalWalks = b.GetIntentionalWalks()
+	row.StrikeOuts = b.GetStrikeOuts()
+	row.HitByPitch = b.GetHitByPitch()
+	row.SacBunts = b.GetSacBunts()
+	row.SacFlies = b.GetSacFlies()
+	row.StolenBases = b.GetStolenBases()
+	row.CaughtStealing = b.GetCaughtStealing()
+	row.GroundIntoDoublePlay = b.GetGroundIntoDoublePlay()
+	row.ExtraBaseHits = d + t + hr
+	row.TimesOnBase = h + b.GetBaseOnBalls() + b.GetHitByPitch()
+	return row
 }
 
 // TraceID returns the hex trace id of the W3C traceparent in a record's trace context, or ""
