@@ -185,7 +185,7 @@ func prepareBatch(req *loadv1.LoadRequest) (*batch, error) {
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	b.rows, b.tombstones = settleKeys(deduplicate(rows), deduplicateTombstones(tombstones))
+	b.rows, b.tombstones = settleKeys(latestPerKey(rows), latestPerKey(tombstones))
 	return b, nil
 }
 
@@ -457,23 +457,43 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-// deduplicate keeps, for each (player_id, game_id), the row with the greatest
+// versionedByKey is what latestPerKey needs of a fact row or a tombstone: its key and its
+// (version, event_id).
+type versionedByKey interface {
+	Key() FactKey
+	versionID() (int64, string)
+}
+
+func (r *FactRow) versionID() (int64, string)   { return r.Version, r.EventID }
+func (t *Tombstone) versionID() (int64, string) { return t.Version, t.EventID }
+
+// latestPerKey keeps, for each (player_id, game_id), the element with the greatest
 // (version, event_id), and sorts the result by key. Without it two rows with one key in a
-// single INSERT ... ON CONFLICT DO UPDATE fail the statement (SQLSTATE 21000).
-func deduplicate(rows []FactRow) []FactRow {
-	best := make(map[FactKey]int, len(rows))
-	for i := range rows {
-		key := rows[i].Key()
+// single INSERT ... ON CONFLICT DO UPDATE fail the statement (SQLSTATE 21000); the same
+// holds for the tombstones.
+func latestPerKey[T any, P interface {
+	*T
+	versionedByKey
+}](xs []T) []T {
+	best := make(map[FactKey]int, len(xs))
+	for i := range xs {
+		key := P(&xs[i]).Key()
 		j, seen := best[key]
-		if !seen || compareVersions(rows[i].Version, rows[i].EventID, rows[j].Version, rows[j].EventID) > 0 {
+		if !seen {
+			best[key] = i
+			continue
+		}
+		v, id := P(&xs[i]).versionID()
+		bv, bid := P(&xs[j]).versionID()
+		if compareVersions(v, id, bv, bid) > 0 {
 			best[key] = i
 		}
 	}
-	unique := make([]FactRow, 0, len(best))
+	unique := make([]T, 0, len(best))
 	for _, i := range best {
-		unique = append(unique, rows[i])
+		unique = append(unique, xs[i])
 	}
-	slices.SortFunc(unique, func(a, b FactRow) int { return compareKeys(a.Key(), b.Key()) })
+	slices.SortFunc(unique, func(a, b T) int { return compareKeys(P(&a).Key(), P(&b).Key()) })
 	return unique
 }
 
@@ -685,25 +705,6 @@ func tombstoneLetter(t *Tombstone, column, problem string, cp CheckpointUpdate) 
 	letter.Field = column
 	letter.Detail = column + " " + problem
 	return letter
-}
-
-// deduplicateTombstones keeps, for each key, the retraction with the greatest
-// (version, event_id), sorted by key.
-func deduplicateTombstones(ts []Tombstone) []Tombstone {
-	best := make(map[FactKey]int, len(ts))
-	for i := range ts {
-		key := ts[i].Key()
-		j, seen := best[key]
-		if !seen || compareVersions(ts[i].Version, ts[i].EventID, ts[j].Version, ts[j].EventID) > 0 {
-			best[key] = i
-		}
-	}
-	unique := make([]Tombstone, 0, len(best))
-	for _, i := range best {
-		unique = append(unique, ts[i])
-	}
-	slices.SortFunc(unique, func(a, b Tombstone) int { return compareKeys(a.Key(), b.Key()) })
-	return unique
 }
 
 // settleKeys keeps, for a key with both a line and a retraction in the batch, only the
