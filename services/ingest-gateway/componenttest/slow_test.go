@@ -198,23 +198,7 @@ func TestGRPCFloodStaysWithinTheBudget(t *testing.T) {
 	runtime.GC() // the events are garbage: the heap measured starts from the gateway's own
 
 	bound := uint64(cfg.MaxInFlightBytes)*4 + 64<<20
-	var peak atomic.Uint64
-	stop, sampled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	heapPeak := sampleHeapInUse()
 
 	const conns, streams, rounds = 4, 16, 2
 	var invalid, busy, other atomic.Int64
@@ -245,20 +229,19 @@ func TestGRPCFloodStaysWithinTheBudget(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	close(stop)
-	<-sampled
+	peak := heapPeak()
 
 	_, peakReserved := g.publisher.InFlightBytes()
 	t.Logf("%d read and refused invalid, %d refused busy before being read, %d other; reservations peaked at %d MiB, heap in use at %d MiB (bound %d MiB)",
-		invalid.Load(), busy.Load(), other.Load(), peakReserved>>20, peak.Load()>>20, bound>>20)
+		invalid.Load(), busy.Load(), other.Load(), peakReserved>>20, peak>>20, bound>>20)
 	if invalid.Load() == 0 || busy.Load() == 0 || other.Load() != 0 {
 		t.Errorf("answers: %d invalid, %d busy, %d other; want messages both read and refused before reading, nothing else", invalid.Load(), busy.Load(), other.Load())
 	}
 	if peakReserved > cfg.MaxInFlightBytes {
 		t.Errorf("reservations peaked at %d bytes, over the budget of %d", peakReserved, cfg.MaxInFlightBytes)
 	}
-	if peak.Load() > bound {
-		t.Errorf("heap in use peaked at %d MiB, over the bound of %d MiB", peak.Load()>>20, bound>>20)
+	if peak > bound {
+		t.Errorf("heap in use peaked at %d MiB, over the bound of %d MiB", peak>>20, bound>>20)
 	}
 	waitFor(t, func() bool { now, _ := g.publisher.InFlightBytes(); return now == 0 })
 }

@@ -7,12 +7,10 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,24 +295,7 @@ func TestThrottledGatewayMemoryStaysBounded(t *testing.T) {
 	// few times over (body buffers, decoded events, records, the PutRecords request), plus
 	// a fixed allowance for the test process itself and the garbage collector's slack.
 	bound := uint64(cfg.MaxInFlightBytes)*4 + 64<<20
-	var peak atomic.Uint64
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stopSampling:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	heapPeak := sampleHeapInUse()
 
 	type outcome struct {
 		status  int
@@ -332,8 +313,7 @@ func TestThrottledGatewayMemoryStaysBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(stopSampling)
-	<-sampled
+	peak := heapPeak()
 	close(outcomes)
 
 	var busy, unavailable int
@@ -359,9 +339,9 @@ func TestThrottledGatewayMemoryStaysBounded(t *testing.T) {
 		t.Errorf("%d busy and %d stream-unavailable answers, want both: the in-flight limits were never reached or nothing was admitted", busy, unavailable)
 	}
 	// At most MaxInFlightBytes/bodySize requests are admitted at once, each for a budget.
-	t.Logf("%d busy, %d stream-unavailable; peak heap in use %d MiB, bound %d MiB", busy, unavailable, peak.Load()>>20, bound>>20)
-	if peak.Load() > bound {
-		t.Errorf("heap in use peaked at %d MiB, over the bound of %d MiB (4 × in-flight bytes + 64 MiB)", peak.Load()>>20, bound>>20)
+	t.Logf("%d busy, %d stream-unavailable; peak heap in use %d MiB, bound %d MiB", busy, unavailable, peak>>20, bound>>20)
+	if peak > bound {
+		t.Errorf("heap in use peaked at %d MiB, over the bound of %d MiB (4 × in-flight bytes + 64 MiB)", peak>>20, bound>>20)
 	}
 	if n := len(g.readStream(t)); n != 0 {
 		t.Errorf("the stream holds %d events, want none from a throttled stream", n)
