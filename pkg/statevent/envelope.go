@@ -106,6 +106,11 @@ func DecodeEnvelope(data []byte) (*streamv1.Envelope, *statsv1.StatEvent, error)
 // isStatEventContentType compares media types as media types: parameter spacing and case of
 // the type and parameter names do not matter, the proto message name does.
 func isStatEventContentType(ct string) bool {
+	// The spelling every encoder writes is recognized without parsing it: parsing allocates
+	// a map per record.
+	if ct == ContentTypeStatEventProto {
+		return true
+	}
 	mediaType, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return false

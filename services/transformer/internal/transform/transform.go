@@ -6,12 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
@@ -262,10 +262,18 @@ func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1
 
 // TraceID returns the hex trace id of the W3C traceparent in a record's trace context, or ""
 // when there is none or it is malformed. It parses with the OpenTelemetry TraceContext
-// propagator, the same code that reads the header everywhere else.
+// propagator, the same code that reads the header everywhere else, except for the one
+// form every producer of ours writes (version 00, lower-case hex, no extra fields), which
+// is read in place: the propagator builds a context and a trace state per record, a fifth
+// of the transform's allocations. TestTraceIDFastPathAgreesWithThePropagator holds the two
+// to the same answers.
 func TraceID(traceContext map[string]string) string {
-	if traceContext["traceparent"] == "" {
+	traceparent := traceContext["traceparent"]
+	if traceparent == "" {
 		return ""
+	}
+	if id, ok := version00TraceID(traceparent); ok {
+		return id
 	}
 	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(traceContext))
 	sc := trace.SpanContextFromContext(ctx)
@@ -275,10 +283,44 @@ func TraceID(traceContext map[string]string) string {
 	return sc.TraceID().String()
 }
 
+// version00TraceID reads "00-<trace id>-<span id>-<flags>" as the propagator does: ids in
+// lower-case hex and not all zero, flags without reserved bits (at most 03). ok is false
+// for anything else, valid or not: the caller then asks the propagator.
+func version00TraceID(h string) (id string, ok bool) {
+	const length = len("00-") + 32 + 1 + 16 + 1 + 2
+	if len(h) != length || h[0] != '0' || h[1] != '0' || h[2] != '-' || h[35] != '-' || h[52] != '-' {
+		return "", false
+	}
+	traceID, spanID, flags := h[3:35], h[36:52], h[53:55]
+	if !lowerHex(traceID) || !lowerHex(spanID) || !lowerHex(flags) || flags[0] != '0' || flags[1] > '3' {
+		return "", false
+	}
+	if strings.Trim(traceID, "0") == "" || strings.Trim(spanID, "0") == "" {
+		return "", false
+	}
+	return traceID, true
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // clonePosition copies a position so the response shares nothing mutable with the request.
+// Field by field rather than proto.CloneOf (reflection, 2% of the transform's CPU):
+// TestClonePositionCopiesEveryField fails when RecordPosition gains a field this misses.
 func clonePosition(p *streamv1.RecordPosition) *streamv1.RecordPosition {
 	if p == nil {
 		return nil
 	}
-	return proto.CloneOf(p)
+	c := &streamv1.RecordPosition{Stream: p.GetStream(), ShardId: p.GetShardId(), SequenceNumber: p.GetSequenceNumber()}
+	// Fields a newer consumer sent and this build does not know travel on, as CloneOf kept them.
+	if unknown := p.ProtoReflect().GetUnknown(); len(unknown) > 0 {
+		c.ProtoReflect().SetUnknown(slices.Clone(unknown))
+	}
+	return c
 }
