@@ -1,6 +1,7 @@
 package warehouse
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,25 +21,44 @@ import (
 // undone without losing the rest of the transaction.
 const upsertSavepoint = "upsert_facts"
 
-// beginUpsertSQL opens the savepoint and makes a staging table shaped like the fact table,
-// in one round trip (several statements need the simple protocol, which Exec uses when a
-// statement has no arguments). The staging table is temporary (only this session sees it,
-// so concurrent loads cannot collide) and dropped at the end of the transaction, commit or
-// rollback; it is dropped first in case an earlier attempt of the same transaction left
-// one. LIKE keeps it in step with the migrations; it copies no CHECK constraints, so a row
-// the fact table refuses is refused by the upsert, under the savepoint.
+// stagingColumnsSQL declares the staging table's columns in factColumns' order, with the
+// types appendCopyRow encodes (see copy.go): declared here rather than LIKE the fact table,
+// so the binary COPY data always matches them. It has no constraints: a row the fact table
+// refuses (a CHECK, NOT NULL) is refused by the upsert, under the savepoint, and a value no
+// text column can hold (NUL, invalid UTF-8) by the COPY, under the same savepoint.
+const stagingColumnsSQL = `(
+    player_id bigint, game_id text, game_date date, game_number smallint, season smallint, opponent text, home boolean,
+    plate_appearances integer, at_bats integer, runs integer, hits integer, singles integer, doubles integer,
+    triples integer, home_runs integer, rbi integer, base_on_balls integer, intentional_walks integer,
+    strike_outs integer, hit_by_pitch integer, sac_bunts integer, sac_flies integer,
+    stolen_bases integer, caught_stealing integer, ground_into_double_play integer,
+    total_bases integer, extra_base_hits integer, times_on_base integer,
+    event_id text, version bigint, source_time timestamptz, accepted_at timestamptz,
+    source_stream text, source_shard_id text, source_sequence_number text, trace_id text, producer text)`
+
+// beginUpsertSQL opens the savepoint and makes sure the session's staging table exists and
+// is empty, in one round trip (several statements need the simple protocol, which Exec uses
+// when a statement has no arguments).
+//
+// The staging table is temporary (only this session sees it, so concurrent loads cannot
+// collide) and lives as long as the session: created by the first load of a connection,
+// emptied by every commit (ON COMMIT DELETE ROWS, a truncation, only in transactions that
+// used it) rather than created and dropped by every load, which cost catalog writes and a
+// re-planned upsert per load. The DELETE empties it between the upserts of one transaction
+// (bisection): rows of an attempt that was undone are gone with the savepoint, but those of
+// an attempt that succeeded are still there; on a table truncated by the last commit it
+// reads nothing. A table created under a savepoint that is then undone is created again by
+// the next attempt.
 const beginUpsertSQL = `
 SAVEPOINT ` + upsertSavepoint + `;
-DROP TABLE IF EXISTS pg_temp.fact_batting_game_staging;
-CREATE TEMP TABLE fact_batting_game_staging
-    (LIKE {schema}.fact_batting_game INCLUDING DEFAULTS)
-    ON COMMIT DROP`
+CREATE TEMP TABLE IF NOT EXISTS fact_batting_game_staging ` + stagingColumnsSQL + ` ON COMMIT DELETE ROWS;
+DELETE FROM pg_temp.fact_batting_game_staging`
 
 // releaseUpsertSQL keeps what the savepoint covered; it is sent in the same pipeline as the
 // upsert, so the savepoint costs no round trip when nothing is wrong.
 const releaseUpsertSQL = `RELEASE SAVEPOINT ` + upsertSavepoint
 
-// undoUpsertSQL undoes everything since the savepoint (the staging table included) and
+// undoUpsertSQL undoes everything since the savepoint (the staged rows included) and
 // leaves the transaction usable again.
 const undoUpsertSQL = `ROLLBACK TO SAVEPOINT ` + upsertSavepoint + `; RELEASE SAVEPOINT ` + upsertSavepoint + `;`
 
@@ -118,7 +138,7 @@ ON CONFLICT (player_id, game_id) DO UPDATE SET
 WHERE (EXCLUDED.version, EXCLUDED.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C")
 RETURNING f.player_id, f.game_id, (f.xmax = 0) AS inserted`
 
-// factColumns is the order in which factValues emits a row for COPY into the staging table.
+// factColumns is the order in which appendCopyRow emits a row for COPY into the staging table.
 var factColumns = []string{
 	"player_id", "game_id", "game_date", "game_number", "season", "opponent", "home",
 	"plate_appearances", "at_bats", "runs", "hits", "singles", "doubles", "triples", "home_runs", "rbi",
@@ -129,17 +149,8 @@ var factColumns = []string{
 	"source_stream", "source_shard_id", "source_sequence_number", "trace_id", "producer",
 }
 
-func factValues(r *FactRow) []any {
-	return []any{
-		r.PlayerID, r.GameID, pgtype.Date{Time: r.GameDate, Valid: true}, r.GameNumber, r.Season, r.Opponent, r.Home,
-		r.PlateAppearances, r.AtBats, r.Runs, r.Hits, r.Singles, r.Doubles, r.Triples, r.HomeRuns, r.RBI,
-		r.BaseOnBalls, r.IntentionalWalks, r.StrikeOuts, r.HitByPitch, r.SacBunts, r.SacFlies,
-		r.StolenBases, r.CaughtStealing, r.GroundIntoDoublePlay,
-		r.TotalBases, r.ExtraBaseHits, r.TimesOnBase,
-		r.EventID, r.Version, r.SourceTime, r.AcceptedAt,
-		r.SourceStream, r.SourceShardID, r.SourceSequenceNumber, r.TraceID, r.Producer,
-	}
-}
+// copyFactsSQL is the COPY that appendCopyData's bytes are sent with.
+var copyFactsSQL = "COPY " + stagingTable.Sanitize() + " (" + strings.Join(factColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
 // upsertPlayersSQL records each player's name and team. The stored values win when they
 // come from a later game than the incoming ones (a late line from before a trade must not
@@ -362,7 +373,7 @@ func (d *PostgresDialect) AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, u Ch
 }
 
 // UpsertFacts implements Dialect. The rows are staged with COPY and moved by one upsert,
-// under a savepoint: the savepoint and the staging table are created in one round trip,
+// under a savepoint: the savepoint and the staging table are made ready in one round trip,
 // and the release is pipelined with the upsert, so a batch costs three round trips
 // whatever its size. When the database refuses the data (a data error, in the COPY or the
 // upsert) the transaction is rolled back to the savepoint and the error returned, so the
@@ -392,9 +403,7 @@ func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []Fac
 }
 
 func (d *PostgresDialect) stageAndUpsert(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error) {
-	copied, err := tx.CopyFrom(ctx, stagingTable, factColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-		return factValues(&rows[i]), nil
-	}))
+	copied, err := copyRows(ctx, tx.Conn(), rows)
 	if err != nil {
 		return nil, fmt.Errorf("copy rows into staging table: %w", err)
 	}
@@ -416,6 +425,24 @@ func (d *PostgresDialect) stageAndUpsert(ctx context.Context, tx pgx.Tx, rows []
 		return nil, fmt.Errorf("upsert facts: %w", err)
 	}
 	return writes, nil
+}
+
+// copyRows sends rows to the staging table as binary COPY data encoded by appendCopyData,
+// through the connection's protocol layer, and reports it to the connection's tracer as
+// pgx's own CopyFrom does (the COPY keeps its span).
+func copyRows(ctx context.Context, conn *pgx.Conn, rows []FactRow) (int64, error) {
+	tracer, _ := conn.Config().Tracer.(pgx.CopyFromTracer)
+	if tracer != nil {
+		ctx = tracer.TraceCopyFromStart(ctx, conn, pgx.TraceCopyFromStartData{TableName: stagingTable, ColumnNames: factColumns})
+	}
+	buf := getCopyBuffer()
+	defer putCopyBuffer(buf)
+	*buf = appendCopyData(*buf, rows)
+	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(*buf), copyFactsSQL)
+	if tracer != nil {
+		tracer.TraceCopyFromEnd(ctx, conn, pgx.TraceCopyFromEndData{CommandTag: tag, Err: err})
+	}
+	return tag.RowsAffected(), err
 }
 
 func collectWrites(results pgx.BatchResults) ([]FactWrite, error) {
