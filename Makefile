@@ -111,6 +111,19 @@ chaos: deps ## The long fault soak (not in make test, ~15-20 min): >=100,000 eve
 		-chaos.events=$(CHAOS_EVENTS) -chaos.faults=$(CHAOS_FAULTS) -chaos.duration=$(CHAOS_DURATION) \
 		-chaos.seed=$(CHAOS_SEED) -chaos.report=$(CHAOS_REPORT)
 
+# make bench: the pipeline measured with default settings, and its ceilings (raw Kinesis
+# PutRecords/GetRecords, raw PostgreSQL COPY+upsert, Kinesis's read limit) in the same run
+# (test/bench/cmd/bench; docs/performance.md). Not part of make test: it asserts nothing.
+# BENCH_REV=HEAD measures that commit, exported clean, instead of the working tree.
+BENCH_EVENTS ?= 200000
+BENCH_OUT    ?= $(CURDIR)/out/bench.json
+BENCH_REV    ?=
+BENCH_FLAGS  ?=
+
+.PHONY: bench
+bench: deps ## Measure the pipeline (default settings, 4 shards) and its ceilings in one run, a few minutes: one table, also out/bench.json. BENCH_EVENTS (200000) sizes it.
+	go run ./test/bench/cmd/bench -events $(BENCH_EVENTS) -shards $(BOXSCORE_SHARDS) -out $(BENCH_OUT) $(if $(BENCH_REV),-rev $(BENCH_REV)) $(BENCH_FLAGS)
+
 .PHONY: generate
 generate: ## Regenerate pkg/gen from proto/ with the pinned buf and plugins.
 	cd proto && go tool buf generate

@@ -1,0 +1,409 @@
+// Command bench measures the Boxscore pipeline on this machine with default settings, and
+// the ceilings of what it runs on, in the same run: `make bench` (BENCH_EVENTS=N to size
+// it). It starts kinesalite, a database of its own on the local PostgreSQL and the four
+// services as processes (test/stack, release builds), sends a deterministic league-scale
+// load through many concurrent HTTP and gRPC producers, and prints one table, also written
+// as JSON (-out). It is a program, not a test, so `make test` never runs it; it asserts
+// no speed: it measures.
+//
+// What it measures, in order:
+//
+//  1. gateway accepted events/s: -events events flooded into the gateway while no
+//     consumer runs (they wait in the stream);
+//  2. backlog drain: the consumer started on that backlog, timed until every row is in;
+//  3. end to end while loading: -events/2 more events flooded with the pipeline running,
+//     first POST to last row committed;
+//  4. freshness (accepted_at to the load's commit, from the rows) at a steady 1,000
+//     events/s, then at 80% of the end-to-end rate of 3;
+//  5. the ceilings: the stream read back with a bare SDK reader (raw GetRecords), the
+//     same records written into a new stream (raw PutRecords), the same rows
+//     COPY-then-upserted into a copy of the fact table (raw PostgreSQL), and Kinesis's
+//     own per-shard read limit for the records' size;
+//
+// with the CPU and peak RSS of every process (from /proc) over each phase.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
+	"github.com/boxscore-dev/boxscore/test/stack"
+)
+
+type options struct {
+	events       int
+	shards       int
+	players      int
+	httpProd     int
+	grpcProd     int
+	batch        int
+	freshFor     time.Duration
+	freshRate    float64
+	seed         uint64
+	out          string
+	race         bool
+	ceilingBatch int
+	rev          string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.events, "events", 100000, "events of the backlog (the end-to-end phase sends half as many more)")
+	flag.IntVar(&o.shards, "shards", 4, "shards of the stream")
+	flag.IntVar(&o.players, "players", 750, "players of the league (partition keys)")
+	flag.IntVar(&o.httpProd, "http-producers", 16, "concurrent HTTP producers")
+	flag.IntVar(&o.grpcProd, "grpc-producers", 16, "concurrent gRPC producers")
+	flag.IntVar(&o.batch, "request-events", 100, "events per request of the flooding producers")
+	flag.DurationVar(&o.freshFor, "freshness-duration", 15*time.Second, "how long each freshness phase sends")
+	flag.Float64Var(&o.freshRate, "freshness-rate", 1000, "the fixed rate (events/s) of the first freshness phase")
+	flag.Uint64Var(&o.seed, "seed", 1, "seed of the batting lines")
+	flag.StringVar(&o.out, "out", "out/bench.json", "where the JSON report is written")
+	flag.BoolVar(&o.race, "race", false, "build the services with -race, as the tests do (slow: for checking the bench, not for numbers)")
+	flag.IntVar(&o.ceilingBatch, "ceiling-batch", 5000, "rows per transaction of the PostgreSQL ceiling")
+	flag.StringVar(&o.rev, "rev", "", "measure this git revision (exported clean) instead of the working tree, e.g. HEAD")
+	flag.Parse()
+	if err := o.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+
+	t := newBenchTB()
+	var rep *report
+	ok := t.run(func() { rep = run(t, o) })
+	t.cleanup()
+	if rep != nil {
+		rep.print(os.Stdout)
+		if err := rep.write(o.out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("\nwritten to %s\n", o.out)
+	}
+	if !ok || t.Failed() {
+		fmt.Fprintln(os.Stderr, "bench: FAILED (see the errors above)")
+		os.Exit(1)
+	}
+}
+
+func (o options) validate() error {
+	var errs []string
+	if o.events < 1000 {
+		errs = append(errs, "-events must be at least 1000")
+	}
+	if o.shards < 1 || o.players < o.shards {
+		errs = append(errs, "-shards must be positive and -players at least -shards")
+	}
+	if o.httpProd < 1 || o.grpcProd < 0 {
+		errs = append(errs, "-http-producers must be positive, -grpc-producers not negative")
+	}
+	if o.batch < 1 || o.batch > 500 {
+		errs = append(errs, "-request-events must be within 1..500 (the gateway's limit)")
+	}
+	if o.freshFor < time.Second || o.freshRate <= 0 {
+		errs = append(errs, "-freshness-duration must be at least 1s and -freshness-rate positive")
+	}
+	if o.ceilingBatch < 1 {
+		errs = append(errs, "-ceiling-batch must be positive")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// releaseBuilds makes test/stack build the services without -race: it builds them with
+// `go build -race`, as the tests want, and race-instrumented binaries run several times
+// slower and bigger, which would measure the detector. A `go` first on PATH that drops
+// -race and runs the real go does it without changing the harness.
+func releaseBuilds(t *benchTB) {
+	realGo, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("find go: %v", err)
+	}
+	dir := t.TempDir()
+	script := "#!/bin/sh\n# test/bench: the services built for measuring, without -race\n" +
+		"for a do shift; [ \"$a\" = -race ] || set -- \"$@\" \"$a\"; done\nexec " + shellQuote(realGo) + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
+		t.Fatalf("write the go wrapper: %v", err)
+	}
+	if err := os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH")); err != nil {
+		t.Fatalf("PATH: %v", err)
+	}
+}
+
+// exportRevision writes the tree of git revision rev into a temporary directory and has
+// test/stack build the services from there, so the numbers are those of that commit
+// whatever the working tree holds. It returns the commit.
+func exportRevision(t *benchTB, rev string) string {
+	out, err := exec.Command("git", "rev-parse", "--verify", rev+"^{commit}").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse %s: %v", rev, err)
+	}
+	commit := strings.TrimSpace(string(out))
+	dir := t.TempDir()
+	archive := exec.Command("sh", "-c", "git archive \"$1\" | tar -x -C \"$2\"", "sh", commit, dir)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("export %s: %v\n%s", commit, err, out)
+	}
+	if err := os.Setenv(stack.SourceEnv, dir); err != nil {
+		t.Fatalf("%s: %v", stack.SourceEnv, err)
+	}
+	return commit
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// defaultFlags returns, per service, the flags that give back its own defaults where
+// test/stack sets a test value (debug logs, the consumer's short batch age and shard
+// sync): the bench measures what users run. The defaults are read from each binary's
+// --print-config, so a changed default is measured as it ships.
+func defaultFlags(t *benchTB, binDir string) map[string][]string {
+	restore := []string{"log-level", "batch-max-age", "shard-sync-interval"}
+	env := map[string][]string{}
+	for _, service := range stack.Services {
+		out, err := exec.Command(filepath.Join(binDir, service), "--print-config").Output()
+		if err != nil {
+			t.Fatalf("%s --print-config: %v", service, err)
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal(out, &cfg); err != nil {
+			t.Fatalf("%s --print-config: %v\n%s", service, err, out)
+		}
+		for _, name := range restore {
+			if v, ok := cfg[name]; ok {
+				env[service] = append(env[service], "--"+name, fmt.Sprint(v))
+			}
+		}
+	}
+	return env
+}
+
+// cpuSnapshot is the CPU seconds of every measured process at one moment: the services
+// and kinesalite by name, PostgreSQL's processes by pid.
+type cpuSnapshot struct {
+	procs    map[string]float64
+	postgres map[int]float64
+}
+
+// procs are the processes the bench measures: the services (once started), kinesalite,
+// and PostgreSQL (all of its processes).
+type procs struct {
+	t    *benchTB
+	pids map[string]int
+	db   *pgxpool.Pool
+}
+
+const (
+	kinesaliteName = "kinesalite"
+	postgresName   = "postgresql"
+)
+
+func (p *procs) find(name, comm string) {
+	pid, err := childPID(comm)
+	if err != nil {
+		p.t.Fatalf("find %s: %v", name, err)
+	}
+	p.pids[name] = pid
+}
+
+func (p *procs) snapshot() cpuSnapshot {
+	s := cpuSnapshot{procs: map[string]float64{}, postgres: p.postgres()}
+	for name, pid := range p.pids {
+		st, err := readProcStat(pid)
+		if err != nil {
+			p.t.Fatalf("%s: %v", name, err)
+		}
+		s.procs[name] = st.CPU
+	}
+	return s
+}
+
+// postgres reads the CPU of the PostgreSQL processes that work for this run: the backends
+// connected to its database and the server's own processes (WAL writer, checkpointer,
+// autovacuum, ...), which serve it too. Other databases' backends are left out: the server
+// is shared with whatever else runs on the machine. A backend that exits between two
+// snapshots takes its CPU with it, which the services' long-lived pools make rare.
+func (p *procs) postgres() map[int]float64 {
+	rows, err := p.db.Query(p.t.Context(), `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() OR backend_type <> 'client backend'`)
+	if err != nil {
+		p.t.Fatalf("PostgreSQL processes: %v", err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		p.t.Fatalf("PostgreSQL processes: %v", err)
+	}
+	out := map[int]float64{}
+	for _, pid := range pids {
+		if st, err := readProcStat(int(pid)); err == nil {
+			out[int(pid)] = st.CPU
+		}
+	}
+	return out
+}
+
+func run(t *benchTB, o options) *report {
+	ctx := t.Context()
+	if !o.race {
+		releaseBuilds(t)
+	}
+	rep := newReport(o)
+	if o.rev != "" {
+		rep.Commit = exportRevision(t, o.rev)
+	}
+	t.Logf("building the services (%s)", map[bool]string{true: "-race", false: "release"}[o.race])
+	binDir := filepath.Dir(filepathOf(t))
+	kl := kinesalitetest.Start(t)
+	keysFile, keys, err := producerKeys(t.TempDir(), o.httpProd+o.grpcProd)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	env := defaultFlags(t, binDir)
+	env[stack.Gateway] = append(env[stack.Gateway], "--api-keys-file", keysFile)
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: o.shards, Kinesalite: kl, Config: stack.Config{Env: env}})
+	rep.Stream = p.Stream
+
+	pr := &procs{t: t, pids: map[string]int{}, db: p.DB}
+	pr.find(kinesaliteName, "node")
+	p.Start(stack.Loader)
+	p.WaitSchema()
+	p.Start(stack.Transformer)
+	p.Start(stack.Gateway)
+	for _, s := range []string{stack.Loader, stack.Transformer, stack.Gateway} {
+		pr.find(s, s)
+	}
+	prod, err := newProducers(p.GatewayURL(), p.Ports(stack.Gateway).GRPCAddr(), keys, o.httpProd, o.grpcProd)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer prod.close()
+	w := rows{p: p}
+
+	// 1. The gateway alone: the backlog goes into the stream, nobody reads it.
+	t.Logf("phase 1: %d events into the gateway, no consumer running", o.events)
+	drainW := workload{phase: "drain", players: o.players, seed: o.seed, phaseNo: 1}
+	s0 := pr.snapshot()
+	gw, err := prod.flood(ctx, drainW, o.events, o.batch)
+	if err != nil {
+		t.Fatalf("phase 1: %v", err)
+	}
+	s1 := pr.snapshot()
+	rep.Gateway = gw.rate()
+	rep.addCPU("gateway load (no consumer)", o.events, s0, s1)
+
+	// 2. The backlog drain: from the consumer's start to the last row's commit.
+	t.Logf("phase 2: the consumer drains %d events", o.events)
+	drainStart := time.Now()
+	p.Start(stack.Consumer)
+	pr.find(stack.Consumer, stack.Consumer)
+	drainEnd := w.wait(ctx, "drain", o.events)
+	s2 := pr.snapshot()
+	rep.Drain = float64(o.events) / drainEnd.Sub(drainStart).Seconds()
+	rep.DrainSeconds = drainEnd.Sub(drainStart).Seconds()
+	rep.addCPU("backlog drain", o.events, s1, s2)
+
+	// 3. End to end while loading.
+	e2eEvents := o.events / 2
+	t.Logf("phase 3: %d events end to end, the pipeline running", e2eEvents)
+	e2eW := workload{phase: "e2e", players: o.players, seed: o.seed, phaseNo: 2}
+	e2e, err := prod.flood(ctx, e2eW, e2eEvents, o.batch)
+	if err != nil {
+		t.Fatalf("phase 3: %v", err)
+	}
+	e2eEnd := w.wait(ctx, "e2e", e2eEvents)
+	s3 := pr.snapshot()
+	rep.GatewayWhileLoading = e2e.rate()
+	rep.EndToEnd = float64(e2eEvents) / e2eEnd.Sub(e2e.First).Seconds()
+	rep.addCPU("end to end while loading", e2eEvents, s2, s3)
+
+	// 4. Freshness at a fixed rate and at 80% of the end-to-end rate.
+	for i, rate := range []float64{o.freshRate, 0.8 * rep.EndToEnd} {
+		phase := fmt.Sprintf("fresh%d", i+1)
+		t.Logf("phase 4.%d: %.0f events/s for %s", i+1, rate, o.freshFor)
+		fw := workload{phase: phase, players: o.players, seed: o.seed, phaseNo: uint64(3 + i)}
+		before := pr.snapshot()
+		res, err := prod.paced(ctx, fw, rate, o.freshFor)
+		if err != nil {
+			t.Fatalf("phase 4.%d: %v", i+1, err)
+		}
+		w.wait(ctx, phase, res.Events)
+		f := w.freshness(ctx, phase)
+		f.AskedRate, f.SentRate = rate, res.rate()
+		rep.Freshness = append(rep.Freshness, f)
+		rep.addCPU(fmt.Sprintf("steady %.0f events/s", rate), res.Events, before, pr.snapshot())
+	}
+	if n := p.Count("SELECT count(*) FROM boxscore.dead_letter"); n != 0 {
+		t.Errorf("%d dead letters: every bench event is valid", n)
+	}
+	rep.memory(pr)
+
+	// 5. The ceilings, with the pipeline idle.
+	t.Logf("phase 5: ceilings")
+	rep.ceilings(ctx, t, p, kl, o)
+	return rep
+}
+
+// filepathOf is the path of the stack's boxscore CLI, beside which the services are
+// built.
+func filepathOf(t *benchTB) string {
+	dir := stack.Binaries(t)
+	return filepath.Join(dir, stack.CLI)
+}
+
+// rows watches the warehouse.
+type rows struct{ p *stack.Pipeline }
+
+// wait returns once the warehouse holds n rows of phase, and then the time of the last
+// one's commit: the largest loaded_at (now() of the loading transaction, a few ms before
+// its commit). Counting is polled every 500 ms, so as not to load PostgreSQL with the
+// measurement; loaded_at makes the end exact anyway.
+func (w rows) wait(ctx context.Context, phase string, n int) time.Time {
+	t := w.p.T
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		var got int
+		var last time.Time
+		err := w.p.DB.QueryRow(ctx, `SELECT count(*), coalesce(max(loaded_at), 'epoch') FROM boxscore.fact_batting_game
+			WHERE event_id LIKE $1`, phase+"-%").Scan(&got, &last)
+		if err != nil {
+			t.Fatalf("count the rows of %s: %v", phase, err)
+		}
+		if got >= n {
+			if got > n {
+				t.Errorf("%s: %d rows for %d events", phase, got, n)
+			}
+			return last
+		}
+		if time.Now().After(deadline) {
+			w.p.DumpLogs()
+			t.Fatalf("%s: %d of %d rows after 15 minutes", phase, got, n)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// freshness reads the accepted → committed times of phase's rows.
+func (w rows) freshness(ctx context.Context, phase string) freshness {
+	f := freshness{Phase: phase}
+	err := w.p.DB.QueryRow(ctx, `
+		WITH d AS (SELECT extract(epoch FROM loaded_at - accepted_at)::float8 AS s
+		           FROM boxscore.fact_batting_game WHERE event_id LIKE $1)
+		SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY s), percentile_cont(0.95) WITHIN GROUP (ORDER BY s),
+		       percentile_cont(0.99) WITHIN GROUP (ORDER BY s), max(s) FROM d`, phase+"-%").
+		Scan(&f.Events, &f.P50, &f.P95, &f.P99, &f.Max)
+	if err != nil {
+		w.p.T.Fatalf("freshness of %s: %v", phase, err)
+	}
+	return f
+}
