@@ -69,3 +69,25 @@ func TestBatchBoundsAreCheckedAgainstTheTransformMessageAtStartUp(t *testing.T) 
 		t.Errorf("exit %d, stderr %q; want a usage error naming the Transform message and GetRecords limits", code, stderr)
 	}
 }
+
+// By default a shard is read at Kinesis' own limits: GetRecords asks for 10,000 records
+// whatever the batch size, polls 200ms apart once caught up, and a shard holds a bounded
+// read-ahead; a read-ahead smaller than a batch is refused at start-up.
+func TestReadDefaultsAreKinesisLimitsAndTheReadAheadIsCheckedAgainstTheBatch(t *testing.T) {
+	cfg, _, code, stderr := printConfig(t)
+	if code != server.ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if cfg.Read.GetRecordsLimit != 10_000 || cfg.PollInterval.Milliseconds() != 200 || cfg.Read.ReadAheadRecords < cfg.Batch.MaxRecords || cfg.Read.ReadAheadBytes < cfg.Batch.MaxBytes {
+		t.Errorf("defaults: get-records-limit %d, poll-interval %s, read-ahead %d records / %d bytes for batches of %d / %d",
+			cfg.Read.GetRecordsLimit, cfg.PollInterval, cfg.Read.ReadAheadRecords, cfg.Read.ReadAheadBytes, cfg.Batch.MaxRecords, cfg.Batch.MaxBytes)
+	}
+	_, _, code, stderr = printConfig(t, "--batch-max-records", "2000", "--read-ahead-records", "1000")
+	if code != server.ExitUsage || !strings.Contains(stderr, "read-ahead-records") {
+		t.Errorf("read-ahead below the batch: exit %d, stderr %q; want a usage error naming read-ahead-records", code, stderr)
+	}
+	_, _, code, stderr = printConfig(t, "--get-records-limit", "10001")
+	if code != server.ExitUsage || !strings.Contains(stderr, "get-records-limit") {
+		t.Errorf("get-records-limit above Kinesis': exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}

@@ -25,10 +25,11 @@ type Config struct {
 	TransformerAddr   string               `name:"transformer-addr" env:"BOXSCORE_TRANSFORMER_ADDR" default:"127.0.0.1:9002" help:"gRPC target of the transformer: host:port (resolved by DNS, calls spread over every address, e.g. a headless Service) or a gRPC target URI such as dns:///host:port."`
 	LoaderAddr        string               `name:"loader-addr" env:"BOXSCORE_LOADER_ADDR" default:"127.0.0.1:9003" help:"gRPC target of the loader: host:port (resolved by DNS, calls spread over every address) or a gRPC target URI."`
 	ConsumerID        string               `name:"consumer-id" env:"BOXSCORE_CONSUMER_ID" help:"Identity of this replica in the lease table, checkpoints and logs; never used by two live processes at once. Stable across restarts (the chart sets the pod's name), a restarted replica takes its shards back at once. Default: $POD_NAME when set, else hostname-pid-random (unique per process)."`
-	PollInterval      time.Duration        `name:"poll-interval" env:"BOXSCORE_POLL_INTERVAL" default:"250ms" help:"Least time between two GetRecords calls on one shard (Kinesis allows 5 per second per shard)."`
+	PollInterval      time.Duration        `name:"poll-interval" env:"BOXSCORE_POLL_INTERVAL" default:"200ms" help:"Time between two GetRecords calls on one shard once it is caught up (Kinesis allows 5 per second per shard, so at least 200ms); while behind, the next call is made as soon as Kinesis' limits allow."`
 	ShardSyncInterval time.Duration        `name:"shard-sync-interval" env:"BOXSCORE_SHARD_SYNC_INTERVAL" default:"10s" help:"How often the shard list is refreshed to find new (resharded) shards."`
 	RPCTimeout        time.Duration        `name:"rpc-timeout" env:"BOXSCORE_RPC_TIMEOUT" default:"10s" help:"Deadline of one Transform or Load call; keep it below the shutdown timeout, since a batch in flight at SIGTERM gets one more RPC timeout to commit."`
 	Batch             consumer.BatchConfig `embed:""`
+	Read              consumer.ReadConfig  `embed:""`
 	RetryInitial      time.Duration        `name:"retry-initial" env:"BOXSCORE_RETRY_INITIAL" default:"100ms" help:"First wait after a transient failure."`
 	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
 	StallAfter        time.Duration        `name:"stall-after" env:"BOXSCORE_STALL_AFTER" default:"1m" help:"A shard failing without progress (transient retries, reader restarts) for this long is reported stalled: metric boxscore.consumer.shard_stalled, an error log, /leases and readiness."`
@@ -45,7 +46,7 @@ type Config struct {
 
 // Validate reports every problem with the config.
 func (c *Config) Validate() error {
-	errs := []error{c.Server.Validate(), c.Stream.Validate(), c.Batch.Validate()}
+	errs := []error{c.Server.Validate(), c.Stream.Validate(), c.Batch.Validate(), c.Read.Validate(c.Batch)}
 	if c.TransformerAddr == "" {
 		errs = append(errs, errors.New("transformer-addr is required"))
 	}
@@ -127,6 +128,7 @@ func (c *Config) Consumer() consumer.Config {
 		ShardSyncInterval: c.ShardSyncInterval,
 		RPCTimeout:        c.RPCTimeout,
 		Batch:             c.Batch,
+		Read:              c.Read,
 		Retry:             consumer.RetryPolicy{Initial: c.RetryInitial, Max: c.RetryMax},
 		StallAfter:        c.StallAfter,
 	}

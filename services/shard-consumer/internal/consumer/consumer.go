@@ -43,7 +43,10 @@ type Config struct {
 	ShardSyncInterval time.Duration
 	RPCTimeout        time.Duration
 	Batch             BatchConfig
-	Retry             RetryPolicy
+	// Read sizes GetRecords calls and bounds what a shard holds; zero fields take the flag
+	// defaults.
+	Read  ReadConfig
+	Retry RetryPolicy
 	// StallAfter is how long a shard may fail without progress (transient retries of one
 	// operation, or reader restarts from the same checkpoint) before it is reported
 	// stalled: metric, error log, /leases and readiness. Zero never reports.
@@ -77,6 +80,7 @@ type Consumer struct {
 	synced      atomic.Bool
 	stalls      *stalls
 	streamID    atomic.Value // string: the stream's identity, learnt at each shard sync
+	held        heldPeaks
 
 	mu       sync.Mutex
 	assigned map[string]int64 // shards being read -> token, for the admin endpoint
@@ -86,6 +90,10 @@ type Consumer struct {
 func New(cfg Config, api stream.API, transformer transformv1.TransformServiceClient, loader loadv1.LoadServiceClient, leases Leases, logger *slog.Logger, meter metric.Meter) (*Consumer, error) {
 	if minPoll := time.Second / limits.KinesisShardGetRecordsPerSecond; cfg.PollInterval < minPoll {
 		return nil, fmt.Errorf("poll interval %s is below %s: Kinesis answers %d GetRecords calls per second per shard", cfg.PollInterval, minPoll, limits.KinesisShardGetRecordsPerSecond)
+	}
+	cfg.Read = cfg.Read.withDefaults(cfg.Batch)
+	if err := cfg.Read.Validate(cfg.Batch); err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(meter)
 	if err != nil {
@@ -187,8 +195,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 					delete(co.held, ev.ShardID)
 				}
 				if r, ok := co.running[ev.ShardID]; ok && r.token == ev.Token {
-					c.log.Warn("lease lost; stopping the shard without committing", "shard_id", ev.ShardID, "lease_token", ev.Token)
+					// Stopped first, logged after: once the line is out, the reader commits
+					// nothing it has not handed to the loader already.
 					r.cancel(ErrLeaseLost)
+					c.log.Warn("lease lost; stopping the shard without committing", "shard_id", ev.ShardID, "lease_token", ev.Token)
 				}
 				continue
 			}

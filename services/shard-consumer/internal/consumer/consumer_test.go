@@ -141,7 +141,7 @@ type putRecord struct{ key, data string }
 
 // put writes records one PutRecords call at a time and returns each record's sequence
 // number by data, and the last sequence number of every shard.
-func put(t *testing.T, client *kinesis.Client, streamName string, records []putRecord) map[string]string {
+func put(t testing.TB, client *kinesis.Client, streamName string, records []putRecord) map[string]string {
 	t.Helper()
 	lastByShard := map[string]string{}
 	for start := 0; start < len(records); start += 500 {

@@ -16,11 +16,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/boxscore-dev/boxscore/pkg/deadletter"
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
-	streamv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stream/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/pkg/limits"
@@ -37,8 +35,9 @@ var ErrLeaseLost = errors.New("shard claimed by another consumer")
 
 // shardReader reads one shard from its committed checkpoint to its end (closed shards) or
 // until stopped, and hands records downstream in batches. It never reads ahead of what it
-// is committing: one batch is in flight at a time, which is the backpressure when the
-// warehouse is slow.
+// is committing by more than its read budget (ReadConfig): one batch is in flight at a
+// time and the next GetRecords answers wait, bounded, behind it, which is the backpressure
+// when the warehouse is slow.
 type shardReader struct {
 	c     *Consumer
 	shard types.Shard
@@ -47,8 +46,9 @@ type shardReader struct {
 
 	committed  string            // sequence number stored in the warehouse; "" when none
 	gap        *loadv1.StreamGap // a trim_horizon gap found, to commit with the next batch
-	lastRead   string            // sequence number of the last record read from Kinesis
-	nextCallAt time.Time
+	lastRead   string            // sequence number of the last record put in a batch
+	nextCallAt time.Time         // the fetcher's: when the next GetRecords may be made
+	budget     *readBudget       // what is held read and not yet committed
 }
 
 // readBytesPerSecond is Kinesis' read limit per shard (2 MB/s, shared by every reader of
@@ -89,11 +89,37 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 	}
 	r.log.Info("reading shard", "from_sequence_number", r.committed, "stream_identity", cp.GetStreamIdentity())
 
-	iterator, err := r.newIterator(ctx)
+	iterator, err := r.newIterator(ctx, r.lastRead)
 	if err != nil {
 		return err
 	}
+	// The next GetRecords is in flight while a batch is transformed and loaded (fetch);
+	// pages come back in order and only what went into a loaded batch is committed, so the
+	// loader sees the same sequence of batches as without the read-ahead. Whatever is read
+	// ahead when the reader returns (lease lost, stopping, shard end, error) is dropped.
+	r.budget = newReadBudget(r.c.cfg.Read, &r.c.held)
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	pages := make(chan page, pagesQueued)
+	fetched := make(chan struct{})
+	go func() {
+		defer close(fetched)
+		r.fetch(fetchCtx, iterator, r.lastRead, pages)
+	}()
+	defer func() {
+		stopFetch()
+		<-fetched
+	}()
+
 	batch := newBatch(r.c.cfg.Batch)
+	// age fires when the batch's first record has waited batch-max-age, so an idle shard's
+	// batch is flushed on time rather than at the next answer.
+	age := time.NewTimer(time.Hour)
+	age.Stop()
+	defer age.Stop()
+	flush := func(shardEnd bool) error {
+		age.Stop()
+		return r.flush(ctx, batch, shardEnd)
+	}
 	for {
 		if ctx.Err() != nil {
 			if errors.Is(context.Cause(ctx), ErrLeaseLost) {
@@ -105,64 +131,81 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 				// under the new identity.
 				return errors.Join(r.flush(ctx, batch, false), context.Cause(ctx))
 			}
-			// Stopping: commit what is held so the next owner starts right after it.
+			// Stopping: commit the batch held (never what is read ahead of it) so the
+			// next owner starts right after it.
 			return errors.Join(r.flush(ctx, batch, false), ctx.Err())
 		}
-		out, err := r.getRecords(ctx, iterator)
-		if isExpiredIterator(err) {
-			// Iterators live five minutes; a long warehouse stall outlives them. Resume
-			// right after the last record read (already held in the batch).
-			if iterator, err = r.newIterator(ctx); err != nil {
-				return err
+		var p page
+		select {
+		case <-ctx.Done():
+			continue
+		case <-age.C:
+			if batch.due(time.Now()) {
+				if err := flush(false); err != nil {
+					return err
+				}
 			}
 			continue
+		case p = <-pages:
 		}
-		if err != nil {
-			if ctx.Err() != nil {
-				continue
+		if p.err != nil {
+			return p.err
+		}
+		stopped := false
+		for _, src := range p.records {
+			if batch.empty() {
+				age.Reset(r.c.cfg.Batch.MaxAge)
 			}
-			return fmt.Errorf("get records: %w", err)
-		}
-		r.c.stalls.read(r.shardID())
-		if out.MillisBehindLatest != nil {
-			r.c.metrics.lag(ctx, r.shardID(), *out.MillisBehindLatest)
-		}
-		for i := range out.Records {
-			rec := &out.Records[i]
-			batch.add(r.toSource(rec))
-			r.lastRead = aws.ToString(rec.SequenceNumber)
+			batch.add(src)
+			r.lastRead = src.GetPosition().GetSequenceNumber()
 			if batch.full() {
-				if err := r.flush(ctx, batch, false); err != nil {
+				if ctx.Err() != nil {
+					// Told to stop (or lease lost) while cutting a large answer: the rest
+					// of it is read-ahead, dropped; the top of the loop decides whether
+					// the full batch is committed.
+					stopped = true
+					break
+				}
+				if err := flush(false); err != nil {
 					return err
 				}
 			}
 		}
-		r.c.metrics.recordsRead(ctx, r.shardID(), len(out.Records))
-		iterator = out.NextShardIterator
-		if iterator == nil {
+		if stopped {
+			continue
+		}
+		if p.shardEnd {
 			// SHARD_END: the shard is closed and read to its end. Commit the rest with the
 			// shard-end mark, which is what lets its children start.
-			if err := r.flush(ctx, batch, true); err != nil {
+			if err := flush(true); err != nil {
 				return err
 			}
 			r.log.Info("shard finished", "sequence_number", r.committed)
 			return nil
 		}
-		if batch.due(time.Now()) {
-			if err := r.flush(ctx, batch, false); err != nil {
+		// Caught up with nothing more waiting: nothing will join the batch before the next
+		// poll, so it goes now (freshness) instead of waiting for its age.
+		if (p.caughtUp && len(pages) == 0) || batch.due(time.Now()) {
+			if err := flush(false); err != nil {
 				return err
 			}
 		}
 	}
 }
 
+// pagesQueued is how many GetRecords answers may wait for the reader beyond the one being
+// read; the records they hold are bounded by the read budget, empty answers by this.
+const pagesQueued = 4
+
 func (r *shardReader) shardID() string { return aws.ToString(r.shard.ShardId) }
 
-func (r *shardReader) newIterator(ctx context.Context) (*string, error) {
+// newIterator positions a shard iterator right after the sequence number after, or at the
+// shard's oldest record when after is "".
+func (r *shardReader) newIterator(ctx context.Context, after string) (*string, error) {
 	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(r.c.cfg.Stream), ShardId: r.shard.ShardId}
-	if r.lastRead != "" {
+	if after != "" {
 		in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
-		in.StartingSequenceNumber = aws.String(r.lastRead)
+		in.StartingSequenceNumber = aws.String(after)
 	} else {
 		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
 	}
@@ -175,21 +218,20 @@ func (r *shardReader) newIterator(ctx context.Context) (*string, error) {
 	return out.ShardIterator, nil
 }
 
-// getRecords stays within the per-shard read limits of Kinesis: calls at least the poll
-// interval apart (5 calls/s), and after a call that returned B bytes, at least B/2 MB
-// seconds before the next (2 MB/s).
-func (r *shardReader) getRecords(ctx context.Context, iterator *string) (*kinesis.GetRecordsOutput, error) {
-	return r.getRecordsLimit(ctx, iterator, int32(r.c.cfg.Batch.MaxRecords))
-}
-
-// getRecordsLimit is getRecords asking for at most limit records.
+// getRecordsLimit reads at most limit records, within the per-shard read limits of
+// Kinesis: calls at least 200 ms apart (5 calls/s) and, after a call that returned B bytes,
+// at least B/2 MB seconds before the next (2 MB/s). While the shard is behind (time behind
+// the tip, or a full answer) the next call is made as soon as those limits allow; once
+// caught up, only after the poll interval.
 func (r *shardReader) getRecordsLimit(ctx context.Context, iterator *string, limit int32) (*kinesis.GetRecordsOutput, error) {
 	return retry(ctx, r.c.cfg.Retry, func() (*kinesis.GetRecordsOutput, error) {
 		if wait := time.Until(r.nextCallAt); wait > 0 {
+			timer := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
+				timer.Stop()
 				return nil, ctx.Err()
-			case <-time.After(wait):
+			case <-timer.C:
 			}
 		}
 		calledAt := time.Now()
@@ -202,7 +244,11 @@ func (r *shardReader) getRecordsLimit(ctx context.Context, iterator *string, lim
 			return nil, backoffPermanent(err)
 		}
 		if err == nil {
-			r.nextCallAt = nextReadAt(calledAt, r.c.cfg.PollInterval, out.Records)
+			interval := r.c.cfg.PollInterval
+			if aws.ToInt64(out.MillisBehindLatest) > 0 || len(out.Records) >= int(limit) {
+				interval = minCallInterval
+			}
+			r.nextCallAt = nextReadAt(calledAt, interval, out.Records)
 		}
 		return out, err
 	}, r.notify("get records"))
@@ -216,22 +262,6 @@ func nextReadAt(calledAt time.Time, poll time.Duration, records []types.Record) 
 		bytes += len(records[i].Data) + len(aws.ToString(records[i].PartitionKey))
 	}
 	return calledAt.Add(max(poll, time.Duration(bytes)*time.Second/readBytesPerSecond))
-}
-
-func (r *shardReader) toSource(rec *types.Record) *transformv1.SourceRecord {
-	src := &transformv1.SourceRecord{
-		Position: &streamv1.RecordPosition{
-			Stream:         r.c.cfg.Stream,
-			ShardId:        r.shardID(),
-			SequenceNumber: aws.ToString(rec.SequenceNumber),
-		},
-		PartitionKey: aws.ToString(rec.PartitionKey),
-		Data:         rec.Data,
-	}
-	if rec.ApproximateArrivalTimestamp != nil {
-		src.ArrivedAt = timestamppb.New(*rec.ApproximateArrivalTimestamp)
-	}
-	return src
 }
 
 // flush transforms and loads the batch, committing the checkpoint with it. With shardEnd
@@ -251,6 +281,9 @@ func (r *shardReader) flush(ctx context.Context, b *batch, shardEnd bool) error 
 	}
 	if err := r.commitIsolating(ctx, b, target, shardEnd); err != nil {
 		return err
+	}
+	if r.budget != nil {
+		r.budget.release(len(b.records), b.bytes)
 	}
 	b.reset()
 	return nil
