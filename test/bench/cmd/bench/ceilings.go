@@ -117,9 +117,9 @@ func readShard(ctx context.Context, client *kinesis.Client, stream, shard string
 }
 
 // putAll writes records (their data and partition keys) into stream with PutRecords of
-// 500 records, from workers concurrent callers, retrying the records a call reports failed
+// perCall records (500 at most), from workers concurrent callers, retrying the records a call reports failed
 // (throttled): the raw PutRecords rate of this Kinesis. It returns the elapsed time.
-func putAll(ctx context.Context, client *kinesis.Client, stream string, records []types.Record, workers int) (time.Duration, error) {
+func putAll(ctx context.Context, client *kinesis.Client, stream string, records []types.Record, workers, perCall int) (time.Duration, error) {
 	batches := make(chan []types.PutRecordsRequestEntry)
 	var mu sync.Mutex
 	var firstErr error
@@ -142,7 +142,7 @@ func putAll(ctx context.Context, client *kinesis.Client, stream string, records 
 	size := 0
 	for _, r := range records {
 		n := len(r.Data) + len(aws.ToString(r.PartitionKey))
-		if len(batch) == maxRecordsPerPut || size+n > maxBytesPerPut {
+		if len(batch) == perCall || size+n > maxBytesPerPut {
 			batches <- batch
 			batch, size = nil, 0
 		}

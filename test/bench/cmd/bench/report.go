@@ -80,6 +80,8 @@ type ceilings struct {
 	GetRecordsRecords   int     `json:"rawGetRecordsRecords"`
 	PutRecords          float64 `json:"rawPutRecordsPerSecond"`
 	PutRecordsRecords   int     `json:"rawPutRecordsRecords"`
+	PutRecordsSmall     float64 `json:"rawPutRecordsAtRequestSizePerSecond"`
+	PutRecordsSmallSize int     `json:"rawPutRecordsAtRequestSizeRecordsPerCall"`
 	Postgres            float64 `json:"rawPostgresCopyUpsertRowsPerSecond"`
 	PostgresRows        int     `json:"rawPostgresRows"`
 	RecordBytes         float64 `json:"averageRecordBytes"`
@@ -186,12 +188,25 @@ func (r *report) ceilings(ctx context.Context, t *benchTB, p *stack.Pipeline, kl
 	}
 	ceilingStream := kinesalitetest.UniqueName(t) + "-ceiling"
 	kl.CreateStream(t, ceilingStream, int32(o.shards))
-	elapsed, err := putAll(ctx, client, ceilingStream, sample, o.httpProd+o.grpcProd)
+	elapsed, err := putAll(ctx, client, ceilingStream, sample, o.httpProd+o.grpcProd, maxRecordsPerPut)
 	if err != nil {
 		t.Fatalf("raw PutRecords: %v", err)
 	}
 	c.PutRecordsRecords = n
 	c.PutRecords = float64(n) / elapsed.Seconds()
+	// Again with the producers' request size, which is what the gateway can put per call
+	// (it writes each request's events in one PutRecords): how much of the gap to the raw
+	// rate is kinesalite's cost per call. Half the records, into a stream of its own.
+	if o.batch < maxRecordsPerPut {
+		smallStream := kinesalitetest.UniqueName(t) + "-ceiling-small"
+		kl.CreateStream(t, smallStream, int32(o.shards))
+		half := sample[:n/2]
+		elapsed, err := putAll(ctx, client, smallStream, half, o.httpProd+o.grpcProd, o.batch)
+		if err != nil {
+			t.Fatalf("raw PutRecords of %d: %v", o.batch, err)
+		}
+		c.PutRecordsSmall, c.PutRecordsSmallSize = float64(len(half))/elapsed.Seconds(), o.batch
+	}
 
 	conn := p.DB
 	all, err := warehouseRows(ctx, conn)
@@ -252,7 +267,10 @@ func (r *report) print(out io.Writer) {
 		r.Drain, ratio(r.Drain, c.GetRecords), ratio(r.Drain, c.KinesisLimit), ratio(r.Drain, c.Postgres))
 	fmt.Fprintf(tw, "end to end while loading\t%.0f rows/s\t%s of raw PutRecords\n", r.EndToEnd, ratio(r.EndToEnd, c.PutRecords))
 	fmt.Fprintln(tw, "CEILINGS (same run)\t\t")
-	fmt.Fprintf(tw, "raw PutRecords (bare SDK, %d callers)\t%.0f rec/s\t\n", r.Config.HTTPProducers+r.Config.GRPCProducers, c.PutRecords)
+	fmt.Fprintf(tw, "raw PutRecords of 500 (bare SDK, %d callers)\t%.0f rec/s\t\n", r.Config.HTTPProducers+r.Config.GRPCProducers, c.PutRecords)
+	if c.PutRecordsSmallSize > 0 {
+		fmt.Fprintf(tw, "raw PutRecords of %d (the request size)\t%.0f rec/s\tgateway (no consumer) at %s of it\n", c.PutRecordsSmallSize, c.PutRecordsSmall, ratio(r.Gateway, c.PutRecordsSmall))
+	}
 	fmt.Fprintf(tw, "raw GetRecords (bare SDK, 1 reader/shard)\t%.0f rec/s\t\n", c.GetRecords)
 	fmt.Fprintf(tw, "Kinesis read limit (%.0f B records)\t%.0f rec/s\t\n", c.RecordBytes, c.KinesisLimit)
 	fmt.Fprintf(tw, "raw PostgreSQL COPY+upsert (%d sessions)\t%.0f rows/s\t\n", r.Config.Shards, c.Postgres)
