@@ -252,10 +252,42 @@ func isEventIDSafe(id string) bool {
 }
 
 // parseGameDate parses a strict YYYY-MM-DD date (time.Parse also rejects "2024-02-30").
+// A well-formed date of ten digits and dashes, as every valid event and row carries, is read
+// directly: time.Parse walks its layout for each call, a noticeable share of validating a
+// line. Anything else (and a month or day out of range) goes to time.Parse, so the dates
+// accepted, and the errors, stay time.Parse's own.
 func parseGameDate(s string) (time.Time, error) {
+	if len(s) == len(gameDateLayout) && s[4] == '-' && s[7] == '-' {
+		year, okY := fourDigits(s[0:4])
+		month, okM := twoDigits(s[5:7])
+		day, okD := twoDigits(s[8:10])
+		if okY && okM && okD && month >= 1 && month <= 12 && day >= 1 {
+			// time.Date normalizes an overflowing day into the next month: equal fields
+			// mean the day exists in that month and year.
+			d := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
+			if d.Day() == day && d.Month() == time.Month(month) {
+				return d, nil
+			}
+		}
+	}
 	d, err := time.Parse(gameDateLayout, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("parse game date %q: %w", s, err)
 	}
 	return d, nil
+}
+
+// twoDigits reads two ASCII decimal digits.
+func twoDigits(s string) (int, bool) {
+	if s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' {
+		return 0, false
+	}
+	return int(s[0]-'0')*10 + int(s[1]-'0'), true
+}
+
+// fourDigits reads four ASCII decimal digits.
+func fourDigits(s string) (int, bool) {
+	hi, okHi := twoDigits(s[0:2])
+	lo, okLo := twoDigits(s[2:4])
+	return hi*100 + lo, okHi && okLo
 }

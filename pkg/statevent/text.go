@@ -43,7 +43,12 @@ const (
 // normalizeText trims s and puts it in NFC. Invalid UTF-8 is left as it is, for
 // ValidateShape to refuse: normalizing would silently repair bytes the producer must fix.
 func normalizeText(s string) string {
-	if s == "" || !utf8.ValidString(s) {
+	if isASCII(s) {
+		// ASCII is valid UTF-8 and already in NFC: only the trim is left, and it does not
+		// allocate. Most text (ids, codes, dates, most names) takes this path.
+		return strings.TrimSpace(s)
+	}
+	if !utf8.ValidString(s) {
 		return s
 	}
 	// Trimmed on both sides of NFC: composition can neither create nor join white space
@@ -70,6 +75,11 @@ func normalizeCode(s string) string {
 // textCharProblem returns the reason and detail of the first character of s that no text
 // field may hold, or "" when there is none.
 func textCharProblem(s, what string) (reason, detail string) {
+	if isPrintableASCII(s) {
+		// Valid UTF-8 without a control character: the common case, decided without
+		// decoding runes or looking them up in the Unicode tables.
+		return "", ""
+	}
 	if !utf8.ValidString(s) {
 		return "invalid_utf8", what + " is not valid UTF-8"
 	}
@@ -85,6 +95,10 @@ func textCharProblem(s, what string) (reason, detail string) {
 // character (Cf: bidirectional controls, zero-width space, byte order mark...), except the
 // joiners some scripts need, or the replacement character U+FFFD.
 func isForbiddenRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		// ASCII holds no format character (Cf); its control characters (Cc) are C0 and DEL.
+		return r < 0x20 || r == 0x7f
+	}
 	if r == '\u200c' || r == '\u200d' {
 		return false
 	}
@@ -116,6 +130,28 @@ func isTeamCode(code string) bool {
 	}
 	for i := 1; i < len(code); i++ {
 		if c := code[i]; (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// isASCII reports whether every byte of s is ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// isPrintableASCII reports whether every byte of s is printable ASCII or white space other
+// than a control character, that is in 0x20-0x7E: such text has nothing textCharProblem
+// refuses.
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
 			return false
 		}
 	}
