@@ -59,6 +59,8 @@ type options struct {
 	iam       bool
 	iamRegion string
 	aws       *aws.Config
+	// beforeConnect runs, in order, before every new connection (after the RDS IAM token).
+	beforeConnect []func(context.Context, *pgx.ConnConfig) error
 }
 
 // AllowInsecure lets NewPool connect beyond loopback without a verified TLS certificate
@@ -72,6 +74,14 @@ func AllowInsecure(allow bool) Option {
 // the SDK's default region).
 func WithIAMAuth(region string) Option {
 	return func(o *options) { o.iam, o.iamRegion = true, region }
+}
+
+// WithBeforeConnect runs hook before every new connection of the pool, with the
+// connection's configuration to adjust (e.g. a user and password from temporary
+// credentials: Amazon Redshift's IAM authentication). Its error fails that connection
+// attempt; several hooks run in the order given, after WithIAMAuth's token.
+func WithBeforeConnect(hook func(ctx context.Context, cc *pgx.ConnConfig) error) Option {
+	return func(o *options) { o.beforeConnect = append(o.beforeConnect, hook) }
 }
 
 // WithAWSConfig signs IAM tokens with cfg's credentials and region instead of loading the
@@ -116,9 +126,22 @@ func NewPool(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.
 			return nil, err
 		}
 	}
+	hooks := o.beforeConnect
 	if o.iam {
-		if cfg.BeforeConnect, err = iamBeforeConnect(ctx, o); err != nil {
+		iamHook, err := iamBeforeConnect(ctx, o)
+		if err != nil {
 			return nil, err
+		}
+		hooks = append([]func(context.Context, *pgx.ConnConfig) error{iamHook}, hooks...)
+	}
+	if len(hooks) > 0 {
+		cfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			for _, hook := range hooks {
+				if err := hook(ctx, cc); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 	}
 	cfg.ConnConfig.Tracer = newTracer(o.tracer...)

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/boxscore-dev/boxscore/pkg/postgres"
@@ -253,5 +255,51 @@ func TestIAMAuthConnectsToARealServer(t *testing.T) {
 	var one int
 	if err := pool.QueryRow(t.Context(), "SELECT 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("SELECT 1 = %d, %v", one, err)
+	}
+}
+
+func TestBeforeConnectHooksSetTheUserAndPasswordSent(t *testing.T) {
+	// Redshift IAM authentication replaces the URL's user and password per connection
+	// through this hook: what the hook sets is what the server receives.
+	catcher := startPasswordCatcher(t)
+	dbURL := "postgres://url_user@" + catcher.ln.Addr().String() + "/dev?sslmode=disable&password=never-sent"
+	var calls int
+	pool, err := postgres.NewPool(t.Context(), dbURL,
+		postgres.WithBeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
+			calls++
+			cc.User, cc.Password = "IAMR:loader", "temporary-password"
+			return nil
+		}),
+		postgres.WithBeforeConnect(func(_ context.Context, cc *pgx.ConnConfig) error {
+			cc.Password += "-second-hook"
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(t.Context()); err == nil {
+		t.Fatal("Ping through the catcher succeeded")
+	}
+	users, passwords := catcher.seen()
+	if len(passwords) == 0 || calls == 0 {
+		t.Fatalf("caught %d passwords after %d hook calls", len(passwords), calls)
+	}
+	if users[0] != "IAMR:loader" || passwords[0] != "temporary-password-second-hook" {
+		t.Fatalf("server received user %q password %q, want the hooks' IAMR:loader / temporary-password-second-hook", users[0], passwords[0])
+	}
+}
+
+func TestBeforeConnectHookErrorFailsTheConnection(t *testing.T) {
+	pool, err := postgres.NewPool(t.Context(), pgtest.NewDatabase(t),
+		postgres.WithBeforeConnect(func(context.Context, *pgx.ConnConfig) error {
+			return errors.New("no credentials today")
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pool.Ping(t.Context()); err == nil || !strings.Contains(err.Error(), "no credentials today") {
+		t.Fatalf("Ping with a failing hook = %v, want the hook's error", err)
 	}
 }
