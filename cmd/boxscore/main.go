@@ -20,7 +20,7 @@ import (
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/report"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/retract"
-	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/s3local"
 	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 )
 

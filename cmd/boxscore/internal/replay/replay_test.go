@@ -23,7 +23,7 @@ import (
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient/gatewaytest"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
-	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/s3local"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 )
 

@@ -18,10 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/s3local"
 )
 
-const demoCSV = "../../../../k8s/local/demo/dodgers-2024-mar-jun.csv"
+const demoCSV = "../../k8s/local/demo/dodgers-2024-mar-jun.csv"
 
 // noCredentialsInEnv keeps the developer's AWS settings out of the test.
 func noCredentialsInEnv(t *testing.T) {
