@@ -18,11 +18,26 @@ import (
 // Source is the source of the stat events the extractor posts.
 const Source = "mlb-statsapi"
 
-// Command is the "extract" command: the regular-season game logs of some players for one
-// season, as a game-log CSV or posted to the ingest gateway. Its fields are kong flags.
+// Command is the "extract" command, in one of two modes: the regular-season game logs of
+// some players for one season (--player, --season), or every batter's line of the league's
+// final games of some days (--date, or --from and --to). Either is written as a game-log
+// CSV or posted to the ingest gateway. Its fields are kong flags.
 type Command struct {
-	Players []int64       `name:"player" required:"" placeholder:"MLB-ID" help:"MLB player id; repeat the flag or separate ids with commas."`
-	Season  int           `required:"" help:"Season (year) to extract."`
+	Players []int64 `name:"player" placeholder:"MLB-ID" help:"Player mode: MLB player id; repeat the flag or separate ids with commas."`
+	Season  int     `help:"Player mode: season (year) to extract."`
+
+	Date        string        `placeholder:"YYYY-MM-DD" help:"League mode: the games of this day (YYYY-MM-DD, \"today\" or \"yesterday\" in --time-zone) and of the --look-back days before it."`
+	LookBack    int           `name:"look-back" default:"3" help:"League mode with --date: also re-read this many days before it, so late games and scoring changes are picked up."`
+	From        string        `placeholder:"YYYY-MM-DD" help:"League mode: first day of a range (with --to)."`
+	To          string        `placeholder:"YYYY-MM-DD" help:"League mode: last day of a range (with --from)."`
+	Team        string        `placeholder:"TEAM" help:"League mode: only the games of this club (abbreviation such as LAD, or MLB team id); both teams' lines are read."`
+	GameType    string        `name:"game-type" default:"R" help:"League mode: Stats API game type (R regular season, F/D/L/W postseason rounds, S spring)."`
+	TimeZone    string        `name:"time-zone" default:"America/New_York" help:"League mode: time zone in which --date today/yesterday is read (MLB's official dates are US dates)."`
+	Concurrency int           `default:"4" help:"League mode: games read at the same time."`
+	RateLimit   float64       `name:"rate-limit" default:"5" help:"Requests per second to the Stats API, retries included (0: unlimited)."`
+	now         func() time.Time
+	batchEvents int // events per gateway request; 0 is ingestclient.MaxBatchEvents (tests set less)
+
 	BaseURL string        `name:"base-url" env:"BOXSCORE_MLB_API_URL" default:"https://statsapi.mlb.com" help:"Base URL of the MLB Stats API."`
 	Timeout time.Duration `default:"30s" help:"Timeout of each HTTP request (failed requests are retried)."`
 	Out     string        `short:"o" default:"-" placeholder:"FILE" help:"CSV file to write, \"-\" for standard output. Written whole or not at all."`
@@ -34,8 +49,11 @@ type Command struct {
 // Validate checks the flags together; kong calls it after parsing, Run calls it again for
 // callers that build a Command by hand.
 func (c *Command) Validate() error {
+	if c.leagueMode() {
+		return c.validateLeague()
+	}
 	if len(c.Players) == 0 {
-		return errors.New("--player: at least one MLB player id is required")
+		return errors.New("--player (with --season), or --date / --from and --to for the whole league, is required")
 	}
 	for _, id := range c.Players {
 		if id <= 0 {
@@ -45,8 +63,15 @@ func (c *Command) Validate() error {
 	if c.Season < statevent.MinSeason || c.Season > statevent.MaxSeason {
 		return fmt.Errorf("--season: %d is not a season between %d and %d", c.Season, statevent.MinSeason, statevent.MaxSeason)
 	}
+	return c.validateCommon()
+}
+
+func (c *Command) validateCommon() error {
 	if c.Timeout <= 0 {
 		return fmt.Errorf("--timeout: %s is not a positive duration", c.Timeout)
+	}
+	if c.RateLimit < 0 {
+		return fmt.Errorf("--rate-limit: %g is negative", c.RateLimit)
 	}
 	if c.Post && c.Out != "" && c.Out != "-" {
 		return errors.New("--out and --post are exclusive: --post sends the rows to the gateway instead of writing them")
@@ -61,20 +86,24 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	client, err := NewClient(c.BaseURL, WithTimeout(c.Timeout), WithRetryNotify(func(err error, wait time.Duration) {
-		fmt.Fprintf(stderr, "retrying in %s: %v\n", wait.Round(time.Millisecond), err)
-	}))
+	client, err := NewClient(c.BaseURL, WithTimeout(c.Timeout), WithRateLimit(c.RateLimit, 1),
+		WithRetryNotify(func(err error, wait time.Duration) {
+			fmt.Fprintf(stderr, "retrying in %s: %v\n", wait.Round(time.Millisecond), err)
+		}))
 	if err != nil {
 		return err
+	}
+	if c.leagueMode() {
+		return c.runLeague(ctx, client, stdout, stderr)
 	}
 	rows, err := c.fetch(ctx, client, stderr)
 	if err != nil {
 		return err
 	}
 	if c.Post {
-		return c.post(ctx, rows, stdout, stderr)
+		return c.post(ctx, rows, fmt.Sprintf("season %d", c.Season), stdout, stderr)
 	}
-	return c.write(rows, stdout, stderr)
+	return c.write(rows, fmt.Sprintf("season %d", c.Season), stdout, stderr)
 }
 
 func (c *Command) fetch(ctx context.Context, client *Client, stderr io.Writer) ([]gamelog.Row, error) {
@@ -102,7 +131,7 @@ func (c *Command) fetch(ctx context.Context, client *Client, stderr io.Writer) (
 	return rows, nil
 }
 
-func (c *Command) write(rows []gamelog.Row, stdout, stderr io.Writer) error {
+func (c *Command) write(rows []gamelog.Row, what string, stdout, stderr io.Writer) error {
 	writeRows := func(w io.Writer) error {
 		gw := gamelog.NewWriter(w)
 		for _, r := range rows {
@@ -124,7 +153,7 @@ func (c *Command) write(rows []gamelog.Row, stdout, stderr io.Writer) error {
 	} else if err := writeFileAtomically(out, writeRows); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "wrote %d rows, season %d, to %s\n", len(rows), c.Season, out)
+	fmt.Fprintf(stderr, "wrote %d rows, %s, to %s\n", len(rows), what, out)
 	return nil
 }
 

@@ -112,7 +112,7 @@ func TestNormalPlayerMapsEveryFieldAndSkipsOtherGameTypes(t *testing.T) {
 	if q.Get("stats") != "gameLog" || q.Get("group") != "hitting" || q.Get("season") != "2024" || q.Get("gameType") != "R" {
 		t.Errorf("query = %s", req.URL.RawQuery)
 	}
-	if ua := req.Header.Get("User-Agent"); !strings.HasPrefix(ua, "boxscore-extract/") {
+	if ua := req.Header.Get("User-Agent"); !strings.HasPrefix(ua, "boxscore/") {
 		t.Errorf("User-Agent = %q", ua)
 	}
 }

@@ -41,12 +41,18 @@ type fakeStatsAPI struct {
 	mu       sync.Mutex
 	requests []*http.Request
 	before   map[int64][]http.HandlerFunc // consumed one per request, then the fixture
+	// League endpoints (fixtures in testdata/league): clock is the fake's "now", a
+	// timecode; every answer is the state of the source at that time.
+	clock       string
+	beforePath  map[string][]http.HandlerFunc // by URL path, consumed one per request
+	notModified int                           // 304s answered to conditional requests
 }
 
 func newFakeStatsAPI(t *testing.T) *fakeStatsAPI {
 	t.Helper()
-	f := &fakeStatsAPI{before: map[int64][]http.HandlerFunc{}}
+	f := &fakeStatsAPI{before: map[int64][]http.HandlerFunc{}, beforePath: map[string][]http.HandlerFunc{}, clock: "20240412_030000"}
 	mux := http.NewServeMux()
+	f.handleLeague(mux)
 	mux.HandleFunc("GET /api/v1/people/{id}/stats", func(w http.ResponseWriter, r *http.Request) {
 		var id int64
 		if _, err := fmt.Sscan(r.PathValue("id"), &id); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
-	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 )
 
@@ -38,20 +37,20 @@ type PostSummary struct {
 // post sends the rows' events to the gateway in batches of at most
 // ingestclient.MaxBatchEvents and prints a summary on stdout. It fails when an event was
 // rejected or could not be settled, after printing what happened.
-func (c *Command) post(ctx context.Context, rows []gamelog.Row, stdout, stderr io.Writer) error {
+func (c *Command) post(ctx context.Context, rows []gamelog.Row, what string, stdout, stderr io.Writer) error {
 	key, err := c.Resolve(c.Gateway)
 	if err != nil {
 		return err
 	}
 	client := ingestclient.New(c.Gateway,
 		key.Option(),
-		ingestclient.WithUserAgent("boxscore-extract/"+buildinfo.String()),
+		ingestclient.WithUserAgent(UserAgent()),
 		ingestclient.WithRetryNotify(func(n ingestclient.RetryNotice) {
 			fmt.Fprintf(stderr, "gateway: retrying in %s: %v\n", n.Wait.Round(time.Millisecond), n.Err)
 		}))
-	summary, sendErr := postRows(ctx, client, rows)
+	summary, sendErr := postRows(ctx, client, rows, c.batchEvents)
 	sendErr = key.Explain(sendErr)
-	summary.print(stdout, c.Gateway, c.Season)
+	summary.print(stdout, c.Gateway, what)
 	if sendErr != nil {
 		return fmt.Errorf("post to %s: %w", c.Gateway, sendErr)
 	}
@@ -61,15 +60,19 @@ func (c *Command) post(ctx context.Context, rows []gamelog.Row, stdout, stderr i
 	return nil
 }
 
-// postRows sends the events batch by batch and stops at the first batch that fails.
-func postRows(ctx context.Context, client *ingestclient.Client, rows []gamelog.Row) (PostSummary, error) {
+// postRows sends the events in batches of batchEvents (ingestclient.MaxBatchEvents when 0)
+// and stops at the first batch that fails.
+func postRows(ctx context.Context, client *ingestclient.Client, rows []gamelog.Row, batchEvents int) (PostSummary, error) {
+	if batchEvents <= 0 || batchEvents > ingestclient.MaxBatchEvents {
+		batchEvents = ingestclient.MaxBatchEvents
+	}
 	s := PostSummary{Events: len(rows), RejectedByReason: map[string]int{}}
 	events := make([]*statsv1.StatEvent, len(rows))
 	for i, r := range rows {
 		events[i] = r.Event(Source)
 	}
-	for start := 0; start < len(events); start += ingestclient.MaxBatchEvents {
-		end := min(start+ingestclient.MaxBatchEvents, len(events))
+	for start := 0; start < len(events); start += batchEvents {
+		end := min(start+batchEvents, len(events))
 		res, err := client.Send(ctx, events[start:end])
 		s.Sent += end - start
 		if res != nil {
@@ -106,8 +109,8 @@ func (s *PostSummary) add(row gamelog.Row, ev ingestclient.EventResult) {
 	}
 }
 
-func (s PostSummary) print(w io.Writer, gateway string, season int) {
-	fmt.Fprintf(w, "posted season %d to %s\n", season, gateway)
+func (s PostSummary) print(w io.Writer, gateway, what string) {
+	fmt.Fprintf(w, "posted %s to %s\n", what, gateway)
 	fmt.Fprintf(w, "  events     %d\n", s.Events)
 	fmt.Fprintf(w, "  sent       %d\n", s.Sent)
 	fmt.Fprintf(w, "  accepted   %d\n", s.Accepted)

@@ -47,7 +47,7 @@ func TestPostSendsEveryRowAsAnEventInsteadOfWritingCSV(t *testing.T) {
 		}
 	}
 	for _, req := range gw.Requests() {
-		if !strings.HasPrefix(req.UserAgent, "boxscore-extract/") {
+		if !strings.HasPrefix(req.UserAgent, "boxscore/") {
 			t.Errorf("User-Agent = %q", req.UserAgent)
 		}
 	}
@@ -92,7 +92,7 @@ func TestPostBatchesOfAtMost500AndCountsRejectionsByReason(t *testing.T) {
 		return nil
 	})
 	rows := syntheticRows(1203)
-	summary, err := postRows(context.Background(), ingestclient.New(gw.URL), rows)
+	summary, err := postRows(context.Background(), ingestclient.New(gw.URL), rows, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestPostBatchesOfAtMost500AndCountsRejectionsByReason(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	summary.print(&out, gw.URL, 2024)
+	summary.print(&out, gw.URL, "season 2024")
 	mustContain(t, out.String(), "accepted   1030", "rejected   173", "unknown_player                           172", "game_closed                              1", "(and 153 more rejected)")
 }
 

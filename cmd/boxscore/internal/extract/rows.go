@@ -140,7 +140,15 @@ func rowOf(playerID int64, season int, s Split) (gamelog.Row, error) {
 		Home:       *s.IsHome,
 		Version:    1,
 	}
-	st := s.Stat
+	if err := setCounts(&row, s.Stat); err != nil {
+		return gamelog.Row{}, err
+	}
+	return row, nil
+}
+
+// setCounts copies the counts of a hitting stat line (a game-log split's or a box score's)
+// into row. A missing count is an error, not a zero; total bases are optional.
+func setCounts(row *gamelog.Row, st HittingStat) error {
 	counts := []struct {
 		name string
 		from *int
@@ -167,18 +175,19 @@ func rowOf(playerID int64, season int, s Split) (gamelog.Row, error) {
 	for _, c := range counts {
 		switch {
 		case c.from == nil:
-			return gamelog.Row{}, fmt.Errorf("stat.%s is missing: a missing count is an error, not a zero", c.name)
+			return fmt.Errorf("stat.%s is missing: a missing count is an error, not a zero", c.name)
 		case *c.from < 0:
-			return gamelog.Row{}, fmt.Errorf("stat.%s is negative (%d)", c.name, *c.from)
+			return fmt.Errorf("stat.%s is negative (%d)", c.name, *c.from)
 		}
 		*c.to = *c.from
 	}
+	row.TotalBases = nil
 	if tb := st.TotalBases; tb != nil {
 		if *tb < 0 {
-			return gamelog.Row{}, fmt.Errorf("stat.totalBases is negative (%d)", *tb)
+			return fmt.Errorf("stat.totalBases is negative (%d)", *tb)
 		}
 		v := *tb
 		row.TotalBases = &v
 	}
-	return row, nil
+	return nil
 }

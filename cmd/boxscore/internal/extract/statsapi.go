@@ -16,9 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
 )
@@ -48,6 +50,19 @@ type Client struct {
 	maxElapsed  time.Duration
 	newBackOff  func() backoff.BackOff
 	onRetry     func(err error, wait time.Duration)
+	// limiter paces every attempt (retries included); nil means unlimited.
+	limiter *rate.Limiter
+	// cache holds this run's answers by URL: answers at a timecode never change and are
+	// served from it; others are revalidated with If-None-Match / If-Modified-Since.
+	cacheMu sync.Mutex
+	cache   map[string]cachedAnswer
+}
+
+// cachedAnswer is a 200 body with the validators the server sent with it.
+type cachedAnswer struct {
+	body         []byte
+	etag         string
+	lastModified string
 }
 
 // Option configures a Client.
@@ -66,6 +81,16 @@ func WithBackOff(newBackOff func() backoff.BackOff) Option {
 // WithMaxAttempts bounds the attempts of one call, the first included.
 func WithMaxAttempts(n uint) Option { return func(c *Client) { c.maxAttempts = n } }
 
+// WithRateLimit paces the requests (every attempt, retries included) to perSecond on
+// average with bursts of burst; perSecond <= 0 leaves them unpaced.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(c *Client) {
+		if perSecond > 0 {
+			c.limiter = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+		}
+	}
+}
+
 // WithRetryNotify is called before each wait, with the error that caused it.
 func WithRetryNotify(f func(err error, wait time.Duration)) Option {
 	return func(c *Client) { c.onRetry = f }
@@ -80,15 +105,21 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 	c := &Client{
 		baseURL:     strings.TrimRight(baseURL, "/"),
 		http:        &http.Client{Timeout: DefaultTimeout},
-		userAgent:   "boxscore-extract/" + buildinfo.String() + " (+https://github.com/boxscore-dev/boxscore)",
+		userAgent:   UserAgent(),
 		maxAttempts: DefaultMaxAttempts,
 		maxElapsed:  DefaultMaxElapsedTime,
 		newBackOff:  func() backoff.BackOff { return backoff.NewExponentialBackOff() },
+		cache:       map[string]cachedAnswer{},
 	}
 	for _, opt := range opts {
 		opt(c)
 	}
 	return c, nil
+}
+
+// UserAgent names the project and its version to the Stats API, as MLB asks of clients.
+func UserAgent() string {
+	return "boxscore/" + buildinfo.String() + " (+https://github.com/boxscore-dev/boxscore)"
 }
 
 // GameLogResponse is the part of a stats?stats=gameLog response the extractor reads.
@@ -208,24 +239,8 @@ func (c *Client) GameLog(ctx context.Context, playerID int64, season int, gameTy
 	if err != nil {
 		return nil, fmt.Errorf("player %d, season %d: %w", playerID, season, err)
 	}
-	attempts := 0
-	body, err := backoff.Retry(ctx, func() ([]byte, error) {
-		attempts++
-		return c.get(ctx, endpoint)
-	},
-		backoff.WithBackOff(c.newBackOff()),
-		backoff.WithMaxTries(c.maxAttempts),
-		backoff.WithMaxElapsedTime(c.maxElapsed),
-		backoff.WithNotify(func(err error, wait time.Duration) {
-			if c.onRetry != nil {
-				c.onRetry(fmt.Errorf("player %d, season %d: %w", playerID, season, err), wait)
-			}
-		}),
-	)
+	body, err := c.fetch(ctx, endpoint, false, fmt.Sprintf("player %d, season %d", playerID, season))
 	if err != nil {
-		if attempts > 1 {
-			return nil, fmt.Errorf("player %d, season %d: game log: gave up after %d attempts: %w", playerID, season, attempts, err)
-		}
 		return nil, fmt.Errorf("player %d, season %d: game log: %w", playerID, season, err)
 	}
 	splits, err := parseGameLog(body)
@@ -233,6 +248,50 @@ func (c *Client) GameLog(ctx context.Context, playerID int64, season int, gameTy
 		return nil, fmt.Errorf("player %d, season %d: GET %s: %w", playerID, season, endpoint, err)
 	}
 	return splits, nil
+}
+
+// fetch GETs endpoint with retries (429, 5xx, network errors; exponential back-off with
+// jitter or the server's Retry-After) and returns the 200 body. immutable says the answer
+// can never change (a snapshot at a timecode): a cached one is returned without a request.
+// Other cached answers are revalidated with their ETag / Last-Modified, and a 304 returns
+// the cached body. what names the resource in retry notices.
+func (c *Client) fetch(ctx context.Context, endpoint string, immutable bool, what string) ([]byte, error) {
+	c.cacheMu.Lock()
+	cached, hit := c.cache[endpoint]
+	c.cacheMu.Unlock()
+	if hit && immutable {
+		return cached.body, nil
+	}
+	attempts := 0
+	body, err := backoff.Retry(ctx, func() ([]byte, error) {
+		attempts++
+		if c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return nil, backoff.Permanent(fmt.Errorf("rate limit: %w", err))
+			}
+		}
+		var validators *cachedAnswer
+		if hit {
+			validators = &cached
+		}
+		return c.get(ctx, endpoint, validators)
+	},
+		backoff.WithBackOff(c.newBackOff()),
+		backoff.WithMaxTries(c.maxAttempts),
+		backoff.WithMaxElapsedTime(c.maxElapsed),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			if c.onRetry != nil {
+				c.onRetry(fmt.Errorf("%s: %w", what, err), wait)
+			}
+		}),
+	)
+	if err != nil {
+		if attempts > 1 {
+			return nil, fmt.Errorf("gave up after %d attempts: %w", attempts, err)
+		}
+		return nil, err
+	}
+	return body, nil
 }
 
 func (c *Client) gameLogURL(playerID int64, season int, gameType string) (string, error) {
@@ -248,15 +307,24 @@ func (c *Client) gameLogURL(playerID int64, season int, gameType string) (string
 	return endpoint + "?" + q.Encode(), nil
 }
 
-// get makes one attempt. Errors worth another attempt are returned as they are; the others
-// are wrapped in backoff.Permanent.
-func (c *Client) get(ctx context.Context, endpoint string) ([]byte, error) {
+// get makes one attempt, conditional when validators (a cached answer) are given. Errors
+// worth another attempt are returned as they are; the others are wrapped in
+// backoff.Permanent. A 200 is cached with its validators.
+func (c *Client) get(ctx context.Context, endpoint string, validators *cachedAnswer) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return nil, backoff.Permanent(fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("Accept", "application/json")
+	if validators != nil {
+		if validators.etag != "" {
+			req.Header.Set("If-None-Match", validators.etag)
+		}
+		if validators.lastModified != "" {
+			req.Header.Set("If-Modified-Since", validators.lastModified)
+		}
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -266,6 +334,9 @@ func (c *Client) get(ctx context.Context, endpoint string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if resp.StatusCode == http.StatusNotModified && validators != nil {
+		return validators.body, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		statusErr := &StatusError{URL: endpoint, StatusCode: resp.StatusCode, Body: snippet(body),
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
@@ -281,8 +352,11 @@ func (c *Client) get(ctx context.Context, endpoint string) ([]byte, error) {
 		return nil, fmt.Errorf("read body of GET %s: %w", endpoint, readErr) // cut off: try again
 	}
 	if len(body) > maxBodyBytes {
-		return nil, backoff.Permanent(fmt.Errorf("GET %s: the body is larger than %d bytes: not a game log", endpoint, maxBodyBytes))
+		return nil, backoff.Permanent(fmt.Errorf("GET %s: the body is larger than %d bytes", endpoint, maxBodyBytes))
 	}
+	c.cacheMu.Lock()
+	c.cache[endpoint] = cachedAnswer{body: body, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}
+	c.cacheMu.Unlock()
 	return body, nil
 }
 
