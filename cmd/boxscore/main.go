@@ -27,7 +27,7 @@ import (
 // cli is the command tree. Each subcommand's flags live with its package.
 type cli struct {
 	Replay  replayCmd        `cmd:"" help:"Replay a game-log CSV (path or s3://bucket/key) into the ingest API, day by day."`
-	Extract extractCmd       `cmd:"" help:"Pull players' season game logs from the MLB Stats API into CSV, or post them to the ingest API."`
+	Extract extractCmd       `cmd:"" help:"Pull batting lines from the MLB Stats API (players' season game logs, or the whole league's final games of some days) into CSV, or post them to the ingest API."`
 	Report  reportCmd        `cmd:"" help:"Print the season leaderboard from the warehouse and draw each player's cumulative OPS."`
 	Retract retractCmd       `cmd:"" help:"Retract one (player, game) line: a tombstone through the ingest API removes it from the warehouse."`
 	DLQ     dlqCmd           `cmd:"" name:"dlq" help:"Work with the warehouse's dead letters: list, show, replay through the ingest API, purge."`

@@ -534,3 +534,40 @@ func (f *fakeStatsAPI) lastScheduleQuery(t *testing.T) url.Values {
 	t.Fatal("no schedule request")
 	return nil
 }
+
+func TestCacheKeepsTheNewestAnswersWithinItsLimit(t *testing.T) {
+	api := newFakeStatsAPI(t)
+	api.setClock(clockNight)
+	ctx := context.Background()
+	// Room for one of the two snapshots, not both: reading both keeps only the second.
+	probe := fastClient(t, api.URL)
+	largest := 0
+	for _, pk := range []int64{746102, 746106} {
+		if _, err := probe.LiveFeed(ctx, pk, "20240411_004000"); err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, probe.cacheBytes-largest)
+	}
+	if probe.cacheBytes <= largest {
+		t.Fatalf("probe cache %d bytes, largest %d", probe.cacheBytes, largest)
+	}
+	client := fastClient(t, api.URL, WithCacheBytes(probe.cacheBytes-1))
+	for _, pk := range []int64{746102, 746106} {
+		if _, err := client.LiveFeed(ctx, pk, "20240411_004000"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := api.requestCount()
+	if _, err := client.LiveFeed(ctx, 746106, "20240411_004000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.LiveFeed(ctx, 746102, "20240411_004000"); err != nil {
+		t.Fatal(err)
+	}
+	if n := api.requestCount() - before; n != 1 {
+		t.Errorf("%d requests for a cached and an evicted snapshot, want 1", n)
+	}
+	if client.cacheBytes > client.cacheLimit {
+		t.Errorf("the cache holds %d bytes, above its limit %d", client.cacheBytes, client.cacheLimit)
+	}
+}

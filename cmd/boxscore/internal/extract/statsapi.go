@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ const (
 	DefaultMaxAttempts    = 5
 	DefaultMaxElapsedTime = 2 * time.Minute
 	maxBodyBytes          = 16 << 20
+	// DefaultCacheBytes bounds the in-run cache: a live feed is 1-2 MB, and a long backfill
+	// must not keep them all.
+	DefaultCacheBytes = 64 << 20
 	bodySnippetBytes      = 200
 )
 
@@ -54,8 +58,11 @@ type Client struct {
 	limiter *rate.Limiter
 	// cache holds this run's answers by URL: answers at a timecode never change and are
 	// served from it; others are revalidated with If-None-Match / If-Modified-Since.
-	cacheMu sync.Mutex
-	cache   map[string]cachedAnswer
+	cacheMu    sync.Mutex
+	cache      map[string]cachedAnswer
+	cacheOrder []string // insertion order, for eviction
+	cacheBytes int      // bytes of the bodies in cache
+	cacheLimit int
 }
 
 // cachedAnswer is a 200 body with the validators the server sent with it.
@@ -91,6 +98,10 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	}
 }
 
+// WithCacheBytes bounds the bodies the in-run cache keeps (default DefaultCacheBytes); the
+// oldest are dropped first. 0 disables the cache.
+func WithCacheBytes(n int) Option { return func(c *Client) { c.cacheLimit = max(n, 0) } }
+
 // WithRetryNotify is called before each wait, with the error that caused it.
 func WithRetryNotify(f func(err error, wait time.Duration)) Option {
 	return func(c *Client) { c.onRetry = f }
@@ -110,6 +121,7 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 		maxElapsed:  DefaultMaxElapsedTime,
 		newBackOff:  func() backoff.BackOff { return backoff.NewExponentialBackOff() },
 		cache:       map[string]cachedAnswer{},
+		cacheLimit:  DefaultCacheBytes,
 	}
 	for _, opt := range opts {
 		opt(c)
@@ -354,10 +366,30 @@ func (c *Client) get(ctx context.Context, endpoint string, validators *cachedAns
 	if len(body) > maxBodyBytes {
 		return nil, backoff.Permanent(fmt.Errorf("GET %s: the body is larger than %d bytes", endpoint, maxBodyBytes))
 	}
-	c.cacheMu.Lock()
-	c.cache[endpoint] = cachedAnswer{body: body, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")}
-	c.cacheMu.Unlock()
+	c.remember(endpoint, cachedAnswer{body: body, etag: resp.Header.Get("ETag"), lastModified: resp.Header.Get("Last-Modified")})
 	return body, nil
+}
+
+// remember caches a 200 answer, dropping the oldest answers beyond the cache's limit.
+func (c *Client) remember(endpoint string, a cachedAnswer) {
+	c.cacheMu.Lock()
+	defer c.cacheMu.Unlock()
+	if len(a.body) > c.cacheLimit {
+		return
+	}
+	if old, ok := c.cache[endpoint]; ok {
+		c.cacheBytes -= len(old.body)
+		c.cacheOrder = slices.DeleteFunc(c.cacheOrder, func(e string) bool { return e == endpoint })
+	}
+	for c.cacheBytes+len(a.body) > c.cacheLimit && len(c.cacheOrder) > 0 {
+		oldest := c.cacheOrder[0]
+		c.cacheOrder = c.cacheOrder[1:]
+		c.cacheBytes -= len(c.cache[oldest].body)
+		delete(c.cache, oldest)
+	}
+	c.cache[endpoint] = a
+	c.cacheOrder = append(c.cacheOrder, endpoint)
+	c.cacheBytes += len(a.body)
 }
 
 // parseGameLog reads a complete 200 body.
