@@ -36,8 +36,9 @@ type Set struct {
 // its advisory locks). Its methods are the package-level Apply, Migrate, Check and Latest.
 var PostgreSQL = &Set{engine: EnginePostgreSQL, dir: "sql"}
 
-// Redshift is the warehouse schema on Amazon Redshift (redshift/*.sql, goose's Redshift
-// dialect, a lock table instead of advisory locks; see applyRedshift).
+// Redshift is the warehouse schema on Amazon Redshift (redshift/*.sql, README.md there):
+// pgmigrate.ApplyRedshift's runner, goose's Redshift dialect, a lock table instead of
+// advisory locks.
 var Redshift = &Set{engine: EngineRedshift, dir: "redshift"}
 
 // ForEngine returns the schema set of the named warehouse engine ("postgresql" or
@@ -88,7 +89,7 @@ func (s *Set) Apply(ctx context.Context, pool *pgxpool.Pool, schema string, logg
 		return err
 	}
 	if s.engine == EngineRedshift {
-		return applyRedshift(ctx, pool, files, schema, logger, s.rewrite)
+		return pgmigrate.ApplyRedshift(ctx, pool, files, component, schema, logger, s.rewrite)
 	}
 	return pgmigrate.Apply(ctx, pool, files, component, schema, logger)
 }
@@ -110,7 +111,7 @@ func (s *Set) Check(ctx context.Context, pool *pgxpool.Pool, schema string) (int
 		return 0, err
 	}
 	if s.engine == EngineRedshift {
-		return checkRedshift(ctx, pool, files, schema)
+		return pgmigrate.CheckRedshift(ctx, pool, files, component, schema, "loader")
 	}
 	return pgmigrate.Check(ctx, pool, files, component, schema, "loader")
 }

@@ -4,7 +4,7 @@
 //
 // There is one set of files per warehouse engine (ForEngine): sql/ for PostgreSQL (the
 // package-level functions, through pkg/pgmigrate) and redshift/ for Amazon Redshift
-// (Redshift, its own runner: redshift.go). Both end with the same tables and columns; a
+// (Redshift, through pgmigrate.ApplyRedshift). Both end with the same tables and columns; a
 // test keeps them from drifting apart.
 //
 // Every table lives in one PostgreSQL schema (DefaultSchema unless configured), and so does

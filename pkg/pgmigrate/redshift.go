@@ -1,4 +1,4 @@
-package migrations
+package pgmigrate
 
 import (
 	"context"
@@ -14,12 +14,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-
-	"github.com/boxscore-dev/boxscore/pkg/pgmigrate"
 )
 
-// The Redshift runner. Redshift speaks the PostgreSQL protocol but is not PostgreSQL, and
-// pkg/pgmigrate's runner relies on what Redshift lacks:
+// The Redshift runner: ApplyRedshift and CheckRedshift. Redshift speaks the PostgreSQL
+// protocol but is not PostgreSQL, and Apply relies on what Redshift lacks:
 //
 //   - advisory locks (pg_advisory_lock, pg_advisory_xact_lock): replicas take turns through
 //     an explicit lock table instead, LOCK TABLE <schema>.goose_lock in a transaction held,
@@ -32,19 +30,24 @@ import (
 //     number, a boolean) is written into the statement as a literal first (redshiftConn).
 //
 // Nothing here sends a statement that Redshift would refuse. To test the runner on
-// PostgreSQL 15 (there is no Redshift here), Set.WithRewrite installs a rewrite that every
-// statement passes through just before it is sent, at the driver (redshiftConn): the
-// statements the test sees are exactly those that would go to Redshift, and the rewrite
-// changes only the Redshift-only clauses it lists (package redshifttest).
+// PostgreSQL 15 (there is no Redshift here), a rewrite (RedshiftToPostgreSQL) can be given
+// that every statement passes through just before it is sent, at the driver (redshiftConn):
+// the statements a test sees are exactly those that would go to Redshift, and the rewrite
+// changes only the Redshift-only clauses it lists.
 
 // lockTable is the table whose lock serializes the migrations of one schema. It holds no
 // rows; its name says what it is for anyone listing the schema.
 const lockTable = "goose_lock"
 
-// lockTimeout bounds the wait for another replica's migrations, as pgmigrate's does.
+// lockTimeout bounds the wait for another replica's migrations, as Apply's does.
 const lockTimeout = 5 * time.Minute
 
-func applyRedshift(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema string, logger *slog.Logger, rewrite func(string) string) error {
+// ApplyRedshift is Apply on Amazon Redshift: it creates schema if needed and applies every
+// pending migration of files in it with goose's Redshift dialect, safe from several replicas
+// at once (they take turns on a lock table). rewrite, when not nil, changes every statement
+// just before it is sent: nil on Redshift, RedshiftToPostgreSQL to run the same migrations
+// on PostgreSQL in tests. A nil logger discards goose's messages.
+func ApplyRedshift(ctx context.Context, pool *pgxpool.Pool, files fs.FS, component, schema string, logger *slog.Logger, rewrite func(string) string) error {
 	if err := ValidateSchema(schema); err != nil {
 		return fmt.Errorf("%s migrations: %w", component, err)
 	}
@@ -54,10 +57,9 @@ func applyRedshift(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema 
 	db := openRedshiftDB(pool, schema, rewrite)
 	defer func() { _ = db.Close() }() // closing a database/sql pool only releases its connections
 
-	// An older binary must not run against a schema already newer than it knows (see
-	// pgmigrate.Apply).
-	if _, err := checkRedshift(ctx, pool, files, schema); err != nil {
-		var verr *pgmigrate.VersionError
+	// An older binary must not run against a schema already newer than it knows (see Apply).
+	if _, err := CheckRedshift(ctx, pool, files, component, schema, ""); err != nil {
+		var verr *VersionError
 		if errors.As(err, &verr) && verr.Database > verr.Binary {
 			return err
 		}
@@ -90,9 +92,6 @@ func applyRedshift(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema 
 	}
 	return nil
 }
-
-// versionTable is goose's history table, in the warehouse schema (as pgmigrate's).
-const versionTable = "goose_db_version"
 
 // openRedshiftDB opens a database/sql pool from pool's configuration: the simple protocol,
 // search_path set to the schema alone by a SET after connecting (a statement Redshift
@@ -192,25 +191,27 @@ func (l *tableLocker) Unlock(context.Context, *sql.DB) error {
 	return nil
 }
 
-// checkRedshift is Check on Redshift: the version recorded in the schema's goose table
-// (0 when there is none), compared with the newest file. Only reads; every statement
+// CheckRedshift is Check on Redshift: the version recorded in the schema's goose table (0
+// when there is none), compared with the newest file. It only reads; every statement
 // carries its values as literals and goes through the simple protocol.
-func checkRedshift(ctx context.Context, pool *pgxpool.Pool, files fs.FS, schema string) (int64, error) {
-	latest, err := pgmigrate.Latest(files)
+func CheckRedshift(ctx context.Context, pool *pgxpool.Pool, files fs.FS, component, schema, program string) (int64, error) {
+	latest, err := Latest(files)
 	if err != nil {
 		return 0, fmt.Errorf("%s migrations: %w", component, err)
 	}
-	current, err := redshiftVersion(ctx, pool, schema)
+	current, err := VersionRedshift(ctx, pool, schema)
 	if err != nil {
 		return 0, fmt.Errorf("%s schema version: %w", component, err)
 	}
 	if current != latest {
-		return current, &pgmigrate.VersionError{Component: component, Schema: schema, Database: current, Binary: latest, Program: "loader"}
+		return current, &VersionError{Component: component, Schema: schema, Database: current, Binary: latest, Program: program}
 	}
 	return current, nil
 }
 
-func redshiftVersion(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error) {
+// VersionRedshift is Version on Redshift (pg_class instead of to_regclass, the simple
+// protocol, no bound argument).
+func VersionRedshift(ctx context.Context, pool *pgxpool.Pool, schema string) (int64, error) {
 	if err := ValidateSchema(schema); err != nil {
 		return 0, err
 	}
