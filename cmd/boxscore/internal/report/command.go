@@ -15,37 +15,46 @@ import (
 )
 
 // Command is the `report` CLI command (kong): it prints a season's batting
-// leaderboard from the warehouse and writes the cumulative OPS chart.
+// leaderboard from the warehouse (PostgreSQL or Amazon Redshift, see connect) and
+// writes the cumulative OPS chart.
 type Command struct {
-	DatabaseURL string `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse."`
+	DatabaseURL string `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (Amazon Redshift: postgres://user@host:5439/dev?sslmode=verify-full...)."`
+	Engine      string `name:"warehouse-engine" env:"BOXSCORE_WAREHOUSE_ENGINE" default:"auto" enum:"auto,postgresql,redshift" help:"The warehouse's engine: postgresql, redshift (every query in the simple protocol, no prepared statement), or auto (asked with SELECT version())."`
 	Schema      string `name:"warehouse-schema" env:"BOXSCORE_WAREHOUSE_SCHEMA" default:"boxscore" help:"Schema holding the warehouse tables and views."`
 	Season      int    `name:"season" default:"2024" help:"Season to report on."`
 	Chart       string `name:"chart" default:"out/ops-by-date.svg" help:"Where to write the cumulative OPS chart (SVG); missing directories are created."`
 	Note        string `name:"note" help:"Subtitle of the chart: say where the numbers come from (for example that they are simulated)."`
+
+	// tracer, set by tests, sees every query the report sends.
+	tracer pgx.QueryTracer
 }
 
 // Run prints the leaderboard to stdout, writes the chart to c.Chart and says
 // where it went. A season without games is an error: there is nothing to
 // report, and most likely the pipeline has not loaded anything yet.
 func (c *Command) Run(ctx context.Context, stdout io.Writer) (err error) {
-	conn, err := pgx.Connect(ctx, c.DatabaseURL)
+	engine := c.Engine
+	if engine == "" {
+		engine = engineAuto
+	}
+	warehouse, err := connect(ctx, c.DatabaseURL, engine, c.tracer)
 	if err != nil {
-		return fmt.Errorf("report: connect to the warehouse: %w", err)
+		return err
 	}
 	defer func() {
-		if closeErr := conn.Close(context.WithoutCancel(ctx)); closeErr != nil {
+		if closeErr := warehouse.conn.Close(context.WithoutCancel(ctx)); closeErr != nil {
 			err = errors.Join(err, fmt.Errorf("report: close the warehouse connection: %w", closeErr))
 		}
 	}()
 
-	board, err := seasonview.Season(ctx, conn, c.Schema, c.Season)
+	board, err := seasonview.Season(ctx, warehouse.db, c.Schema, c.Season)
 	if err != nil {
 		return err
 	}
 	if len(board) == 0 {
 		return fmt.Errorf("report: no batting lines for season %d in schema %s", c.Season, c.Schema)
 	}
-	cumulative, err := seasonview.CumulativeOPS(ctx, conn, c.Schema, c.Season)
+	cumulative, err := seasonview.CumulativeOPS(ctx, warehouse.db, c.Schema, c.Season)
 	if err != nil {
 		return err
 	}
