@@ -207,7 +207,7 @@ func TestEngineOf(t *testing.T) {
 	t.Parallel()
 	for version, want := range map[string]string{
 		"PostgreSQL 8.0.2 on i686-pc-linux-gnu, compiled by GCC gcc (GCC) 3.4.2 20041017 (Red Hat 3.4.2-6.fc3), Redshift 1.0.77467": engineRedshift,
-		"PostgreSQL 15.10 (Debian 15.10-1.pgdg120+1) on x86_64-pc-linux-gnu, compiled by gcc (Debian 12.2.0-14) 12.2.0, 64-bit":    enginePostgreSQL,
+		"PostgreSQL 15.10 (Debian 15.10-1.pgdg120+1) on x86_64-pc-linux-gnu, compiled by gcc (Debian 12.2.0-14) 12.2.0, 64-bit":     enginePostgreSQL,
 	} {
 		if got := engineOf(version); got != want {
 			t.Errorf("engineOf(%q) = %s, want %s", version, got, want)
