@@ -167,7 +167,7 @@ func Generate(opts Options) (*Result, error) {
 	}
 	season := cmp.Or(opts.Season, 2024)
 	teams := Teams(season)
-	rng := rand.New(rand.NewPCG(opts.Seed, uint64(season)))
+	rng := rand.New(rand.NewPCG(opts.Seed, uint64(season))) //nolint:gosec // a seeded simulation must be reproducible; nothing secret is drawn from it
 	games, err := schedule(season, rng)
 	if err != nil {
 		return nil, err
@@ -293,6 +293,9 @@ func Generate(opts Options) (*Result, error) {
 		}
 	}
 	slices.SortStableFunc(corrections, func(a, b correction) int { return a.found.Compare(b.found) })
+	if len(opts.Teams) == 0 && opts.From.IsZero() && opts.To.IsZero() {
+		res.Rows = make([]gamelog.Row, 0, len(all)+len(corrections)) // rows are large: grow once
+	}
 	start := 0
 	for i, end := range dayEnd {
 		for _, e := range all[start:end] {
