@@ -193,7 +193,7 @@ func Generate(opts Options) (*Result, error) {
 		team int
 	}
 	all := make([]emitted, 0, 64_000) // every original row of the season, in file order
-	var dayEnd []int  // index in all after each game day
+	var dayEnd []int                  // index in all after each game day
 	var dayDates []time.Time
 	rostered := map[int64]bool{}
 	s := &sim{rng: rng}

@@ -356,7 +356,7 @@ func TestCorrections(t *testing.T) {
 		player int64
 		game   string
 	}
-	originals := map[key]int{} // row index
+	originals := map[key]int{}    // row index
 	lastOfDay := map[string]int{} // index of the last version-1 row of each game date
 	for i, r := range res.Rows {
 		if r.Version == 1 {
