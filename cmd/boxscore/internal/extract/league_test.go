@@ -448,6 +448,9 @@ func TestLeagueRetriesTheSourceAndHonoursTheRateLimit(t *testing.T) {
 	if res.Read != 2 || len(res.Failed) != 0 || retries.Load() != 3 {
 		t.Errorf("read %d games, failed %v, %d retries; want 2, none, 3", res.Read, res.Failed, retries.Load())
 	}
+	if n := api.requestsTo("/api/v1/schedule"); n != 3 {
+		t.Errorf("%d schedule requests, want 3 (429, 502, then the schedule)", n)
+	}
 	// At 50 requests a second with a burst of 1, n requests take at least (n-1)/50 s.
 	if n := api.requestCount(); time.Since(started) < time.Duration(n-1)*20*time.Millisecond {
 		t.Errorf("%d requests in %s: faster than the rate limit", n, time.Since(started))
