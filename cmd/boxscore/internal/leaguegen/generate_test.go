@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,9 @@ func TestScheduleShape(t *testing.T) {
 		}
 		if g.Number == 2 {
 			doubleheaders++
+		}
+		if suffix := fmt.Sprint(g.Number); !strings.HasSuffix(g.ID, suffix) || (g.Number == 1) != g.Postponed.Equal(g.Date.AddDate(0, 0, -1)) {
+			t.Errorf("game %s (number %d, postponed from %s): the id ends with the game number, game 1 makes up yesterday's game", g.ID, g.Number, g.Postponed)
 		}
 		if g.Date.Before(date("2024-03-26")) || g.Date.After(date("2024-10-06")) {
 			t.Errorf("game %s on %s: outside late March to early October", g.ID, g.Date.Format(time.DateOnly))
@@ -378,6 +382,9 @@ func TestCorrections(t *testing.T) {
 			if !ok {
 				t.Fatalf("row %d: correction of %v before (or without) its line", i+1, k)
 			}
+			if j < 0 {
+				t.Fatalf("row %d: %v corrected twice", i+1, k)
+			}
 			o := res.Rows[j]
 			if o.GameDate != r.GameDate || o.Team != r.Team || o.Opponent != r.Opponent || o.Home != r.Home || o.GameNumber != r.GameNumber {
 				t.Fatalf("row %d: correction changes the game: %+v vs %+v", i+1, r, o)
@@ -395,8 +402,7 @@ func TestCorrections(t *testing.T) {
 			if diff != 1 || o.Runs != r.Runs || o.AtBats != r.AtBats {
 				t.Fatalf("row %d: a scoring change alters exactly one of hits, doubles, RBI: %+v -> %+v", i+1, o, r)
 			}
-			delete(originals, k) // a line is corrected at most once
-			originals[k] = -1
+			originals[k] = -1 // a line is corrected at most once
 		default:
 			t.Fatalf("row %d: version %d", i+1, r.Version)
 		}

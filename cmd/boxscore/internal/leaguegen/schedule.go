@@ -15,8 +15,8 @@ type Game struct {
 	Number int       // 0 single game, 1 or 2 in a doubleheader
 	Home   int       // team index in Teams(season)
 	Away   int
-	// Postponed is set on the second game of a doubleheader that makes up a rained-out game:
-	// the date it was first scheduled on.
+	// Postponed is set on the first game of a doubleheader, the make-up of a game rained out
+	// the day before: the date it was first scheduled on.
 	Postponed time.Time
 }
 
@@ -124,8 +124,8 @@ type scheduler struct {
 	lastFoe   [30]int          // opponent in the previous round, -1 none
 }
 
-// schedule builds the season's games. It fails only if the plan cannot be placed by
-// mid-October, which the tests show does not happen.
+// schedule builds the season's games. It fails only if the plan does not fit in 60 rounds
+// (late October); the tests show every seed tried ends by early October.
 func schedule(season int, rng *rand.Rand) ([]Game, error) {
 	s := &scheduler{rng: rng}
 	total := 0
