@@ -41,12 +41,16 @@ type ScheduledGame struct {
 	// admission) for a doubleheader; GameNumber is 1 or 2.
 	DoubleHeader string `json:"doubleHeader"`
 	GameNumber   int    `json:"gameNumber"`
-	// ResumeDate is set on the entry of a game suspended that day: the day it is completed.
-	ResumeDate string `json:"resumeDate"`
+	// ResumeDate (a date-time) and ResumeGameDate (a date) are set on the entry of a game
+	// suspended that day: when it is completed.
+	ResumeDate     string `json:"resumeDate"`
+	ResumeGameDate string `json:"resumeGameDate"`
 	// ResumedFrom is set on the entry of the day a suspended game is completed.
 	ResumedFrom string `json:"resumedFrom"`
-	// RescheduleDate is set on the entry of a postponed game: its makeup date.
-	RescheduleDate string `json:"rescheduleDate"`
+	// RescheduleDate (a date-time) and RescheduleGameDate (a date) are set on the entry of a
+	// postponed game: its makeup date.
+	RescheduleDate     string `json:"rescheduleDate"`
+	RescheduleGameDate string `json:"rescheduleGameDate"`
 }
 
 // GameStatus is a game's status. CodedGameState is the one-letter state the extractor

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -163,14 +164,15 @@ func notPlayedHere(g ScheduledGame) string {
 		if st.Reason != "" {
 			reason += " (" + st.Reason + ")"
 		}
-		if d := dateOf(g.RescheduleDate); d != "" {
+		if d := cmp.Or(dateOf(g.RescheduleGameDate), dateOf(g.RescheduleDate)); d != "" {
 			reason += ", rescheduled to " + d
 		}
 		return reason
 	case st.CodedGameState == codedCancelled:
 		return "cancelled: " + st.DetailedState
-	case dateOf(g.ResumeDate) != "" && dateOf(g.ResumeDate) != g.OfficialDate:
-		return fmt.Sprintf("suspended (%s), completed on %s: its lines are read with that day's games", st.DetailedState, dateOf(g.ResumeDate))
+	}
+	if resumed := cmp.Or(dateOf(g.ResumeGameDate), dateOf(g.ResumeDate)); resumed != "" && resumed != g.OfficialDate {
+		return fmt.Sprintf("suspended (%s), completed on %s: its lines are read with that day's games", st.DetailedState, resumed)
 	}
 	return ""
 }

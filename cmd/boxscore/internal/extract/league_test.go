@@ -574,3 +574,24 @@ func TestCacheKeepsTheNewestAnswersWithinItsLimit(t *testing.T) {
 		t.Errorf("the cache holds %d bytes, above its limit %d", client.cacheBytes, client.cacheLimit)
 	}
 }
+
+func TestNotPlayedHereReadsEitherDateField(t *testing.T) {
+	suspended := GameStatus{CodedGameState: "U", DetailedState: "Suspended: Rain"}
+	for name, tc := range map[string]struct {
+		game ScheduledGame
+		want string
+	}{
+		"final":                    {ScheduledGame{OfficialDate: "2024-04-10", Status: GameStatus{CodedGameState: "F"}}, ""},
+		"suspended, date-time":     {ScheduledGame{OfficialDate: "2024-04-10", Status: suspended, ResumeDate: "2024-04-11T17:10:00Z"}, "completed on 2024-04-11"},
+		"suspended, date":          {ScheduledGame{OfficialDate: "2024-04-10", Status: suspended, ResumeGameDate: "2024-04-11"}, "completed on 2024-04-11"},
+		"resumed the same day":     {ScheduledGame{OfficialDate: "2024-04-10", Status: GameStatus{CodedGameState: "F"}, ResumeGameDate: "2024-04-10"}, ""},
+		"postponed, date only":     {ScheduledGame{OfficialDate: "2024-04-10", Status: GameStatus{CodedGameState: "D", Reason: "Snow"}, RescheduleGameDate: "2024-06-01"}, "postponed (Snow), rescheduled to 2024-06-01"},
+		"postponed, no makeup yet": {ScheduledGame{OfficialDate: "2024-04-10", Status: GameStatus{CodedGameState: "D"}}, "postponed"},
+		"cancelled":                {ScheduledGame{OfficialDate: "2024-04-10", Status: GameStatus{CodedGameState: "C", DetailedState: "Cancelled"}}, "cancelled: Cancelled"},
+	} {
+		got := notPlayedHere(tc.game)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+}
