@@ -55,6 +55,7 @@ func ratio(a, b int) float64 {
 }
 
 func (t *Totals) add(o Totals, sign int) {
+	t.Lines += sign * o.Lines
 	t.PlateAppearances += sign * o.PlateAppearances
 	t.AtBats += sign * o.AtBats
 	t.Runs += sign * o.Runs
@@ -88,23 +89,39 @@ func rowTotals(r gamelog.Row) Totals {
 // (player, game) only the row with the highest version counts. It never looks at the
 // simulation, so tests compare it with Result.Totals.
 func TotalsOf(rows []gamelog.Row) Totals {
-	type key struct {
-		player int64
-		game   string
+	var t Totals
+	for _, r := range latestLines(rows) {
+		t.add(rowTotals(r), 1)
 	}
-	latest := make(map[key]gamelog.Row, len(rows))
+	return t
+}
+
+// PlayerTotalsOf is TotalsOf for each player (Lines: his games), for leaderboards.
+func PlayerTotalsOf(rows []gamelog.Row) map[int64]Totals {
+	byPlayer := map[int64]Totals{}
+	for _, r := range latestLines(rows) {
+		t := byPlayer[r.PlayerID]
+		t.add(rowTotals(r), 1)
+		byPlayer[r.PlayerID] = t
+	}
+	return byPlayer
+}
+
+// latestLines keeps the highest version of each (player, game) line.
+func latestLines(rows []gamelog.Row) map[lineKey]gamelog.Row {
+	latest := make(map[lineKey]gamelog.Row, len(rows))
 	for _, r := range rows {
-		k := key{r.PlayerID, r.GameID}
+		k := lineKey{r.PlayerID, r.GameID}
 		if old, ok := latest[k]; !ok || r.Version > old.Version {
 			latest[k] = r
 		}
 	}
-	var t Totals
-	for _, r := range latest {
-		t.add(rowTotals(r), 1)
-		t.Lines++
-	}
-	return t
+	return latest
+}
+
+type lineKey struct {
+	player int64
+	game   string
 }
 
 // Result is a generated season (or its selected part).

@@ -435,6 +435,17 @@ func TestCSVReadsBackAndTotalsMatch(t *testing.T) {
 	if got := leaguegen.TotalsOf(rows); got != res.Totals {
 		t.Fatalf("totals from the CSV %+v\n differ from the generator's %+v", got, res.Totals)
 	}
+	// Per player, the same totals.
+	var sum leaguegen.Totals
+	for _, pt := range leaguegen.PlayerTotalsOf(rows) {
+		sum.Lines += pt.Lines
+		sum.Hits += pt.Hits
+		sum.RBI += pt.RBI
+		sum.PlateAppearances += pt.PlateAppearances
+	}
+	if want := res.Totals; sum.Lines != want.Lines || sum.Hits != want.Hits || sum.RBI != want.RBI || sum.PlateAppearances != want.PlateAppearances {
+		t.Fatalf("players' totals add up to %+v, league %+v", sum, want)
+	}
 	// And the file's totals are not those of version 1 alone: the corrections count.
 	var firsts []gamelog.Row
 	for _, r := range rows {
