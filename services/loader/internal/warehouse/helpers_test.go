@@ -34,7 +34,9 @@ const (
 
 type env struct {
 	pool  *pgxpool.Pool
-	store *warehouse.Store
+	store loaderStore
+	// redshift is set for the Redshift path (newRedshiftEnv).
+	redshift *redshiftParts
 }
 
 // newEnv migrates a fresh database and returns a Store over it, with testShard claimed
@@ -76,7 +78,7 @@ func claimRequest(shardID string, token int64, owner string) *loadv1.ClaimShardR
 	return &loadv1.ClaimShardRequest{Stream: testStream, ShardId: shardID, LeaseToken: token, Owner: owner}
 }
 
-func mustClaim(t *testing.T, s *warehouse.Store, shardID string, token int64, owner string) *loadv1.Checkpoint {
+func mustClaim(t *testing.T, s loaderStore, shardID string, token int64, owner string) *loadv1.Checkpoint {
 	t.Helper()
 	cp, err := s.ClaimShard(t.Context(), claimRequest(shardID, token, owner))
 	if err != nil {
@@ -154,7 +156,7 @@ func request(expected, seq string, rows ...*warehousev1.BattingGameRow) *loadv1.
 	}
 }
 
-func mustLoad(t *testing.T, s *warehouse.Store, req *loadv1.LoadRequest) *loadv1.LoadResponse {
+func mustLoad(t *testing.T, s loaderStore, req *loadv1.LoadRequest) *loadv1.LoadResponse {
 	t.Helper()
 	resp, err := s.Load(t.Context(), req)
 	if err != nil {
@@ -294,7 +296,7 @@ func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
 	return n
 }
 
-func assertCheckpoint(t *testing.T, s *warehouse.Store, wantSeq string, wantShardEnd bool) *loadv1.Checkpoint {
+func assertCheckpoint(t *testing.T, s loaderStore, wantSeq string, wantShardEnd bool) *loadv1.Checkpoint {
 	t.Helper()
 	got, err := s.GetCheckpoint(t.Context(), testStream, testShard)
 	if err != nil {

@@ -73,15 +73,30 @@ func (s *Store) ClaimShard(ctx context.Context, req *loadv1.ClaimShardRequest) (
 // (nothing written; carries the stored checkpoint, with the token that refused the
 // claim), otherwise a database error to classify with IsTransient.
 func (s *Store) Claim(ctx context.Context, req *loadv1.ClaimShardRequest) (*loadv1.ClaimShardResponse, error) {
+	return claimShard(ctx, s.pool, pgx.TxOptions{}, s.dialect, req)
+}
+
+// checkpointDialect is the part of a dialect a claim and a checkpoint read need: the
+// PostgreSQL and Redshift dialects both have it, so Claim's flow is written once.
+type checkpointDialect interface {
+	ClaimShard(ctx context.Context, tx pgx.Tx, claim Claim) (stored Checkpoint, claimed bool, err error)
+	ReadCheckpoint(ctx context.Context, q Querier, stream, shardID string) (Checkpoint, error)
+	SetStreamIdentity(ctx context.Context, tx pgx.Tx, stream, shardID, identity string, reset bool) (Checkpoint, error)
+	InsertGap(ctx context.Context, tx pgx.Tx, gap Gap) error
+}
+
+// claimShard is Claim (see Store.Claim) through dialect d, in one transaction begun with
+// txOptions.
+func claimShard(ctx context.Context, pool *pgxpool.Pool, txOptions pgx.TxOptions, d checkpointDialect, req *loadv1.ClaimShardRequest) (*loadv1.ClaimShardResponse, error) {
 	claim := Claim{Stream: req.GetStream(), ShardID: req.GetShardId(), LeaseToken: req.GetLeaseToken(), Owner: req.GetOwner(),
 		StreamIdentity: req.GetStreamIdentity()}
 	if err := validateClaim(claim); err != nil {
 		return nil, err
 	}
 	var resp *loadv1.ClaimShardResponse
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, pool, txOptions, func(tx pgx.Tx) error {
 		resp = nil // a retried transaction function starts over
-		stored, ok, err := s.dialect.ClaimShard(ctx, tx, claim)
+		stored, ok, err := d.ClaimShard(ctx, tx, claim)
 		if err != nil {
 			return err
 		}
@@ -99,12 +114,12 @@ func (s *Store) Claim(ctx context.Context, req *loadv1.ClaimShardRequest) (*load
 					ConsumerID: claim.Owner, Old: stored,
 					Detail: "the stream was deleted and created again under the same name: the checkpoint of the earlier stream is archived and the shard starts over from its oldest record",
 				}
-				if err := s.dialect.InsertGap(ctx, tx, gap); err != nil {
+				if err := d.InsertGap(ctx, tx, gap); err != nil {
 					return err
 				}
 				reset = gapProto(gap)
 			}
-			if stored, err = s.dialect.SetStreamIdentity(ctx, tx, claim.Stream, claim.ShardID, claim.StreamIdentity, recreated); err != nil {
+			if stored, err = d.SetStreamIdentity(ctx, tx, claim.Stream, claim.ShardID, claim.StreamIdentity, recreated); err != nil {
 				return err
 			}
 		}
@@ -323,12 +338,16 @@ const StageLoad = deadletter.StageLoad
 // GetCheckpoint returns the stored checkpoint of a shard, with its lease token and owner;
 // its sequence number is empty (and updated_at unset) when nothing was committed.
 func (s *Store) GetCheckpoint(ctx context.Context, stream, shardID string) (*loadv1.Checkpoint, error) {
+	return getCheckpoint(ctx, s.pool, s.dialect, stream, shardID)
+}
+
+func getCheckpoint(ctx context.Context, q Querier, d checkpointDialect, stream, shardID string) (*loadv1.Checkpoint, error) {
 	var v violations
 	validateShard(&v, stream, shardID)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	stored, err := s.dialect.ReadCheckpoint(ctx, s.pool, stream, shardID)
+	stored, err := d.ReadCheckpoint(ctx, q, stream, shardID)
 	if err != nil {
 		return nil, fmt.Errorf("get checkpoint %s/%s: %w", stream, shardID, err)
 	}
