@@ -356,6 +356,25 @@ func TestLeagueRunFailingHalfwayThenRerunSendsEveryLineOnce(t *testing.T) {
 		assertSameLines(t, uniqueLines(t, gw.Accepted()), want)
 	})
 
+	t.Run("killed while reading the source", func(t *testing.T) {
+		gw := gatewaytest.Start(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		api.answerPathFirst("/api/v1.1/game/746107/feed/live", func(w http.ResponseWriter, _ *http.Request) {
+			cancel() // the CronJob's pod is stopped while this game is read
+			w.WriteHeader(http.StatusServiceUnavailable)
+		})
+		cmd := leagueCommand(t, api, gw.URL)
+		var stdout, stderr bytes.Buffer
+		err := cmd.Run(ctx, &stdout, &stderr)
+		mustContain(t, errString(err), "context canceled")
+		if n := len(gw.Accepted()); n != 0 {
+			t.Errorf("a run killed before posting sent %d lines", n)
+		}
+		runLeague(t, cmd, gw)
+		assertSameLines(t, uniqueLines(t, gw.Accepted()), want)
+	})
+
 	t.Run("gateway connection cut midway", func(t *testing.T) {
 		gw := gatewaytest.Start(t)
 		ctx, cancel := context.WithCancel(context.Background())
