@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,7 +67,24 @@ var (
 	orderBy        = regexp.MustCompile(`(?i)\bORDER\s+BY\b`)
 	rowsFrame      = regexp.MustCompile(`(?i)\bROWS\s+(BETWEEN|UNBOUNDED|\d+|CURRENT)\b`)
 	noTransaction  = regexp.MustCompile(`(?m)^-- \+goose NO TRANSACTION\s*$`)
+	columnName     = regexp.MustCompile(`(?im)^\s*([a-z_][a-z0-9_]*)\s+(BIGINT|INTEGER|INT[248]?|SMALLINT|DECIMAL|NUMERIC|REAL|DOUBLE|FLOAT[48]?|BOOL(EAN)?|N?VARCHAR|CHAR(ACTER)?|BPCHAR|TEXT|DATE|TIME(STAMP)?(TZ)?|VARBYTE|SUPER|GEOMETRY|GEOGRAPHY|HLLSKETCH)\b`)
+	aliasName      = regexp.MustCompile(`(?im)\bAS\s+([a-z_][a-z0-9_]*)\s*(,|$)`)
 )
+
+// redshiftReserved are Amazon Redshift's reserved words (its SQL reference, "Reserved
+// words"): a column or an alias must not be one, or every query naming it must quote it.
+var redshiftReserved = strings.Fields(`AES128 AES256 ALL ALLOWOVERWRITE ANALYSE ANALYZE AND ANY ARRAY AS ASC
+AUTHORIZATION AZ64 BACKUP BETWEEN BINARY BLANKSASNULL BOTH BYTEDICT BZIP2 CASE CAST CHECK COLLATE COLUMN
+CONSTRAINT CREATE CREDENTIALS CROSS CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER CURRENT_USER_ID
+DEFAULT DEFERRABLE DEFLATE DEFRAG DELTA DELTA32K DESC DISABLE DISTINCT DO ELSE EMPTYASNULL ENABLE ENCODE
+ENCRYPT ENCRYPTION END EXCEPT EXPLICIT FALSE FOR FOREIGN FREEZE FROM FULL GLOBALDICT256 GLOBALDICT64K GRANT
+GROUP GZIP HAVING IDENTITY IGNORE ILIKE IN INITIALLY INNER INTERSECT INTERVAL INTO IS ISNULL JOIN LEADING
+LEFT LIKE LIMIT LOCALTIME LOCALTIMESTAMP LUN LUNS LZO LZOP MINUS MOSTLY16 MOSTLY32 MOSTLY8 NATURAL NEW NOT
+NOTNULL NULL NULLS OFF OFFLINE OFFSET OID OLD ON ONLY OPEN OR ORDER OUTER OVERLAPS PARALLEL PARTITION
+PERCENT PERMISSIONS PIVOT PLACING PRIMARY RAW READRATIO RECOVER REFERENCES REJECTLOG RESORT RESPECT RESTORE
+RIGHT SELECT SESSION_USER SIMILAR SNAPSHOT SOME SYSDATE SYSTEM TABLE TAG TDES TEXT255 TEXT32K THEN TIMESTAMP
+TO TOP TRAILING TRUE TRUNCATECOLUMNS UNION UNIQUE UNNEST UNPIVOT USER USING VERBOSE WALLET WHEN WHERE WITH
+WITHOUT`)
 
 // lintRedshiftSQL returns what is wrong with one Redshift migration file.
 func lintRedshiftSQL(text string) []string {
@@ -100,6 +118,18 @@ func lintRedshiftSQL(text string) []string {
 	for _, statement := range createTable.FindAllString(code, -1) {
 		if !placement.MatchString(statement) {
 			problems = append(problems, "CREATE TABLE without DISTSTYLE or DISTKEY: say where the rows go")
+		}
+	}
+	for _, statement := range createTable.FindAllString(code, -1) {
+		for _, m := range columnName.FindAllStringSubmatch(statement, -1) {
+			if slices.Contains(redshiftReserved, strings.ToUpper(m[1])) {
+				problems = append(problems, fmt.Sprintf("column %s is a Redshift reserved word", m[1]))
+			}
+		}
+	}
+	for _, m := range aliasName.FindAllStringSubmatch(code, -1) {
+		if slices.Contains(redshiftReserved, strings.ToUpper(m[1])) {
+			problems = append(problems, fmt.Sprintf("alias %s is a Redshift reserved word", m[1]))
 		}
 	}
 	for _, m := range windowedAgg.FindAllStringSubmatch(code, -1) {
@@ -166,6 +196,8 @@ func TestRedshiftLintCatches(t *testing.T) {
 		{"collate", up + "CREATE VIEW v AS SELECT a FROM t ORDER BY a COLLATE \"C\";" + down, "byte-wise"},
 		{"no placement", up + "CREATE TABLE t (a BIGINT);" + down, "DISTSTYLE or DISTKEY"},
 		{"rewritten keyword in a literal", table("note VARCHAR(16) DEFAULT 'SYSDATE'"), "string literal"},
+		{"reserved column", table("offset BIGINT NOT NULL,\n  tag VARCHAR(8)"), "column offset is a Redshift reserved word"},
+		{"reserved alias", up + "CREATE VIEW v AS SELECT a AS partition,\n b AS open\nFROM t;" + down, "alias partition is a Redshift reserved word"},
 		{"no down", "-- +goose Up\nCREATE VIEW v AS SELECT 1;\n", "+goose Down"},
 	} {
 		problems := lintRedshiftSQL(tc.sql)
