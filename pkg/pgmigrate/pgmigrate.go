@@ -68,7 +68,13 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, files fs.FS, component, sche
 	// The schema alone, without public: an unqualified name in a migration can only ever
 	// mean a table of this schema.
 	connConfig.RuntimeParams["search_path"] = schema
-	db := stdlib.OpenDB(*connConfig)
+	// The pool's BeforeConnect (an RDS IAM token per connection, say) must run for these
+	// connections too: they are opened from the configuration, not taken from the pool.
+	var opts []stdlib.OptionOpenDB
+	if before := pool.Config().BeforeConnect; before != nil {
+		opts = append(opts, stdlib.OptionBeforeConnect(before))
+	}
+	db := stdlib.OpenDB(*connConfig, opts...)
 	defer db.Close()
 
 	// Retry the lock every second (not goose's default 5 s) so a replica that lost the race
