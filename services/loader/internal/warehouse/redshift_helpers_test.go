@@ -3,7 +3,6 @@ package warehouse_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -208,8 +207,11 @@ type copyDouble struct {
 	role   string
 	mu     sync.Mutex
 	seen   []string // the COPY statements run
-	// failNext, when set, makes the next COPY fail with it (as Redshift refusing a file).
-	failNext error
+	// refuseEventID makes a COPY whose records hold this event id fail with a data error,
+	// as Redshift refusing a file.
+	refuseEventID string
+	// dropOneRecordOnce makes the next COPY load one record fewer than staged.
+	dropOneRecordOnce bool
 }
 
 var copyStatementPattern = regexp.MustCompile(`^COPY ([a-z_]+) \(([a-z_, ]+)\) FROM '([^']+)' IAM_ROLE '([^']+)' (.+)$`)
@@ -220,12 +222,9 @@ type doubleKey struct{}
 func (c *copyDouble) run(ctx context.Context, tx pgx.Tx, sql string) error {
 	c.mu.Lock()
 	c.seen = append(c.seen, sql)
-	fail := c.failNext
-	c.failNext = nil
+	refuse, drop := c.refuseEventID, c.dropOneRecordOnce
+	c.dropOneRecordOnce = false
 	c.mu.Unlock()
-	if fail != nil {
-		return fail
-	}
 	m := copyStatementPattern.FindStringSubmatch(sql)
 	if m == nil {
 		return fmt.Errorf("copy double: not a COPY from S3: %s", sql)
@@ -239,12 +238,18 @@ func (c *copyDouble) run(ctx context.Context, tx pgx.Tx, sql string) error {
 		return fmt.Errorf("copy double: %w", err)
 	}
 	width := len(strings.Split(columns, ", "))
+	if drop && len(records) > 0 {
+		records = records[1:]
+	}
 	var csv bytes.Buffer
 	for i, r := range records {
 		if len(r) != width {
 			return fmt.Errorf("copy double: record %d has %d fields, the COPY names %d columns", i, len(r), width)
 		}
 		for j, f := range r {
+			if refuse != "" && f != nil && *f == refuse {
+				return pgDataError(fmt.Sprintf("copy double: record %d refused (event %s)", i, refuse))
+			}
 			if j > 0 {
 				csv.WriteByte(',')
 			}
@@ -381,5 +386,3 @@ func TestRedshiftProblemsCatchesWhatRedshiftRefuses(t *testing.T) {
 		}
 	}
 }
-
-var errCopyRefused = errors.New("copy refused")

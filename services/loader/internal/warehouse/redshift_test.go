@@ -1,0 +1,352 @@
+package warehouse_test
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
+	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
+	"github.com/boxscore-dev/boxscore/services/loader/internal/s3stage"
+	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/redshift")
+
+// shardRequest is request for shardID, its rows positioned in that shard.
+func shardRequest(shardID, expected, seq string, rows ...*warehousev1.BattingGameRow) *loadv1.LoadRequest {
+	req := request(expected, seq, rows...)
+	req.ShardId = shardID
+	for _, r := range rows {
+		if r.Position != nil {
+			r.Position.ShardId = shardID
+		}
+	}
+	return req
+}
+
+func shardName(i int) string { return fmt.Sprintf("shardId-%012d", 100+i) }
+
+// stagedKeys lists the objects left in the staging bucket.
+func stagedKeys(t *testing.T, client *s3.Client) []string {
+	t.Helper()
+	out, err := client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(testStagingBucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
+}
+
+// loadAll sends reqs at once (they fall in one window) and returns each one's answer.
+func loadAll(t *testing.T, s loaderStore, reqs []*loadv1.LoadRequest) ([]*loadv1.LoadResponse, []error) {
+	t.Helper()
+	resps, errs := make([]*loadv1.LoadResponse, len(reqs)), make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Go(func() { resps[i], errs[i] = s.Load(t.Context(), req) })
+	}
+	wg.Wait()
+	return resps, errs
+}
+
+// Several shards' batches arriving within the window are one transaction with one COPY;
+// each caller gets its own counts, and the staged objects are gone after the commit.
+func TestRedshiftWindowCommitsShardsInOneCopy(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnvWith(t, 2, func(c *warehouse.RedshiftConfig) { c.Window = 1500 * 1e6 }) // 1.5 s: room for all to arrive
+	const shards = 4
+	var reqs []*loadv1.LoadRequest
+	for i := range shards {
+		mustClaim(t, e.store, shardName(i), 1, testOwner)
+		rows := make([]*warehousev1.BattingGameRow, i+1) // shard i carries i+1 rows
+		for j := range rows {
+			rows[j] = newRow(int64(1000*i+j+1), "g1", 1, fmt.Sprintf("evt-%d-%d", i, j), "10")
+		}
+		reqs = append(reqs, shardRequest(shardName(i), "", "10", rows...))
+	}
+	before := len(e.redshift.copies.statements())
+	resps, errs := loadAll(t, e.store, reqs)
+	for i := range shards {
+		if errs[i] != nil {
+			t.Fatalf("shard %d: %v", i, errs[i])
+		}
+		assertCounts(t, resps[i], counts{inserted: int32(i + 1)})
+		if cp, err := e.store.GetCheckpoint(t.Context(), testStream, shardName(i)); err != nil || cp.GetSequenceNumber() != "10" {
+			t.Errorf("checkpoint of shard %d = %v, %v; want 10", i, cp, err)
+		}
+	}
+	if copies := len(e.redshift.copies.statements()) - before; copies != 1 {
+		t.Errorf("%d COPY statements for one window, want 1", copies)
+	}
+	if n := countRows(t, e.pool, "fact_batting_game"); n != 1+2+3+4 {
+		t.Errorf("fact rows = %d, want 10", n)
+	}
+	if keys := stagedKeys(t, e.redshift.s3); len(keys) != 0 {
+		t.Errorf("staged objects left after the commit: %v", keys)
+	}
+}
+
+// In one window, a fenced shard and a mismatched one are answered alone with the PG
+// store's errors; the other shards commit, without the refused ones' rows.
+func TestRedshiftFencedShardDoesNotBlockTheWindow(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnvWith(t, 2, func(c *warehouse.RedshiftConfig) { c.Window = 1500 * 1e6 })
+	for i := range 3 {
+		mustClaim(t, e.store, shardName(i), 1, testOwner)
+	}
+	mustClaim(t, e.store, shardName(1), 2, "consumer-b") // shard 1 taken over
+	reqs := []*loadv1.LoadRequest{
+		shardRequest(shardName(0), "", "10", newRow(1, "g1", 1, "evt-0", "10")),
+		shardRequest(shardName(1), "", "10", newRow(2, "g1", 1, "evt-1", "10")),  // token 1: fenced
+		shardRequest(shardName(2), "5", "10", newRow(3, "g1", 1, "evt-2", "10")), // expects 5: mismatch
+	}
+	_, errs := loadAll(t, e.store, reqs)
+	if errs[0] != nil {
+		t.Errorf("shard 0: %v", errs[0])
+	}
+	var fenced *warehouse.FencedError
+	if !errors.As(errs[1], &fenced) || fenced.Stored.GetOwner() != "consumer-b" {
+		t.Errorf("shard 1: %v, want *FencedError naming consumer-b", errs[1])
+	}
+	var mismatch *warehouse.CheckpointMismatchError
+	if !errors.As(errs[2], &mismatch) {
+		t.Errorf("shard 2: %v, want *CheckpointMismatchError", errs[2])
+	}
+	var players []int64
+	rows, err := e.pool.Query(t.Context(), `SELECT player_id FROM `+testSchema+`.fact_batting_game ORDER BY player_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if players, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		t.Fatal(err)
+	}
+	if len(players) != 1 || players[0] != 1 {
+		t.Errorf("fact players = %v, want only shard 0's player 1", players)
+	}
+}
+
+// A COPY that Redshift refuses (a data error) fails the group; each request is then tried
+// alone: only the batch carrying the bad file fails, permanently, and the others commit.
+func TestRedshiftRefusedCopyFailsOnlyTheBadBatch(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnvWith(t, 2, func(c *warehouse.RedshiftConfig) { c.Window = 1500 * 1e6 })
+	e.redshift.copies.refuseEventID = "evt-poison"
+	for i := range 3 {
+		mustClaim(t, e.store, shardName(i), 1, testOwner)
+	}
+	reqs := []*loadv1.LoadRequest{
+		shardRequest(shardName(0), "", "10", newRow(1, "g1", 1, "evt-0", "10")),
+		shardRequest(shardName(1), "", "10", newRow(2, "g1", 1, "evt-poison", "10")),
+		shardRequest(shardName(2), "", "10", newRow(3, "g1", 1, "evt-2", "10")),
+	}
+	_, errs := loadAll(t, e.store, reqs)
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("good shards: %v, %v", errs[0], errs[2])
+	}
+	if !warehouse.IsDataError(errs[1]) || warehouse.IsTransient(errs[1]) {
+		t.Errorf("bad shard: %v, want a permanent data error", errs[1])
+	}
+	if n := countRows(t, e.pool, "fact_batting_game"); n != 2 {
+		t.Errorf("fact rows = %d, want the 2 good ones", n)
+	}
+	if cp := assertCheckpointOf(t, e.store, shardName(1)); cp.GetSequenceNumber() != "" {
+		t.Errorf("the refused shard's checkpoint moved to %s", cp.GetSequenceNumber())
+	}
+}
+
+func assertCheckpointOf(t *testing.T, s loaderStore, shardID string) *loadv1.Checkpoint {
+	t.Helper()
+	cp, err := s.GetCheckpoint(t.Context(), testStream, shardID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// A COPY that loads fewer rows than were staged fails the group, which is retried whole
+// and commits.
+func TestRedshiftCopyCountMismatchIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnv(t, 1)
+	e.redshift.copies.dropOneRecordOnce = true
+	resp := mustLoad(t, e.store, request("", "10", newRow(1, "g1", 1, "evt-1", "10"), newRow(2, "g1", 1, "evt-2", "10")))
+	assertCounts(t, resp, counts{inserted: 2})
+	if n := len(e.redshift.copies.statements()); n != 2 {
+		t.Errorf("%d COPY statements, want 2 (the short one, then the retry)", n)
+	}
+	if keys := stagedKeys(t, e.redshift.s3); len(keys) != 0 {
+		t.Errorf("staged objects left: %v", keys)
+	}
+}
+
+// A line whose text Redshift cannot stage (NUL) is dead-lettered without failing the
+// batch (on PostgreSQL the database refuses it and bisection isolates it).
+func TestRedshiftUnstorableTextIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnv(t, 1)
+	bad := newRow(2, "g1", 1, "evt-bad", "10")
+	bad.Opponent = "S\x00F"
+	resp := mustLoad(t, e.store, request("", "10", newRow(1, "g1", 1, "evt-1", "10"), bad))
+	assertCounts(t, resp, counts{inserted: 1, deadLettered: 1})
+	var reason, field string
+	if err := e.pool.QueryRow(t.Context(), `SELECT reason, field FROM `+testSchema+`.dead_letter`).Scan(&reason, &field); err != nil {
+		t.Fatal(err)
+	}
+	if reason != warehouse.ReasonUnstorableText || field != "opponent" {
+		t.Errorf("dead letter (%s, %s), want (%s, opponent)", reason, field, warehouse.ReasonUnstorableText)
+	}
+}
+
+// Two loader replicas (two RedshiftStores, two pools, serializable transactions) write
+// the same keys from different shards at once: with no primary key, the load's MERGE
+// logic alone keeps (player, game) unique, and each key ends at its greatest version.
+func TestRedshiftConcurrentLoadersKeepKeysUnique(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnv(t, 2)
+	config := e.pool.Config()
+	other, err := pgxpool.NewWithConfig(t.Context(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	second := startRedshiftStore(t, other, e.redshift.s3, "loader-b", e.redshift.copies, nil)
+	stores := []loaderStore{e.store, second}
+
+	const shards, rounds, players = 4, 5, 20
+	for i := range shards {
+		mustClaim(t, e.store, shardName(i), 1, testOwner)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, shards*rounds)
+	for i := range shards {
+		wg.Go(func() {
+			prev := ""
+			for r := range rounds {
+				seq := fmt.Sprint(10 * (r + 1))
+				rows := make([]*warehousev1.BattingGameRow, players)
+				for p := range rows {
+					// Every shard writes every key; versions interleave across shards.
+					rows[p] = newRow(int64(p+1), "g1", int64(r*shards+i+1), fmt.Sprintf("evt-%d-%d", i, r), seq)
+				}
+				// Each shard is loaded through one replica, alternating.
+				if _, err := stores[(i+r)%2].Load(t.Context(), shardRequest(shardName(i), prev, seq, rows...)); err != nil {
+					errs <- fmt.Errorf("shard %d round %d: %w", i, r, err)
+					return
+				}
+				prev = seq
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var dupes int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*) FROM (SELECT player_id, game_id FROM `+testSchema+
+		`.fact_batting_game GROUP BY player_id, game_id HAVING count(*) > 1) d`).Scan(&dupes); err != nil {
+		t.Fatal(err)
+	}
+	if dupes != 0 {
+		t.Errorf("%d (player, game) keys stored more than once", dupes)
+	}
+	var keys, wrong int
+	if err := e.pool.QueryRow(t.Context(), `SELECT count(*), count(*) FILTER (WHERE version <> $1) FROM `+testSchema+`.fact_batting_game`,
+		int64(rounds*shards)).Scan(&keys, &wrong); err != nil {
+		t.Fatal(err)
+	}
+	if keys != players || wrong != 0 {
+		t.Errorf("%d keys, %d not at the greatest version %d; want %d keys all at it", keys, wrong, rounds*shards, players)
+	}
+}
+
+// The statements of a claim and of a load (lines, a retraction, a rejection) are as in
+// testdata/redshift; run with -update to rewrite them after a deliberate change.
+func TestRedshiftGoldenSQL(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnv(t, 1)
+	rec := e.redshift.recorder
+
+	mark := len(rec.all())
+	mustClaim(t, e.store, shardName(0), 1, testOwner)
+	claim := rec.all()[mark:]
+
+	mustLoad(t, e.store, request("", "10", newRow(1, "g1", 1, "evt-1", "10")))
+	mark, copyMark := len(rec.all()), len(e.redshift.copies.statements())
+	req := request("10", "20", newRow(1, "g1", 2, "evt-2", "11"), newRow(2, "g1", 1, "evt-3", "12"), newTombstone(3, "g1", 1, "evt-4", "13"))
+	req.Rejections = []*warehousev1.Rejection{newRejection("14", "validate")}
+	assertCounts(t, mustLoad(t, e.store, req), counts{inserted: 2, updated: 1, deadLettered: 1})
+	// The COPY goes through the double (not the recorder): it is listed after the
+	// transaction's statements.
+	load := append(rec.all()[mark:], e.redshift.copies.statements()[copyMark:]...)
+
+	for name, statements := range map[string][]string{"claim.sql": claim, "load.sql": load} {
+		got := strings.Join(statements, ";\n\n") + ";\n"
+		path := filepath.Join("testdata", "redshift", name)
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(got), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestRedshiftGoldenSQL -update to create it)", err)
+		}
+		if got != string(want) {
+			t.Errorf("%s differs from the statements sent (run with -update after a deliberate change):\n%s", path, got)
+		}
+	}
+}
+
+// The store's configuration is checked.
+func TestRedshiftConfigValidate(t *testing.T) {
+	t.Parallel()
+	if err := (warehouse.RedshiftConfig{}).Validate(); err == nil {
+		t.Error("empty config accepted")
+	}
+	stager, err := s3stage.New(nil, "s3://b/p/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := warehouse.RedshiftConfig{Schema: testSchema, CopyRoleARN: testCopyRole, LoaderID: "a", Stager: stager}
+	if err := good.Validate(); err != nil {
+		t.Errorf("valid config refused: %v", err)
+	}
+	for _, bad := range []func(*warehouse.RedshiftConfig){
+		func(c *warehouse.RedshiftConfig) { c.Window = 1e6 },      // 1 ms
+		func(c *warehouse.RedshiftConfig) { c.Window = 61e9 },     // 61 s
+		func(c *warehouse.RedshiftConfig) { c.LoaderID = "a/b" },  // a key separator
+		func(c *warehouse.RedshiftConfig) { c.CopyRoleARN = "" },  // no role
+		func(c *warehouse.RedshiftConfig) { c.MaxGroupRows = -1 }, // negative
+	} {
+		cfg := warehouse.RedshiftConfig{Schema: testSchema, CopyRoleARN: testCopyRole, LoaderID: "a", Stager: stager}
+		bad(&cfg)
+		if _, err := warehouse.NewRedshiftStore(nil, cfg); err == nil {
+			t.Errorf("config %+v accepted", cfg)
+		}
+	}
+}
+
+// pgDataError is what a refused COPY looks like to the store (SQLSTATE class 22).
+func pgDataError(msg string) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: "22P04", Message: msg}
+}
