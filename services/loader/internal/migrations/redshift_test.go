@@ -1,6 +1,7 @@
 package migrations_test
 
 import (
+	"context"
 	"errors"
 	"regexp"
 	"slices"
@@ -8,9 +9,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/boxscore-dev/boxscore/pkg/pgmigrate"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations/redshifttest"
 )
@@ -262,6 +265,57 @@ func TestForEngine(t *testing.T) {
 	for _, engine := range []string{"", "Redshift", "postgres", "mysql"} {
 		if _, err := migrations.ForEngine(engine); err == nil {
 			t.Errorf("ForEngine(%q) succeeded, want an error", engine)
+		}
+	}
+}
+
+// queryRecorder is a pgx tracer keeping every query sent through a pool.
+type queryRecorder struct {
+	mu      sync.Mutex
+	queries []pgx.TraceQueryStartData
+}
+
+func (r *queryRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queries = append(r.queries, data)
+	return ctx
+}
+
+func (r *queryRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestRedshiftCheckSendsOnlyWhatRedshiftAccepts: the start-up check runs on the loader's
+// own pool (a DML-only user), not through the runner: its queries too are simple-protocol
+// with literals, and use no to_regclass.
+func TestRedshiftCheckSendsOnlyWhatRedshiftAccepts(t *testing.T) {
+	t.Parallel()
+	config, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorder := &queryRecorder{}
+	config.ConnConfig.Tracer = recorder
+	pool, err := pgxpool.NewWithConfig(t.Context(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	applyRedshift(t, pool, "rs")
+	recorder.mu.Lock()
+	recorder.queries = nil // what Apply's own check sent is the same; look at Check alone
+	recorder.mu.Unlock()
+	if _, err := migrations.Redshift.Check(t.Context(), pool, "rs"); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	recorder.mu.Lock()
+	defer recorder.mu.Unlock()
+	if len(recorder.queries) < 2 {
+		t.Fatalf("Check sent %d queries, want the catalog lookup and the version read", len(recorder.queries))
+	}
+	for _, q := range recorder.queries {
+		simple := len(q.Args) == 1 && q.Args[0] == pgx.QueryExecModeSimpleProtocol
+		if !simple || strings.Contains(q.SQL, "$") || strings.Contains(q.SQL, "to_regclass") {
+			t.Errorf("Check sent %q with %v: want the simple protocol, literals, no to_regclass", q.SQL, q.Args)
 		}
 	}
 }
