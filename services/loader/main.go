@@ -1,11 +1,14 @@
 // Command loader commits curated rows, dead letters and shard checkpoints to the warehouse
-// (PostgreSQL), one transaction per batch, so a checkpoint moves only with its data.
+// (PostgreSQL, one transaction per batch, or Amazon Redshift, one transaction per window of
+// batches staged in S3), so a checkpoint moves only with its data.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+
+	"go.opentelemetry.io/otel/metric"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	"github.com/boxscore-dev/boxscore/pkg/postgres"
@@ -22,6 +25,8 @@ type config struct {
 
 	DatabaseURL string           `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (pgx pool settings such as pool_max_conns allowed). Beyond loopback it needs sslmode=verify-full (or verify-ca) and sslrootcert=/path/ca.pem, unless --insecure."`
 	DatabaseIAM postgres.IAMAuth `embed:""`
+	Engine      string           `name:"warehouse-engine" env:"BOXSCORE_WAREHOUSE_ENGINE" default:"postgresql" enum:"postgresql,redshift" help:"Warehouse engine: postgresql, or redshift (S3 staging, COPY and MERGE; see the --redshift-* flags)."`
+	Redshift    redshiftConfig   `embed:""`
 	Schema      string           `name:"warehouse-schema" env:"BOXSCORE_WAREHOUSE_SCHEMA" default:"boxscore" help:"Schema holding the warehouse tables."`
 	// Migrate at start is the development default (a bare `loader`, make up, the tests: one
 	// command with a DDL-capable user); the chart turns it off and runs `loader migrate` in
@@ -33,7 +38,7 @@ type config struct {
 }
 
 func (c *config) Validate() error {
-	errs := []error{c.Server.Validate(), migrations.ValidateSchema(c.Schema)}
+	errs := []error{c.Server.Validate(), migrations.ValidateSchema(c.Schema), c.Redshift.validate(c.Engine, c.DatabaseIAM)}
 	if err := postgres.CheckURL(c.DatabaseURL, c.Server.Insecure); err != nil {
 		errs = append(errs, fmt.Errorf("database-url: %w", err))
 	}
@@ -53,27 +58,59 @@ func newSpec(cfg *config) server.Spec {
 		Description: "Commits curated rows, dead letters and shard checkpoints to the warehouse in one transaction per batch.",
 		GRPCAddr:    "127.0.0.1:9003", AdminAddr: "127.0.0.1:9103",
 		GRPCClients: []string{"shard-consumer"},
-		Tasks:       []server.Task{migrations.Schema.Task(&cfg.DatabaseURL, &cfg.Schema, cfg.databaseOptions)},
+		Tasks:       []server.Task{migrations.Task(&cfg.Engine, &cfg.DatabaseURL, &cfg.Schema, cfg.databaseOptions)},
 	}
 }
 
 // databaseOptions are the warehouse pool's options from the parsed flags.
 func (c *config) databaseOptions() []postgres.Option {
-	return c.DatabaseIAM.Options(c.Server.Insecure)
+	return append(c.DatabaseIAM.Options(c.Server.Insecure), c.Redshift.Auth.Options()...)
+}
+
+// databaseURL is the warehouse URL the pool connects with: on Redshift in the simple
+// protocol (no prepared statements, no type introspection Redshift cannot answer).
+func (c *config) databaseURL() (string, error) {
+	if c.Engine != migrations.EngineRedshift {
+		return c.DatabaseURL, nil
+	}
+	return withSimpleProtocol(c.DatabaseURL)
+}
+
+// warehouseStore is what setup needs of either engine's store.
+type warehouseStore interface {
+	grpcserver.Warehouse
+	Instrument(meter metric.Meter) error
 }
 
 func setup(ctx context.Context, svc *server.Service, cfg *config) error {
-	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL, cfg.databaseOptions()...)
+	url, err := cfg.databaseURL()
+	if err != nil {
+		return err
+	}
+	pool, err := postgres.NewPool(ctx, url, cfg.databaseOptions()...)
 	if err != nil {
 		return fmt.Errorf("warehouse pool: %w", err)
 	}
 	svc.OnClose(pool.Close)
-	if err := migrations.Schema.Prepare(ctx, pool, cfg.Schema, cfg.Migrate, svc.Logger); err != nil {
-		return err
-	}
-	store, err := warehouse.NewStore(pool, cfg.Schema)
+	set, err := migrations.ForEngine(cfg.Engine)
 	if err != nil {
 		return err
+	}
+	if err := set.Prepare(ctx, pool, cfg.Schema, cfg.Migrate, svc.Logger); err != nil {
+		return err
+	}
+	var store warehouseStore
+	if cfg.Engine == migrations.EngineRedshift {
+		rs, err := cfg.Redshift.newStore(ctx, pool, cfg.Schema, svc.Logger)
+		if err != nil {
+			return err
+		}
+		svc.Server.AddWorker("redshift-load-windows", rs.Run)
+		store = rs
+	} else {
+		if store, err = warehouse.NewStore(pool, cfg.Schema); err != nil {
+			return err
+		}
 	}
 	if err := store.Instrument(svc.Meter); err != nil {
 		return err
@@ -86,6 +123,11 @@ func setup(ctx context.Context, svc *server.Service, cfg *config) error {
 		}
 		return nil
 	})
+	if cfg.Engine == migrations.EngineRedshift {
+		// The retention's DELETE (FOR UPDATE SKIP LOCKED) is PostgreSQL's.
+		svc.Logger.Warn("dead-letter retention is not run on Redshift: delete old dead letters there with a scheduled query", "dead_letter_retention", cfg.DeadLetterRetention)
+		return nil
+	}
 	svc.Server.AddWorker("dead-letter-retention", retention.Runner(pool, cfg.Schema, cfg.DeadLetterRetention, svc.Meter, svc.Logger))
 	return nil
 }

@@ -111,6 +111,7 @@ type RedshiftStore struct {
 	dialect *RedshiftDialect
 	cfg     RedshiftConfig
 	queue   chan *pendingLoad
+	stopped chan struct{} // closed when Run has returned
 	groups  atomic.Int64
 	metrics *metrics
 	staging metric.Int64Counter // staged objects not removed
@@ -160,7 +161,7 @@ func NewRedshiftStore(pool *pgxpool.Pool, cfg RedshiftConfig) (*RedshiftStore, e
 			return err
 		}
 	}
-	return &RedshiftStore{pool: pool, dialect: dialect, cfg: cfg, queue: make(chan *pendingLoad)}, nil
+	return &RedshiftStore{pool: pool, dialect: dialect, cfg: cfg, queue: make(chan *pendingLoad), stopped: make(chan struct{})}, nil
 }
 
 // Instrument makes the store record the loader's metrics (those of Store) on meter, and
@@ -244,6 +245,8 @@ func (s *RedshiftStore) Load(ctx context.Context, req *loadv1.LoadRequest) (*loa
 	p := &pendingLoad{ctx: ctx, req: req, b: b, rows: len(b.rows) + len(b.tombstones), reply: make(chan loadAnswer, 1)}
 	select {
 	case s.queue <- p:
+	case <-s.stopped:
+		return nil, fmt.Errorf("load %s/%s: the loader is stopping: %w", req.GetStream(), req.GetShardId(), context.Canceled)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("load %s/%s: waiting for a window: %w", req.GetStream(), req.GetShardId(), ctx.Err())
 	}
@@ -301,8 +304,10 @@ func unstorableRowLetter(row *FactRow, column, problem string, cp CheckpointUpda
 }
 
 // Run groups the Loads arriving within the window and commits each group, until ctx is
-// done. Register it as a worker of the service.
+// done; the group in progress then fails (its transaction is rolled back) and later Loads
+// are refused. Register it as a worker of the service; call it once.
 func (s *RedshiftStore) Run(ctx context.Context) error {
+	defer close(s.stopped)
 	for {
 		var first *pendingLoad
 		select {
@@ -664,12 +669,7 @@ func (s *RedshiftStore) insertDeadLetters(ctx context.Context, tx pgx.Tx, letter
 		selects := make([]string, n)
 		args := make([]any, 0, n*deadLetterColumnCount)
 		for i, l := range letters[:n] {
-			base := i * deadLetterColumnCount
-			nums := make([]any, deadLetterColumnCount)
-			for j := range nums {
-				nums[j] = base + j + 1
-			}
-			selects[i] = fmt.Sprintf(rsDeadLetterSelect, nums...)
+			selects[i] = numberArguments(rsDeadLetterSelect, i*deadLetterColumnCount+1)
 			var player *int64
 			if l.Subject.HasPlayer {
 				player = &l.Subject.PlayerID

@@ -186,13 +186,13 @@ var rsDropTempSQL = []string{
 const deadLetterColumnCount = 14
 
 // rsDeadLetterSelect is one dead letter's row in rsInsertDeadLettersSQL (one SELECT per
-// letter, joined by UNION ALL: Redshift has no arrays to unnest). The payload is sent in
-// hex and decoded by from_hex (VARBYTE).
-const rsDeadLetterSelect = `SELECT CAST($%d AS VARCHAR(256)) AS stage, CAST($%d AS VARCHAR(256)) AS reason, CAST(NULLIF($%d, '') AS VARCHAR(8192)) AS detail,
-    CAST(NULLIF($%d, '') AS VARCHAR(256)) AS field, CAST(NULLIF($%d, '') AS VARCHAR(256)) AS event_id, CAST(NULLIF($%d, 0) AS BIGINT) AS event_version,
-    CAST($%d AS VARCHAR(256)) AS stream, CAST($%d AS VARCHAR(256)) AS shard_id, CAST($%d AS VARCHAR(256)) AS sequence_number,
-    from_hex($%d) AS payload, CAST($%d AS BIGINT) AS player_id, CAST(NULLIF($%d, '') AS VARCHAR(256)) AS game_id,
-    CAST(NULLIF($%d, '') AS VARCHAR(256)) AS producer, CAST($%d AS TIMESTAMPTZ) AS created_at`
+// letter, joined by UNION ALL: Redshift has no arrays to unnest), each $? numbered by
+// numberArguments. The payload is sent in hex and decoded by from_hex (VARBYTE).
+const rsDeadLetterSelect = `SELECT CAST($? AS VARCHAR(256)) AS stage, CAST($? AS VARCHAR(256)) AS reason, CAST(NULLIF($?, '') AS VARCHAR(8192)) AS detail,
+    CAST(NULLIF($?, '') AS VARCHAR(256)) AS field, CAST(NULLIF($?, '') AS VARCHAR(256)) AS event_id, CAST(NULLIF($?, 0) AS BIGINT) AS event_version,
+    CAST($? AS VARCHAR(256)) AS stream, CAST($? AS VARCHAR(256)) AS shard_id, CAST($? AS VARCHAR(256)) AS sequence_number,
+    from_hex($?) AS payload, CAST($? AS BIGINT) AS player_id, CAST(NULLIF($?, '') AS VARCHAR(256)) AS game_id,
+    CAST(NULLIF($?, '') AS VARCHAR(256)) AS producer, CAST($? AS TIMESTAMPTZ) AS created_at`
 
 // rsInsertDeadLettersSQL inserts dead letters unless one is stored for the same position
 // and stage, or for the same event id, version, stage and reason when both are known (the
@@ -345,4 +345,21 @@ func (d *RedshiftDialect) InsertGap(ctx context.Context, tx pgx.Tx, g Gap) error
 		return fmt.Errorf("insert stream gap: %w", err)
 	}
 	return nil
+}
+
+// numberArguments replaces each "$?" of template with $first, $first+1, ...
+func numberArguments(template string, first int) string {
+	var b strings.Builder
+	n := first
+	for {
+		i := strings.Index(template, "$?")
+		if i < 0 {
+			b.WriteString(template)
+			return b.String()
+		}
+		b.WriteString(template[:i])
+		b.WriteString("$" + strconv.Itoa(n))
+		n++
+		template = template[i+2:]
+	}
 }

@@ -350,3 +350,38 @@ func TestRedshiftConfigValidate(t *testing.T) {
 func pgDataError(msg string) error {
 	return &pgconn.PgError{Severity: "ERROR", Code: "22P04", Message: msg}
 }
+
+// Dead letters go in statements of bounded size (more than one here), and duplicates
+// among them (same position and stage) are stored once, as the PostgreSQL keys do.
+func TestRedshiftManyDeadLettersAndDuplicates(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnv(t, 1)
+	req := request("", "2000")
+	for i := range 1200 {
+		req.Rejections = append(req.Rejections, newRejection(fmt.Sprint(i+1), "validate"))
+	}
+	req.Rejections = append(req.Rejections, newRejection("7", "validate")) // a repeat
+	resp := mustLoad(t, e.store, req)
+	if resp.GetDeadLettered() != 1200 {
+		t.Errorf("dead_lettered = %d, want 1200", resp.GetDeadLettered())
+	}
+	if n := countRows(t, e.pool, "dead_letter"); n != 1200 {
+		t.Errorf("dead letters stored = %d, want 1200", n)
+	}
+	inserts := 0
+	for _, sql := range e.redshift.recorder.all() {
+		if strings.HasPrefix(sql, `INSERT INTO "wh".dead_letter`) {
+			inserts++
+		}
+	}
+	if inserts < 3 {
+		t.Errorf("%d dead-letter statements for 1200 letters, want at least 3 (500 per statement)", inserts)
+	}
+	var payload []byte
+	if err := e.pool.QueryRow(t.Context(), `SELECT payload FROM `+testSchema+`.dead_letter WHERE sequence_number = '7'`).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if want := newRejection("7", "validate").GetPayload(); string(payload) != string(want) {
+		t.Errorf("payload = %x, want %x (bytes through from_hex)", payload, want)
+	}
+}
