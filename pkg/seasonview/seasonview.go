@@ -162,12 +162,17 @@ WHERE season = $1`
 // season from batting_cumulative, in game order. A point's OPS is not valid
 // while the player has no at bat yet.
 func CumulativeOPS(ctx context.Context, db Querier, schema string, season int) (map[Player][]Point, error) {
+	return cumulativeOPS(ctx, db, schema, "season = $1", []any{season})
+}
+
+// cumulativeOPS reads the points of batting_cumulative that where (over args) selects.
+func cumulativeOPS(ctx context.Context, db Querier, schema, where string, args []any) (map[Player][]Point, error) {
 	query := `
 SELECT player_id, name, game_date, game_number, games, plate_appearances, ops
 FROM ` + pgx.Identifier{schema, "batting_cumulative"}.Sanitize() + `
-WHERE season = $1
+WHERE ` + where + `
 ORDER BY player_id, games`
-	rows, err := db.Query(ctx, query, season)
+	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("seasonview: read %s.batting_cumulative: %w", schema, err)
 	}

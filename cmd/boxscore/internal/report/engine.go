@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -90,8 +92,11 @@ func (q simpleQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.
 }
 
 // inlineArgs replaces the placeholders $1..$n of query, outside quoted identifiers and
-// string literals, by args written as SQL literals. The report binds integers only (a
-// season), so only integers are accepted.
+// string literals, by args written as SQL literals. The report binds integers (a season,
+// player ids), dates (a date range) and a team abbreviation; only those are accepted: an
+// integer, a time.Time (written 'YYYY-MM-DD'), and a string of letters and digits, so no
+// literal ever needs an escape (Redshift reads backslashes in literals as escapes,
+// PostgreSQL does not).
 func inlineArgs(query string, args []any) (string, error) {
 	literals := make([]string, len(args))
 	for i, arg := range args {
@@ -102,8 +107,15 @@ func inlineArgs(query string, args []any) (string, error) {
 			literals[i] = strconv.FormatInt(int64(v), 10)
 		case int64:
 			literals[i] = strconv.FormatInt(v, 10)
+		case time.Time:
+			literals[i] = "'" + v.Format(time.DateOnly) + "'"
+		case string:
+			if !plainWord.MatchString(v) {
+				return "", fmt.Errorf("argument %d %q: only integers, dates and words of letters and digits are written into Redshift queries", i+1, v)
+			}
+			literals[i] = "'" + v + "'"
 		default:
-			return "", fmt.Errorf("argument %d of type %T: only integers are written into Redshift queries", i+1, arg)
+			return "", fmt.Errorf("argument %d of type %T: only integers, dates and words of letters and digits are written into Redshift queries", i+1, arg)
 		}
 	}
 	var b strings.Builder
@@ -133,6 +145,9 @@ func inlineArgs(query string, args []any) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// plainWord is a string written into a Redshift query as a literal as it is.
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9]*$`)
 
 // closingQuote returns the index of the quote that closes the one at start (a doubled quote
 // is part of the text), or -1.

@@ -136,6 +136,10 @@ VALUES ($1, $2, $3, 0, 2024, 'SD', $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13
 func runReport(t *testing.T, cmd Command) (string, []byte) {
 	t.Helper()
 	cmd.Season, cmd.Chart, cmd.Note = 2024, filepath.Join(t.TempDir(), "ops.svg"), "Simulated"
+	if cmd.Sort == "" && cmd.MinPA == nil {
+		everyone := 0 // the pinch runner, without a plate appearance, is listed too
+		cmd.MinPA = &everyone
+	}
 	var stdout bytes.Buffer
 	if err := cmd.Run(t.Context(), &stdout); err != nil {
 		t.Fatalf("Run (%s, schema %s): %v", cmd.Engine, cmd.Schema, err)
@@ -160,7 +164,7 @@ func TestReportOnRedshiftPrintsWhatPostgreSQLPrints(t *testing.T) {
 			t.Fatalf("the PostgreSQL report does not list %s:\n%s", name, pgOut)
 		}
 	}
-	if !regexp.MustCompile(`Shohei Ohtani +24 .* \.\d{3} +\.\d{3} +\.\d{3} +1?\.\d{3}\n`).MatchString(pgOut) {
+	if !regexp.MustCompile(`Shohei Ohtani +LAD +24 .* \.\d{3} +\.\d{3} +\.\d{3} +1?\.\d{3}\n`).MatchString(pgOut) {
 		t.Fatalf("the PostgreSQL report lacks Ohtani's 24 games and rates:\n%s", pgOut)
 	}
 	if rsOut != pgOut {
@@ -217,8 +221,9 @@ func TestEngineOf(t *testing.T) {
 
 func TestInlineArgs(t *testing.T) {
 	t.Parallel()
-	got, err := inlineArgs(`SELECT a FROM "s$1"."t" WHERE season = $1 AND note <> 'it''s $2' AND b = $2`, []any{2024, int64(-7)})
-	if want := `SELECT a FROM "s$1"."t" WHERE season = 2024 AND note <> 'it''s $2' AND b = -7`; err != nil || got != want {
+	got, err := inlineArgs(`SELECT a FROM "s$1"."t" WHERE season = $1 AND note <> 'it''s $2' AND b = $2 AND d >= CAST($3 AS DATE) AND team = $4`,
+		[]any{2024, int64(-7), time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), "LAD"})
+	if want := `SELECT a FROM "s$1"."t" WHERE season = 2024 AND note <> 'it''s $2' AND b = -7 AND d >= CAST('2024-05-01' AS DATE) AND team = 'LAD'`; err != nil || got != want {
 		t.Errorf("inlineArgs = %q, %v; want %q", got, err, want)
 	}
 	for _, tc := range []struct {
@@ -227,6 +232,8 @@ func TestInlineArgs(t *testing.T) {
 		want  string
 	}{
 		{`SELECT $1`, []any{"2024'; DROP TABLE t; --"}, "only integers"},
+		{`SELECT $1`, []any{`LA\`}, "only integers"},
+		{`SELECT $1`, []any{2.5}, "only integers"},
 		{`SELECT $2`, []any{1}, "placeholder"},
 		{`SELECT $1 FROM "t`, []any{1}, "unterminated"},
 	} {

@@ -23,9 +23,46 @@ const columnGap = "  "
 func WriteTable(w io.Writer, rows []PlayerSeason) error {
 	sorted := slices.Clone(rows)
 	seasonview.SortByOPS(sorted)
+	return writeRows(w, sorted, false)
+}
 
+// WriteLeaderboard writes rows in their order, ranked (1, 2, ...; a tie on the sorted
+// statistic shares its rank) by the statistic key (see sortKeys), with each player's
+// team: the league leaderboard. Otherwise it looks as WriteTable's table.
+func WriteLeaderboard(w io.Writer, rows []PlayerSeason, key string) error {
+	stat, ok := sortKeys[key]
+	if !ok {
+		return fmt.Errorf("report: unknown statistic %q", key)
+	}
+	ranked := make([]rankedRow, len(rows))
+	for i, r := range rows {
+		rank := i + 1
+		if i > 0 && stat.value(r) == stat.value(rows[i-1]) {
+			rank = ranked[i-1].rank
+		}
+		ranked[i] = rankedRow{PlayerSeason: r, rank: rank}
+	}
+	return writeRanked(w, ranked, true)
+}
+
+type rankedRow struct {
+	PlayerSeason
+	rank int
+}
+
+func writeRows(w io.Writer, rows []PlayerSeason, withRank bool) error {
+	ranked := make([]rankedRow, len(rows))
+	for i, r := range rows {
+		ranked[i] = rankedRow{PlayerSeason: r}
+	}
+	return writeRanked(w, ranked, withRank)
+}
+
+// writeRanked writes the table; with ranks (the league leaderboard), each line starts with
+// the rank and the player's team follows the name.
+func writeRanked(w io.Writer, rows []rankedRow, league bool) error {
 	nameWidth := len("Player")
-	for _, r := range sorted {
+	for _, r := range rows {
 		nameWidth = max(nameWidth, len([]rune(r.Name)))
 	}
 
@@ -34,10 +71,19 @@ func WriteTable(w io.Writer, rows []PlayerSeason) error {
 	// the gap between columns is part of the next cell, not tabwriter padding:
 	// no line starts or ends with spaces.
 	tw := tabwriter.NewWriter(w, 0, 0, 0, ' ', tabwriter.AlignRight)
-	writeRow := func(name string, cells []string) {
+	writeRow := func(rank, name, team string, cells []string) {
 		var line strings.Builder
+		if league {
+			line.WriteString(rank)
+			line.WriteString("\t")
+			line.WriteString(columnGap)
+		}
 		line.WriteString(name)
 		line.WriteString(strings.Repeat(" ", nameWidth-len([]rune(name))))
+		if league {
+			line.WriteString(columnGap)
+			line.WriteString(fmt.Sprintf("%-4s", team))
+		}
 		line.WriteByte('\t')
 		for _, cell := range cells {
 			line.WriteString(columnGap)
@@ -49,9 +95,9 @@ func WriteTable(w io.Writer, rows []PlayerSeason) error {
 		_, _ = io.WriteString(tw, line.String())
 	}
 
-	writeRow("Player", tableColumns)
-	for _, r := range sorted {
-		writeRow(r.Name, []string{
+	writeRow("#", "Player", "Team", tableColumns)
+	for _, r := range rows {
+		writeRow(strconv.Itoa(r.rank), r.Name, r.Team, []string{
 			strconv.Itoa(r.Games), strconv.Itoa(r.PlateAppearances), strconv.Itoa(r.AtBats),
 			strconv.Itoa(r.Runs), strconv.Itoa(r.Hits), strconv.Itoa(r.Doubles),
 			strconv.Itoa(r.Triples), strconv.Itoa(r.HomeRuns), strconv.Itoa(r.RBI),

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/boxscore-dev/boxscore/pkg/seasonview"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -76,6 +78,43 @@ func TestRateString(t *testing.T) {
 	} {
 		if got := tc.rate.String(); got != tc.want {
 			t.Errorf("%+v.String() = %q, want %q", tc.rate, got, tc.want)
+		}
+	}
+}
+
+// TestWriteLeaderboardGolden: the league table keeps the rows' order, ranks them (a tie on
+// the statistic shares the rank: Betts and Ramírez both .743) and shows each team.
+func TestWriteLeaderboardGolden(t *testing.T) {
+	rows := tableRows()
+	seasonview.SortByOPS(rows)
+	rows[0].Team, rows[1].Team = "LAD", "LAD"
+	rows[3].Team = "CLE"
+	var got bytes.Buffer
+	if err := WriteLeaderboard(&got, rows, "ops"); err != nil {
+		t.Fatalf("WriteLeaderboard: %v", err)
+	}
+	golden := filepath.Join("testdata", "league.golden")
+	if *update {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatalf("update golden: %v", err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("WriteLeaderboard output differs from %s:\n--- got ---\n%s\n--- want ---\n%s", golden, got.Bytes(), want)
+	}
+	if err := WriteLeaderboard(&got, rows, "war"); err == nil {
+		t.Errorf("WriteLeaderboard by an unknown statistic succeeded")
+	}
+}
+
+func TestQualifyingPA(t *testing.T) {
+	for games, want := range map[int]int{0: 0, 1: 3, 5: 16, 10: 31, 27: 84, 162: 502} {
+		if got := QualifyingPA(games); got != want {
+			t.Errorf("QualifyingPA(%d) = %d, want %d", games, got, want)
 		}
 	}
 }
