@@ -133,16 +133,24 @@ var transientClasses = map[string]bool{
 }
 
 // IsTransient reports whether err may go away if the same request is tried again:
-// connection failures, serialization failures and deadlocks, resource shortages, server
-// restarts, lock and statement timeouts, network errors and deadlines. A mismatch, fencing
-// or validation error is never transient.
+// connection failures, serialization failures and deadlocks (Redshift's ERROR 1023
+// included), resource shortages, server restarts, lock and statement timeouts, network
+// errors and deadlines, and on the Redshift path a failed S3 staging or a COPY that loaded
+// fewer rows than staged. A mismatch, fencing or validation error is never transient.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, ErrInvalidRequest) || errors.Is(err, ErrCheckpointMismatch) || errors.Is(err, ErrFenced) {
 		return false
 	}
+	var (
+		countErr *CopyCountError
+		stageErr *StagingError
+	)
+	if errors.As(err, &countErr) || errors.As(err, &stageErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return transientCodes[pgErr.Code] || transientClasses[sqlStateClass(pgErr.Code)]
+		return transientCodes[pgErr.Code] || transientClasses[sqlStateClass(pgErr.Code)] || isRedshiftSerializationConflict(pgErr)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
@@ -174,3 +182,16 @@ func sqlStateClass(code string) string {
 	}
 	return code[:2]
 }
+
+// isRedshiftSerializationConflict recognizes Redshift's serializable isolation violation
+// (ERROR 1023), which it reports with a generic SQLSTATE (XX000) and this message.
+func isRedshiftSerializationConflict(pgErr *pgconn.PgError) bool {
+	return strings.Contains(pgErr.Message, "Serializable isolation violation")
+}
+
+// StagingError is a failure to stage a Redshift load in S3: infrastructure, never the
+// data, so transient (IsTransient).
+type StagingError struct{ Err error }
+
+func (e *StagingError) Error() string { return "stage rows in S3: " + e.Err.Error() }
+func (e *StagingError) Unwrap() error { return e.Err }

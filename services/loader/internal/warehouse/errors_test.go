@@ -2,6 +2,7 @@ package warehouse_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -54,5 +55,24 @@ func TestContextErrors(t *testing.T) {
 	}
 	if warehouse.IsTransient(nil) || warehouse.IsDataError(nil) {
 		t.Error("nil error classified")
+	}
+}
+
+// On the Redshift path: Redshift's serializable isolation violation (ERROR 1023, SQLSTATE
+// XX000), a failed S3 staging and a short COPY are retried; another XX000 is not.
+func TestRedshiftTransientErrors(t *testing.T) {
+	t.Parallel()
+	conflict := &pgconn.PgError{Code: "XX000", Message: "1023: Serializable isolation violation on table - 100, transactions forming the cycle are: 1, 2"}
+	for _, err := range []error{
+		fmt.Errorf("load: %w", conflict),
+		fmt.Errorf("load: %w", &warehouse.StagingError{Err: errors.New("put s3://b/k: AccessDenied")}),
+		&warehouse.CopyCountError{Copied: 1, Staged: 2, Manifest: "s3://b/m"},
+	} {
+		if !warehouse.IsTransient(err) || warehouse.IsDataError(err) {
+			t.Errorf("%v: IsTransient=%t IsDataError=%t, want transient", err, warehouse.IsTransient(err), warehouse.IsDataError(err))
+		}
+	}
+	if other := (&pgconn.PgError{Code: "XX000", Message: "internal error"}); warehouse.IsTransient(other) {
+		t.Errorf("%v is transient", other)
 	}
 }

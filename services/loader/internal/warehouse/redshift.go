@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -208,7 +207,7 @@ func (s *RedshiftStore) retry(ctx context.Context, f func() error) error {
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
-		if err == nil || !IsRetryable(err) || attempt >= s.cfg.MaxAttempts {
+		if err == nil || !IsTransient(err) || attempt >= s.cfg.MaxAttempts {
 			return err
 		}
 		select {
@@ -218,18 +217,6 @@ func (s *RedshiftStore) retry(ctx context.Context, f func() error) error {
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
-}
-
-// IsRetryable reports whether a group that failed with err is tried again whole:
-// transient errors (IsTransient: serialization failures 40001, connection errors, ...) and
-// Redshift's serializable isolation violation (ERROR 1023, reported with SQLSTATE XX000).
-func IsRetryable(err error) bool {
-	var countErr *CopyCountError
-	if IsTransient(err) || errors.As(err, &countErr) {
-		return true
-	}
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && strings.Contains(pgErr.Message, "Serializable isolation violation")
 }
 
 // Load queues req into the current window's group and answers once the group committed
@@ -343,7 +330,7 @@ func (s *RedshiftStore) commitGroup(ctx context.Context, group []*pendingLoad) {
 		answers, err = s.tryGroup(ctx, group)
 		return err
 	})
-	if err != nil && len(group) > 1 && !IsRetryable(err) && ctx.Err() == nil {
+	if err != nil && len(group) > 1 && !IsTransient(err) && ctx.Err() == nil {
 		// Refused data: each request alone, so that only the bad one fails.
 		for _, p := range group {
 			s.commitGroup(ctx, []*pendingLoad{p})
@@ -454,7 +441,7 @@ func (s *RedshiftStore) tryGroup(ctx context.Context, group []*pendingLoad) (map
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("stage rows in S3: %w", err)
+			return nil, &StagingError{Err: err}
 		}
 		defer s.removeStaged(ctx, staged)
 	}

@@ -70,10 +70,12 @@ const (
 
 // redshiftParts holds what a Redshift env adds to env.
 type redshiftParts struct {
-	store    *warehouse.RedshiftStore
-	s3       *s3.Client
-	recorder *statementRecorder
-	copies   *copyDouble
+	store *warehouse.RedshiftStore
+	s3    *s3.Client
+	// s3Endpoint is the local S3's URL.
+	s3Endpoint string
+	recorder   *statementRecorder
+	copies     *copyDouble
 }
 
 // newRedshiftEnv is newEnv for the Redshift path: the Redshift migrations applied on
@@ -95,9 +97,9 @@ func newRedshiftEnvWith(t *testing.T, maxConns int32, configure func(*warehouse.
 	}
 	installRedshiftShims(t, pool, testSchema)
 	recorder.armed.Store(true)
-	client := newLocalS3(t)
+	client, endpoint := newLocalS3(t)
 	e := &env{pool: pool}
-	e.redshift = &redshiftParts{s3: client, recorder: recorder, copies: &copyDouble{client: client, role: testCopyRole}}
+	e.redshift = &redshiftParts{s3: client, s3Endpoint: endpoint, recorder: recorder, copies: &copyDouble{client: client, role: testCopyRole}}
 	e.redshift.store = startRedshiftStore(t, pool, client, "loader-a", e.redshift.copies, configure)
 	e.store = e.redshift.store
 	t.Cleanup(func() { recorder.assertRedshiftSafe(t) })
@@ -140,7 +142,7 @@ func installRedshiftShims(t *testing.T, pool *pgxpool.Pool, schema string) {
 }
 
 // newLocalS3 serves an in-memory S3 with the staging bucket for the test.
-func newLocalS3(t *testing.T) *s3.Client {
+func newLocalS3(t *testing.T) (*s3.Client, string) {
 	t.Helper()
 	srv, err := s3local.Start(context.Background(), "127.0.0.1:0", "")
 	if err != nil {
@@ -153,16 +155,21 @@ func newLocalS3(t *testing.T) *s3.Client {
 	})
 	// Static credentials, built here rather than from the environment: the tests run in
 	// parallel and must not depend on the developer's AWS settings.
-	client := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL()), UsePathStyle: true,
+	client := newS3Client(srv.URL())
+	if err := s3local.EnsureBucket(t.Context(), client, testStagingBucket, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	return client, srv.URL()
+}
+
+// newS3Client is an S3 client of endpoint with static credentials.
+func newS3Client(endpoint string) *s3.Client {
+	return s3.New(s3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
 		Credentials:                credentials.NewStaticCredentialsProvider("local", "local", ""),
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
-	if err := s3local.EnsureBucket(t.Context(), client, testStagingBucket, "us-east-1"); err != nil {
-		t.Fatal(err)
-	}
-	return client
 }
 
 // startRedshiftStore returns a running RedshiftStore over pool (Run stops with the test).

@@ -4,10 +4,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -383,5 +389,56 @@ func TestRedshiftManyDeadLettersAndDuplicates(t *testing.T) {
 	}
 	if want := newRejection("7", "validate").GetPayload(); string(payload) != string(want) {
 		t.Errorf("payload = %x, want %x (bytes through from_hex)", payload, want)
+	}
+}
+
+// S3 refusing the staging: the group is retried (bounded) and commits once S3 accepts;
+// while it refuses, the Load fails with a transient error (the consumer retries it, never
+// dead-letters it), nothing is committed and nothing stays staged.
+func TestRedshiftStagingFailureIsTransientAndRetried(t *testing.T) {
+	t.Parallel()
+	var target atomic.Pointer[url.URL]
+	var refusals atomic.Int64 // PUTs still to refuse
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && refusals.Add(-1) >= 0 {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden) // not retried by the SDK itself
+			_, _ = io.WriteString(w, `<Error><Code>AccessDenied</Code><Message>injected</Message></Error>`)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(target.Load()).ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	e := newRedshiftEnvWith(t, 1, func(c *warehouse.RedshiftConfig) {
+		stager, err := s3stage.New(newS3Client(front.URL), "s3://"+testStagingBucket+"/loads/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Stager, c.MaxAttempts = stager, 2
+	})
+	u, err := url.Parse(e.redshift.s3Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Store(u)
+
+	req := request("", "10", newRow(1, "g1", 1, "evt-1", "10"))
+	refusals.Store(1 << 20)
+	_, err = e.store.Load(t.Context(), req)
+	var staging *warehouse.StagingError
+	if !errors.As(err, &staging) || !warehouse.IsTransient(err) {
+		t.Fatalf("Load with S3 refusing: %v, want a transient *StagingError", err)
+	}
+	if cp := assertCheckpointOf(t, e.store, testShard); cp.GetSequenceNumber() != "" || countRows(t, e.pool, "fact_batting_game") != 0 {
+		t.Fatalf("a failed staging committed: checkpoint %v", cp)
+	}
+	if keys := stagedKeys(t, e.redshift.s3); len(keys) != 0 {
+		t.Errorf("objects left by the failed staging: %v", keys)
+	}
+
+	refusals.Store(1) // the next PUT fails, then S3 recovers: the group's retry commits
+	assertCounts(t, mustLoad(t, e.store, req), counts{inserted: 1})
+	if keys := stagedKeys(t, e.redshift.s3); len(keys) != 0 {
+		t.Errorf("staged objects left after the commit: %v", keys)
 	}
 }
