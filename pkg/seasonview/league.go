@@ -97,13 +97,13 @@ func leagueQuery(schema string, f LeagueFilter) (string, []any) {
 		teamFilter = "\nWHERE p.team = $" + strconv.Itoa(len(args))
 	}
 	fact := pgx.Identifier{schema, "fact_batting_game"}.Sanitize()
+	// Both parts read the fact table with the same predicates rather than share one CTE:
+	// PostgreSQL would materialize it (spilling a season to disk), while each scan alone is
+	// a plain (or, for the team games, an index-only) scan.
+	cond := strings.Join(where, " AND ")
 	dim := pgx.Identifier{schema, "dim_player"}.Sanitize()
 	return `
-WITH lines AS (
-    SELECT f.* FROM ` + fact + ` AS f
-    WHERE ` + strings.Join(where, " AND ") + `
-),
-totals AS (
+WITH totals AS (
     SELECT
         player_id,
         MIN(season)                  AS season,
@@ -128,12 +128,15 @@ totals AS (
         SUM(total_bases)             AS total_bases,
         MIN(game_date)               AS first_game_date,
         MAX(game_date)               AS last_game_date
-    FROM lines
+    FROM ` + fact + ` AS f
+    WHERE ` + cond + `
     GROUP BY player_id
 ),
 team_games AS (
     SELECT team, COUNT(*) AS games
-    FROM (SELECT DISTINCT opponent AS team, game_date, game_number FROM lines) AS g
+    FROM (SELECT DISTINCT f.opponent AS team, f.game_date, f.game_number
+          FROM ` + fact + ` AS f
+          WHERE ` + cond + `) AS g
     GROUP BY team
 )
 SELECT

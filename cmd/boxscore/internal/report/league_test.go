@@ -138,9 +138,9 @@ func loadLeague(tb testing.TB, rows []gamelog.Row) (string, *pgxpool.Pool) {
 // expectedBoard is the leaderboard computed from the rows alone: player ids in order.
 func expectedBoard(rows []gamelog.Row, from, to time.Time, team, sortKey string, limit int) []int64 {
 	type player struct {
-		id                                                  int64
-		name, team, lastDate                                string
-		lastNumber                                          int
+		id                                                    int64
+		name, team, lastDate                                  string
+		lastNumber                                            int
 		pa, ab, h, d2, d3, hr, rbi, bb, hbp, sf, sb, r, games int
 	}
 	inRange := func(date string) bool {
