@@ -17,15 +17,11 @@ import (
 // PostgresDialect is the implementation for PostgreSQL: rows go through COPY FROM STDIN
 // into a temporary staging table, then one INSERT ... ON CONFLICT upserts them.
 //
-// A Redshift dialect can be added beside it without touching Store: Redshift speaks the
-// PostgreSQL wire protocol, so the transaction stays a pgx.Tx, but it has no COPY FROM
-// STDIN, no ON CONFLICT, no SAVEPOINT and no enforced keys. Its UpsertFacts would write the
-// rows as a file to S3, COPY it into a staging table, compute the inserted/updated keys with
-// joins, then MERGE; without savepoints it would isolate refused rows by checking the staged
-// rows with queries before the MERGE rather than by retrying; its UpsertPlayers and
-// InsertDeadLetters would use MERGE or INSERT ... WHERE NOT EXISTS; its AdvanceCheckpoint and
-// ClaimShard keep the same conditional UPDATE (Redshift runs serializable transactions, and
-// the conflicts it reports are transient).
+// Redshift does not fit this seam: it has no COPY FROM STDIN, no ON CONFLICT, no SAVEPOINT
+// and no enforced keys, and a COPY costs a second or more, so its loads are batched across
+// shards. RedshiftStore (redshift.go) owns that flow and RedshiftDialect its statements;
+// what both engines share (validation, counts, claims, checkpoint reads, dead-letter
+// rules, metrics) is written once and used by both stores.
 //
 // Contract shared by every implementation:
 //   - every method runs inside tx and writes nothing outside it;

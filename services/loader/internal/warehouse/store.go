@@ -4,8 +4,9 @@
 // checkpoint compare-and-set, a redelivered row changes nothing), and a consumer that lost
 // its lease on the shard cannot commit at all (the lease token fences it off).
 //
-// Store owns the flow; Dialect owns the SQL (see Dialect for the seam and the plan for
-// Redshift). Tables are created by the migrations package.
+// Store owns the flow on PostgreSQL, Dialect its SQL; RedshiftStore loads into Amazon
+// Redshift (S3 staging, COPY, MERGE, one transaction per window of batches). Tables are
+// created by the migrations package (migrations.PostgreSQL, migrations.Redshift).
 package warehouse
 
 import (
