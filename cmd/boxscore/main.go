@@ -17,22 +17,24 @@ import (
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/apikeys"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/dlq"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/extract"
+	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/leaguegen"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/report"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/retract"
-	"github.com/boxscore-dev/boxscore/pkg/s3local"
 	"github.com/boxscore-dev/boxscore/pkg/buildinfo"
+	"github.com/boxscore-dev/boxscore/pkg/s3local"
 )
 
 // cli is the command tree. Each subcommand's flags live with its package.
 type cli struct {
 	Replay  replayCmd        `cmd:"" help:"Replay a game-log CSV (path or s3://bucket/key) into the ingest API, day by day."`
 	Extract extractCmd       `cmd:"" help:"Pull batting lines from the MLB Stats API (players' season game logs, or the whole league's final games of some days) into CSV, or post them to the ingest API."`
-	Report  reportCmd        `cmd:"" help:"Print the season leaderboard from the warehouse and draw each player's cumulative OPS."`
+	Report  reportCmd        `cmd:"" help:"Print the league leaderboard from the warehouse (by OPS, AVG, HR, ...; qualified batters for rates) and draw chosen players' cumulative OPS."`
 	Retract retractCmd       `cmd:"" help:"Retract one (player, game) line: a tombstone through the ingest API removes it from the warehouse."`
 	DLQ     dlqCmd           `cmd:"" name:"dlq" help:"Work with the warehouse's dead letters: list, show, replay through the ingest API, purge."`
 	APIKey  apikeyCmd        `cmd:"" name:"apikey" help:"Make producer API keys for the ingest gateway's keys file, or hash a key kept elsewhere."`
 	S3      s3Cmd            `cmd:"" name:"s3" help:"A local S3-compatible store for development and the demo."`
+	Season  seasonCmd        `cmd:"" help:"Generate a simulated league season as a game-log CSV, to replay without the network."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -113,6 +115,14 @@ func (c *extractCmd) Run(ctx context.Context, s streams) error {
 type reportCmd struct{ report.Command }
 
 func (c *reportCmd) Run(ctx context.Context, s streams) error { return c.Command.Run(ctx, s.stdout) }
+
+type seasonCmd struct {
+	Generate seasonGenerateCmd `cmd:"" help:"Simulate a whole major-league season (30 teams, ~1,300 players, corrections) and write it as a game-log CSV."`
+}
+
+type seasonGenerateCmd struct{ leaguegen.Command }
+
+func (c *seasonGenerateCmd) Run(s streams) error { return c.Command.Run(s.stdout, s.stderr) }
 
 type serveCmd struct{ s3local.ServeCommand }
 
