@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -440,5 +441,33 @@ func TestRedshiftStagingFailureIsTransientAndRetried(t *testing.T) {
 	assertCounts(t, mustLoad(t, e.store, req), counts{inserted: 1})
 	if keys := stagedKeys(t, e.redshift.s3); len(keys) != 0 {
 		t.Errorf("staged objects left after the commit: %v", keys)
+	}
+}
+
+// A group closes once it carries MaxGroupRows rows, without waiting for the window: three
+// loads of two rows with a cap of two are three COPYs, all committed well before the
+// (long) window would have ended.
+func TestRedshiftGroupRowCapClosesTheGroup(t *testing.T) {
+	t.Parallel()
+	e := newRedshiftEnvWith(t, 2, func(c *warehouse.RedshiftConfig) { c.Window, c.MaxGroupRows = 60e9, 2 })
+	var reqs []*loadv1.LoadRequest
+	for i := range 3 {
+		mustClaim(t, e.store, shardName(i), 1, testOwner)
+		reqs = append(reqs, shardRequest(shardName(i), "", "10",
+			newRow(int64(10*i+1), "g1", 1, "evt-a", "10"), newRow(int64(10*i+2), "g1", 1, "evt-b", "10")))
+	}
+	before := len(e.redshift.copies.statements())
+	start := time.Now()
+	_, errs := loadAll(t, e.store, reqs)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("shard %d: %v", i, err)
+		}
+	}
+	if elapsed := time.Since(start); elapsed > 30*time.Second {
+		t.Errorf("loads took %s: the groups waited for the window", elapsed)
+	}
+	if copies := len(e.redshift.copies.statements()) - before; copies != 3 {
+		t.Errorf("%d COPYs, want 3 (one per capped group)", copies)
 	}
 }
