@@ -30,6 +30,7 @@ var valueSets = map[string][]string{
 	"ingress":        {"../boxscore/ci/ingress-values.yaml"},
 	"postgresql":     {"../boxscore/ci/postgresql-values.yaml"},
 	"redshift":       {"../boxscore/ci/redshift-values.yaml"},
+	"redshift-iam":   {"../boxscore/ci/redshift-iam-values.yaml"},
 	"minimal":        {"../boxscore/ci/minimal-values.yaml"},
 	"api-keys":       {"../boxscore/ci/api-keys-values.yaml"},
 	"cert-manager":   {"../boxscore/ci/cert-manager-values.yaml"},
@@ -600,6 +601,7 @@ func checkNetworkPolicies(t *testing.T, r *Render) {
 		t.Fatalf("%d NetworkPolicies, want one per component", len(policies))
 	}
 	warehousePort, _ := r.Values.PathValue("warehouse.port")
+	engine, _ := r.Values.PathValue("warehouse.engine")
 	release := map[string]string{"app.kubernetes.io/instance": Release.Name}
 	for _, np := range policies {
 		component := np.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"]
@@ -620,7 +622,7 @@ func checkNetworkPolicies(t *testing.T, r *Render) {
 		}
 		for _, rule := range np.Spec.Egress {
 			for _, port := range ports(rule.Ports) {
-				if port == 443 && component != "ingest-gateway" && component != "shard-consumer" {
+				if port == 443 && component != "ingest-gateway" && component != "shard-consumer" && (component != "loader" || engine != "redshift") {
 					t.Errorf("NetworkPolicy %s: %s may reach AWS (443)", np.Name, component)
 				}
 				if port == int(toInt(warehousePort)) && component != "loader" && component != "shard-consumer" {
@@ -637,6 +639,9 @@ func checkNetworkPolicies(t *testing.T, r *Render) {
 		}
 		if component == "loader" && !slices.Contains(egress, int(toInt(warehousePort))) {
 			t.Errorf("NetworkPolicy %s: the loader cannot reach the warehouse port %v", np.Name, warehousePort)
+		}
+		if component == "loader" && engine == "redshift" && !slices.Contains(egress, 443) {
+			t.Errorf("NetworkPolicy %s: a Redshift loader cannot reach S3 and the credentials API (443)", np.Name)
 		}
 	}
 }
@@ -719,7 +724,9 @@ func TestSchemaRejectsTypos(t *testing.T) {
 
 func TestRedshiftNeedsASeparateLeaseStore(t *testing.T) {
 	ch := loadChart(t)
-	_, err := RenderChart(ch, map[string]any{"warehouse": map[string]any{"engine": "redshift", "port": 5439}})
+	_, err := RenderChart(ch, map[string]any{"warehouse": map[string]any{"engine": "redshift", "port": 5439, "redshift": map[string]any{
+		"stagingUri": "s3://staging/loads/", "copyRoleArn": "arn:aws:iam::123456789012:role/copy",
+	}}})
 	if err == nil || !strings.Contains(err.Error(), "leaseStore.host is required") {
 		t.Fatalf("redshift without a lease store: got %v", err)
 	}

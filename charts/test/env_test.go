@@ -91,7 +91,12 @@ func TestEveryFlagIsReachable(t *testing.T) {
 	renders := []struct {
 		files     []string
 		overrides map[string]any
-	}{{overrides: map[string]any{"default": map[string]any{"grpcClients": []any{"shard-consumer"}}}}}
+	}{
+		{overrides: map[string]any{"default": map[string]any{"grpcClients": []any{"shard-consumer"}}}},
+		{files: valueSets["redshift"], overrides: map[string]any{"warehouse": map[string]any{"redshift": map[string]any{
+			"s3Endpoint": "http://s3.dev:9000", "iam": map[string]any{"enabled": true, "clusterId": "boxscore-dw"},
+		}}}},
+	}
 	for _, files := range valueSets {
 		renders = append(renders, struct {
 			files     []string

@@ -101,7 +101,16 @@ func TestMigrationsRunAsAHardenedHookBeforeTheDeployments(t *testing.T) {
 				if !slices.Equal(c.Args, []string{"migrate"}) || len(c.Ports) > 0 {
 					t.Errorf("%s/%s: args %v, ports %v: want the migrate subcommand and no ports", job.Name, c.Name, c.Args, c.Ports)
 				}
-				if user, iam := envValue(c, "PGUSER"); iam {
+				if v, _ := envValue(c, "BOXSCORE_REDSHIFT_IAM"); v == "true" {
+					// Redshift temporary IAM credentials: user and password from the API, asked
+					// with the pod's AWS identity.
+					if slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "PGUSER" || e.Name == "PGPASSWORD" }) {
+						t.Errorf("%s/%s: Redshift IAM credentials with PGUSER/PGPASSWORD", job.Name, c.Name)
+					}
+					if spec.ServiceAccountName == "" {
+						t.Errorf("%s/%s: Redshift IAM credentials under the default ServiceAccount: no role to ask them with", job.Name, c.Name)
+					}
+				} else if user, iam := envValue(c, "PGUSER"); iam {
 					// RDS IAM authentication: a user, no password, a token per connection, and
 					// an AWS identity to sign it with.
 					if v, _ := envValue(c, "BOXSCORE_DATABASE_IAM_AUTH"); v != "true" || user == "" {
@@ -131,7 +140,7 @@ func TestMigrationsRunAsAHardenedHookBeforeTheDeployments(t *testing.T) {
 					continue
 				}
 				svcEnv := envOf(t, r, svc.Spec.Template.Spec.Containers[0])
-				for _, key := range []string{"BOXSCORE_DATABASE_URL", "BOXSCORE_WAREHOUSE_SCHEMA", "BOXSCORE_LEASE_DATABASE_URL", "BOXSCORE_LEASE_SCHEMA"} {
+				for _, key := range []string{"BOXSCORE_DATABASE_URL", "BOXSCORE_WAREHOUSE_SCHEMA", "BOXSCORE_LEASE_DATABASE_URL", "BOXSCORE_LEASE_SCHEMA", "BOXSCORE_WAREHOUSE_ENGINE", "BOXSCORE_REDSHIFT_STAGING_URI", "BOXSCORE_REDSHIFT_COPY_ROLE_ARN"} {
 					want, served := svcEnv[key]
 					if got, _ := envValue(c, key); served && got != want {
 						t.Errorf("%s/%s: %s=%q, the service uses %q", job.Name, c.Name, key, got, want)
@@ -141,10 +150,7 @@ func TestMigrationsRunAsAHardenedHookBeforeTheDeployments(t *testing.T) {
 					t.Errorf("Deployment %s: BOXSCORE_MIGRATE=%q, want false: the Job migrates, the service only checks", svc.Name, svcEnv["BOXSCORE_MIGRATE"])
 				}
 			}
-			want := []string{"loader-migrate", "shard-consumer-migrate"}
-			if engine, _ := r.Values.PathValue("warehouse.engine"); engine == "redshift" {
-				want = want[1:] // the loader's migrations are PostgreSQL only
-			}
+			want := []string{"loader-migrate", "shard-consumer-migrate"} // Redshift too
 			if !slices.Equal(stepNames, want) {
 				t.Errorf("Job %s runs %v, want %v in that order", job.Name, stepNames, want)
 			}

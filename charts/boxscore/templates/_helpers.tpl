@@ -41,6 +41,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 The components, each merged over `default`, as a dict name -> merged values (JSON, because
 templates can only return strings). Disabled components are left out.
+With a Redshift warehouse, the consumer's and the loader's shutdown.timeoutSeconds are at
+least warehouse.redshift.rpcTimeoutSeconds + 30: a Load in flight at SIGTERM (a batch window,
+a COPY, a MERGE) must be able to commit before the pod is stopped.
 Usage: $components := include "boxscore.components" . | fromJson
 */}}
 {{- define "boxscore.components" -}}
@@ -49,6 +52,12 @@ Usage: $components := include "boxscore.components" . | fromJson
 {{- if $component.enabled }}
 {{- $merged := mergeOverwrite (deepCopy $.Values.default) (deepCopy $component) }}
 {{- $_ := set $merged "name" $name }}
+{{- if and (eq $.Values.warehouse.engine "redshift") (has $name (list "shard-consumer" "loader")) }}
+{{- $least := add (int $.Values.warehouse.redshift.rpcTimeoutSeconds) 30 }}
+{{- if lt (int $merged.shutdown.timeoutSeconds) $least }}
+{{- $_ := set $merged.shutdown "timeoutSeconds" $least }}
+{{- end }}
+{{- end }}
 {{- $_ := set $out $name $merged }}
 {{- end }}
 {{- end }}
@@ -224,11 +233,30 @@ are not here but on the container, beside the ports they must match.
 {{- $_ := set $cfg "BOXSCORE_LEASE_DATABASE_URL" (include "boxscore.leaseStoreURL" $root) }}
 {{- $_ := set $cfg "BOXSCORE_LEASE_SCHEMA" $v.leaseStore.schema }}
 {{- $_ := set $cfg "BOXSCORE_MIGRATE" (toString $v.warehouse.migrate) }}
+{{- if eq $v.warehouse.engine "redshift" }}
+{{- /* A Load waits for the batch window, a COPY and a MERGE (components.<name>.config wins). */}}
+{{- $_ := set $cfg "BOXSCORE_RPC_TIMEOUT" (printf "%ds" (int $v.warehouse.redshift.rpcTimeoutSeconds)) }}
+{{- end }}
 {{- end }}
 {{- if eq $c.name "loader" }}
 {{- $_ := set $cfg "BOXSCORE_DATABASE_URL" (include "boxscore.warehouseURL" $root) }}
 {{- $_ := set $cfg "BOXSCORE_WAREHOUSE_SCHEMA" $v.warehouse.schema }}
 {{- $_ := set $cfg "BOXSCORE_MIGRATE" (toString $v.warehouse.migrate) }}
+{{- $_ := set $cfg "BOXSCORE_WAREHOUSE_ENGINE" $v.warehouse.engine }}
+{{- if eq $v.warehouse.engine "redshift" }}
+{{- $r := $v.warehouse.redshift }}
+{{- $_ := set $cfg "BOXSCORE_REDSHIFT_STAGING_URI" (required "warehouse.redshift.stagingUri is required when warehouse.engine is redshift: s3://bucket/prefix/ where loads are staged" $r.stagingUri) }}
+{{- $_ := set $cfg "BOXSCORE_REDSHIFT_COPY_ROLE_ARN" (required "warehouse.redshift.copyRoleArn is required when warehouse.engine is redshift: the role Redshift assumes to read the staged objects" $r.copyRoleArn) }}
+{{- $_ := set $cfg "BOXSCORE_REDSHIFT_BATCH_WINDOW" $r.batchWindow }}
+{{- with $r.s3Endpoint }}{{ $_ := set $cfg "BOXSCORE_S3_ENDPOINT" . }}{{ end }}
+{{- $_ := set $cfg "AWS_REGION" (default $v.stream.region $r.region) }}
+{{- $_ := set $cfg "BOXSCORE_REDSHIFT_IAM" (toString $r.iam.enabled) }}
+{{- if $r.iam.enabled }}
+{{- with $r.iam.clusterId }}{{ $_ := set $cfg "BOXSCORE_REDSHIFT_CLUSTER_ID" . }}{{ end }}
+{{- with $r.iam.workgroup }}{{ $_ := set $cfg "BOXSCORE_REDSHIFT_WORKGROUP" . }}{{ end }}
+{{- $_ := set $cfg "BOXSCORE_REDSHIFT_CREDENTIALS_DURATION" $r.iam.credentialsDuration }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- $_ := set $cfg "BOXSCORE_INSECURE" (toString $v.insecure) }}
 {{- $_ := set $cfg "BOXSCORE_PPROF" (toString $c.pprof) }}
@@ -276,6 +304,7 @@ are not here but on the container, beside the ports they must match.
 {{/*
 How a component reaches its database, as JSON, or {} for components without one:
   iamAuth   RDS IAM tokens instead of a password
+  redshiftIAM  Redshift temporary IAM credentials (user and password) instead of a Secret
   user      PGUSER with iamAuth
   region    the token's region
   secret    the credentials Secret without iamAuth
@@ -288,7 +317,8 @@ it has a host of its own).
 {{- $region := default $v.stream.region $v.warehouse.iamRegion }}
 {{- if eq .c.name "loader" }}
 {{- $w := $v.warehouse }}
-{{- toJson (dict "iamAuth" $w.iamAuth "user" $w.iamUser "region" $region "secret" $w.existingSecret "caBundle" $w.caBundle) }}
+{{- $redshiftIAM := and (eq $w.engine "redshift") $w.redshift.iam.enabled }}
+{{- toJson (dict "iamAuth" $w.iamAuth "redshiftIAM" $redshiftIAM "user" $w.iamUser "region" $region "secret" (ternary dict $w.existingSecret $redshiftIAM) "caBundle" $w.caBundle) }}
 {{- else if eq .c.name "shard-consumer" }}
 {{- $l := include "boxscore.leaseStore" .root | fromJson }}
 {{- toJson (dict "iamAuth" $l.iamAuth "user" $l.iamUser "region" $region "secret" $l.existingSecret "caBundle" $l.caBundle) }}
@@ -354,7 +384,7 @@ internal gRPC in plaintext or a database connection that trusts any server, unle
 {{- end }}
 {{- end }}
 {{- if and (eq $v.warehouse.engine "redshift") $v.warehouse.iamAuth }}
-{{- fail "warehouse.iamAuth is RDS IAM authentication for PostgreSQL; Redshift's IAM credentials (GetClusterCredentials) are not supported" }}
+{{- fail "warehouse.iamAuth is RDS IAM authentication for PostgreSQL; for Redshift's temporary IAM credentials set warehouse.redshift.iam (enabled, clusterId or workgroup)" }}
 {{- end }}
 {{- end }}
 
@@ -406,6 +436,7 @@ uses it, else the Secret the service itself uses.
 {{- end }}
 {{- if $secret.name }}
 {{- $_ := set $db "iamAuth" false }}
+{{- $_ := set $db "redshiftIAM" false }}
 {{- $_ := set $db "secret" $secret }}
 {{- else if $db.iamAuth }}
 {{- $_ := set $db "user" (required "migrations.iamUser is required with IAM authentication and no migrations.existingSecret: the DDL-capable database user" $m.iamUser) }}
