@@ -114,6 +114,10 @@ type RedshiftStore struct {
 	groups  atomic.Int64
 	metrics *metrics
 	staging metric.Int64Counter // staged objects not removed
+	// groupLoads is the number of Loads per committed group; groupRetries counts the
+	// tries of a group that failed transiently and were repeated. nil: not instrumented.
+	groupLoads   metric.Int64Histogram
+	groupRetries metric.Int64Counter
 }
 
 // pendingLoad is one Load waiting for its group's commit.
@@ -172,10 +176,15 @@ func (s *RedshiftStore) Instrument(meter metric.Meter) error {
 	}
 	cleanup, err := meter.Int64Counter("boxscore.loader.staging_cleanup_failures", metric.WithUnit("{load}"),
 		metric.WithDescription("Redshift loads whose staged S3 objects could not be removed after the commit (the staging prefix's lifecycle rule removes them later)."))
-	if err != nil {
+	loads, errLoads := meter.Int64Histogram("boxscore.loader.redshift_group_loads", metric.WithUnit("{load}"),
+		metric.WithDescription("Loads (shard batches) committed together in one Redshift transaction (one COPY, one MERGE)."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256))
+	retries, errRetries := meter.Int64Counter("boxscore.loader.redshift_group_retries", metric.WithUnit("{try}"),
+		metric.WithDescription("Redshift group transactions repeated after a transient error (serializable conflict, connection, S3 staging, short COPY)."))
+	if err := errors.Join(err, errLoads, errRetries); err != nil {
 		return fmt.Errorf("warehouse metrics: %w", err)
 	}
-	s.metrics, s.staging = m, cleanup
+	s.metrics, s.staging, s.groupLoads, s.groupRetries = m, cleanup, loads, retries
 	return nil
 }
 
@@ -209,6 +218,9 @@ func (s *RedshiftStore) retry(ctx context.Context, f func() error) error {
 		err := f()
 		if err == nil || !IsTransient(err) || attempt >= s.cfg.MaxAttempts {
 			return err
+		}
+		if s.groupRetries != nil {
+			s.groupRetries.Add(ctx, 1)
 		}
 		select {
 		case <-ctx.Done():
@@ -336,6 +348,9 @@ func (s *RedshiftStore) commitGroup(ctx context.Context, group []*pendingLoad) {
 			s.commitGroup(ctx, []*pendingLoad{p})
 		}
 		return
+	}
+	if err == nil && s.groupLoads != nil {
+		s.groupLoads.Record(ctx, int64(len(group)))
 	}
 	now := time.Now()
 	for _, p := range group {

@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
@@ -190,9 +192,39 @@ func assertCheckpointOf(t *testing.T, s loaderStore, shardID string) *loadv1.Che
 func TestRedshiftCopyCountMismatchIsRetried(t *testing.T) {
 	t.Parallel()
 	e := newRedshiftEnv(t, 1)
+	reader := sdkmetric.NewManualReader()
+	if err := e.store.Instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
 	e.redshift.copies.dropOneRecordOnce = true
 	resp := mustLoad(t, e.store, request("", "10", newRow(1, "g1", 1, "evt-1", "10"), newRow(2, "g1", 1, "evt-2", "10")))
 	assertCounts(t, resp, counts{inserted: 2})
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var retries, groups int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch data := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				if m.Name == "boxscore.loader.redshift_group_retries" {
+					for _, dp := range data.DataPoints {
+						retries += dp.Value
+					}
+				}
+			case metricdata.Histogram[int64]:
+				if m.Name == "boxscore.loader.redshift_group_loads" {
+					for _, dp := range data.DataPoints {
+						groups += int64(dp.Count)
+					}
+				}
+			}
+		}
+	}
+	if retries != 1 || groups != 1 {
+		t.Errorf("metrics: %d group retries, %d groups committed; want 1 and 1", retries, groups)
+	}
 	if n := len(e.redshift.copies.statements()); n != 2 {
 		t.Errorf("%d COPY statements, want 2 (the short one, then the retry)", n)
 	}
