@@ -67,13 +67,13 @@ func (c *config) databaseOptions() []postgres.Option {
 	return append(c.DatabaseIAM.Options(c.Server.Insecure), c.Redshift.Auth.Options()...)
 }
 
-// databaseURL is the warehouse URL the pool connects with: on Redshift in the simple
-// protocol (no prepared statements, no type introspection Redshift cannot answer).
+// databaseURL is the warehouse URL the pool connects with: on Redshift in pgx's exec mode
+// (see withExecMode).
 func (c *config) databaseURL() (string, error) {
 	if c.Engine != migrations.EngineRedshift {
 		return c.DatabaseURL, nil
 	}
-	return withSimpleProtocol(c.DatabaseURL)
+	return withExecMode(c.DatabaseURL)
 }
 
 // warehouseStore is what setup needs of either engine's store.

@@ -100,9 +100,16 @@ func loaderID() (string, error) {
 	return clean + "-" + hex.EncodeToString(suffix), nil
 }
 
-// withSimpleProtocol adds default_query_exec_mode=simple_protocol to a database URL (or
-// keyword/value string) unless it names a mode already.
-func withSimpleProtocol(databaseURL string) (string, error) {
+// withExecMode adds default_query_exec_mode=exec to a database URL (or keyword/value
+// string) unless it names a mode already. Redshift gets every statement as pgx's "exec"
+// mode sends it: the extended protocol with an unnamed statement and text-format
+// arguments, in one round trip, as lib/pq and the JDBC driver talk to it — no named
+// prepared statements, no Describe to answer first, no type introspection. Not the simple
+// protocol: pgx inlines arguments there only when the server reports
+// standard_conforming_strings=on and client_encoding=UTF8, and Redshift reports neither
+// (it reads a backslash in a literal as an escape), so every statement with an argument
+// would be refused.
+func withExecMode(databaseURL string) (string, error) {
 	const param = "default_query_exec_mode"
 	if strings.HasPrefix(databaseURL, "postgres://") || strings.HasPrefix(databaseURL, "postgresql://") {
 		u, err := url.Parse(databaseURL)
@@ -111,7 +118,7 @@ func withSimpleProtocol(databaseURL string) (string, error) {
 		}
 		q := u.Query()
 		if q.Get(param) == "" {
-			q.Set(param, "simple_protocol")
+			q.Set(param, "exec")
 			u.RawQuery = q.Encode()
 		}
 		return u.String(), nil
@@ -119,5 +126,5 @@ func withSimpleProtocol(databaseURL string) (string, error) {
 	if strings.Contains(databaseURL, param+"=") {
 		return databaseURL, nil
 	}
-	return strings.TrimSpace(databaseURL+" "+param+"=simple_protocol"), nil
+	return strings.TrimSpace(databaseURL + " " + param + "=exec"), nil
 }

@@ -80,13 +80,13 @@ func TestStartsOnARedshiftSchema(t *testing.T) {
 func TestWithSimpleProtocol(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"postgres://u@h:5439/dev?sslmode=verify-full":     "postgres://u@h:5439/dev?default_query_exec_mode=simple_protocol&sslmode=verify-full",
+		"postgres://u@h:5439/dev?sslmode=verify-full":     "postgres://u@h:5439/dev?default_query_exec_mode=exec&sslmode=verify-full",
 		"postgres://u@h/dev?default_query_exec_mode=exec": "postgres://u@h/dev?default_query_exec_mode=exec",
-		"host=h dbname=dev":                               "host=h dbname=dev default_query_exec_mode=simple_protocol",
+		"host=h dbname=dev":                               "host=h dbname=dev default_query_exec_mode=exec",
 	} {
-		got, err := withSimpleProtocol(in)
+		got, err := withExecMode(in)
 		if err != nil || got != want {
-			t.Errorf("withSimpleProtocol(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("withExecMode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }

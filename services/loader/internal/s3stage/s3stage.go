@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -70,6 +71,11 @@ func New(client *s3.Client, uri string, opts ...Option) (*Stager, error) {
 	rest, ok := strings.CutPrefix(uri, "s3://")
 	if !ok {
 		return nil, fmt.Errorf("staging URI %q: want s3://bucket/prefix/", uri)
+	}
+	// The manifest's URI is written into a COPY statement as a literal, and Redshift reads
+	// a backslash in a literal as an escape: neither it nor a quote may appear.
+	if strings.ContainsAny(rest, `'\`) || strings.ContainsFunc(rest, unicode.IsControl) {
+		return nil, fmt.Errorf("staging URI %q: no quotes, backslashes or control characters", uri)
 	}
 	bucket, prefix, _ := strings.Cut(rest, "/")
 	if bucket == "" {

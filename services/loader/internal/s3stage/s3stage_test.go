@@ -309,7 +309,11 @@ func TestStageAgainstAClosedServerFails(t *testing.T) {
 }
 
 func TestNewRefusesBadURIs(t *testing.T) {
-	for _, uri := range []string{"", "staging/x", "s3://", "s3:///prefix", "https://b/x"} {
+	for _, uri := range []string{
+		"", "staging/x", "s3://", "s3:///prefix", "https://b/x",
+		// Written into COPY as a literal: Redshift reads a backslash there as an escape.
+		"s3://b/it's/", `s3://b/a\b/`, "s3://b/a\nb/",
+	} {
 		if _, err := s3stage.New(nil, uri); err == nil {
 			t.Errorf("New(%q) accepted", uri)
 		}

@@ -66,6 +66,10 @@ func (c RedshiftConfig) Validate() error {
 	if c.CopyRoleARN == "" {
 		errs = append(errs, errors.New("redshift: no COPY role (--redshift-copy-role-arn)"))
 	}
+	if strings.ContainsAny(c.CopyRoleARN, `'\`) {
+		// It is written into the COPY statement as a literal (see quoteLiteral).
+		errs = append(errs, fmt.Errorf("redshift: COPY role %q holds a quote or backslash", c.CopyRoleARN))
+	}
 	if c.LoaderID == "" || strings.ContainsAny(c.LoaderID, "/ ") {
 		errs = append(errs, fmt.Errorf("redshift: loader id %q must be non-empty, without '/' or spaces", c.LoaderID))
 	}
@@ -137,7 +141,8 @@ type loadAnswer struct {
 }
 
 // NewRedshiftStore returns a store writing to the Redshift tables of cfg.Schema through
-// pool, which must use the simple protocol (pgx.QueryExecModeSimpleProtocol).
+// pool, which must run in pgx's exec mode (pgx.QueryExecModeExec: the extended protocol,
+// unnamed statements, text-format arguments; see the loader's withExecMode for why).
 func NewRedshiftStore(pool *pgxpool.Pool, cfg RedshiftConfig) (*RedshiftStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

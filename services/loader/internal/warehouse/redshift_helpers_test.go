@@ -79,7 +79,7 @@ type redshiftParts struct {
 }
 
 // newRedshiftEnv is newEnv for the Redshift path: the Redshift migrations applied on
-// PostgreSQL (redshifttest.Apply), a pool in the simple protocol as the loader uses on
+// PostgreSQL (redshifttest.Apply), a pool in pgx's exec mode as the loader uses on
 // Redshift, an in-memory S3 (pkg/s3local) for the staged loads, the COPY test double, and a
 // recorder that fails the test if a statement Redshift refuses was sent.
 func newRedshiftEnv(t *testing.T, maxConns int32) *env {
@@ -114,7 +114,7 @@ func newRedshiftPool(t *testing.T, url string, maxConns int32, tracer pgx.QueryT
 		t.Fatalf("parse config: %v", err)
 	}
 	config.MaxConns = maxConns
-	config.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	config.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	// The shims of installRedshiftShims are found by name, as Redshift's own functions.
 	config.ConnConfig.RuntimeParams["search_path"] = testSchema
 	config.ConnConfig.Tracer = tracer
@@ -302,8 +302,21 @@ func (r *statementRecorder) add(ctx context.Context, sql string) {
 
 func (r *statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
 	r.add(ctx, data.SQL)
+	// A statement may override the pool's exec mode with its first argument. Any other
+	// mode fails on Redshift: the simple protocol with arguments needs
+	// standard_conforming_strings, which Redshift does not report; the caching modes
+	// prepare named statements.
+	if len(data.Args) > 0 {
+		if mode, ok := data.Args[0].(pgx.QueryExecMode); ok && mode != pgx.QueryExecModeExec {
+			r.add(ctx, modeOverride+mode.String())
+		}
+	}
 	return ctx
 }
+
+// modeOverride marks, in the recorded statements, a statement sent in another exec mode
+// than the pool's (pgx.QueryExecModeExec).
+const modeOverride = "QUERY EXEC MODE "
 
 func (r *statementRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
@@ -343,6 +356,7 @@ var redshiftRefuses = []struct {
 	{"now() (leader node only on Redshift)", regexp.MustCompile(`(?i)\bnow\(\)`)},
 	{"a partial index", regexp.MustCompile(`(?i)\bCREATE\s+(UNIQUE\s+)?INDEX\b`)},
 	{"IS DISTINCT FROM", regexp.MustCompile(`(?i)\bIS\s+(NOT\s+)?DISTINCT\s+FROM\b`)},
+	{"an exec mode other than exec", regexp.MustCompile(`^` + modeOverride)},
 }
 
 var stringLiteral = regexp.MustCompile(`'(?:[^']|'')*'`)
@@ -382,6 +396,7 @@ func TestRedshiftProblemsCatchesWhatRedshiftRefuses(t *testing.T) {
 		`COPY "pg_temp"."x" FROM STDIN`, `INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING`, `UPDATE t SET a = 1 RETURNING a`,
 		`SAVEPOINT s`, `SELECT 1; SELECT 2`, `SELECT * FROM unnest($1::bigint[])`, `SELECT a COLLATE "C"`, `SELECT now()`,
 		`BATCH (several statements in one call)`, `CREATE UNIQUE INDEX i ON t (a) WHERE b`,
+		modeOverride + pgx.QueryExecModeSimpleProtocol.String(),
 	} {
 		if len(redshiftProblems(bad)) == 0 {
 			t.Errorf("not caught: %s", bad)

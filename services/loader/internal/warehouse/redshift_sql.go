@@ -14,7 +14,7 @@ import (
 )
 
 // The statements of the Redshift path. Each is one statement (Redshift refuses several in
-// one call and the pool runs the simple protocol: arguments are sent as literals), with
+// one call; the pool runs pgx's exec mode: one unnamed statement, arguments bound as text), with
 // nothing Redshift lacks: no ON CONFLICT, no RETURNING, no SAVEPOINT, no COPY FROM STDIN,
 // no arrays or unnest, no row-value comparisons, no COLLATE, and no now() (a leader-node
 // function on Redshift: times are bound arguments). Tables are {schema}.table as in the
@@ -270,8 +270,9 @@ func copySQL(manifestURI, roleARN, options string) string {
 		" IAM_ROLE " + quoteLiteral(roleARN) + " " + options
 }
 
-// quoteLiteral quotes s as an SQL string literal (the URI and role come from configuration,
-// still never pasted unquoted).
+// quoteLiteral quotes s as an SQL string literal (COPY takes no bound arguments). The URI
+// and role come from configuration, checked to hold no backslash (an escape in Redshift's
+// literals, not in PostgreSQL's) nor quote: s3stage.New and RedshiftConfig.Validate.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // deleteRequestsSQL removes the staged rows of the requests a load refused (fenced or

@@ -376,6 +376,7 @@ func TestRedshiftConfigValidate(t *testing.T) {
 		func(c *warehouse.RedshiftConfig) { c.LoaderID = "a/b" },  // a key separator
 		func(c *warehouse.RedshiftConfig) { c.CopyRoleARN = "" },  // no role
 		func(c *warehouse.RedshiftConfig) { c.MaxGroupRows = -1 }, // negative
+		func(c *warehouse.RedshiftConfig) { c.CopyRoleARN = `arn:aws:iam::1:role/a\'` }, // breaks out of COPY's literal on Redshift
 	} {
 		cfg := warehouse.RedshiftConfig{Schema: testSchema, CopyRoleARN: testCopyRole, LoaderID: "a", Stager: stager}
 		bad(&cfg)
