@@ -371,11 +371,11 @@ func TestRedshiftConfigValidate(t *testing.T) {
 		t.Errorf("valid config refused: %v", err)
 	}
 	for _, bad := range []func(*warehouse.RedshiftConfig){
-		func(c *warehouse.RedshiftConfig) { c.Window = 1e6 },      // 1 ms
-		func(c *warehouse.RedshiftConfig) { c.Window = 61e9 },     // 61 s
-		func(c *warehouse.RedshiftConfig) { c.LoaderID = "a/b" },  // a key separator
-		func(c *warehouse.RedshiftConfig) { c.CopyRoleARN = "" },  // no role
-		func(c *warehouse.RedshiftConfig) { c.MaxGroupRows = -1 }, // negative
+		func(c *warehouse.RedshiftConfig) { c.Window = 1e6 },                            // 1 ms
+		func(c *warehouse.RedshiftConfig) { c.Window = 61e9 },                           // 61 s
+		func(c *warehouse.RedshiftConfig) { c.LoaderID = "a/b" },                        // a key separator
+		func(c *warehouse.RedshiftConfig) { c.CopyRoleARN = "" },                        // no role
+		func(c *warehouse.RedshiftConfig) { c.MaxGroupRows = -1 },                       // negative
 		func(c *warehouse.RedshiftConfig) { c.CopyRoleARN = `arn:aws:iam::1:role/a\'` }, // breaks out of COPY's literal on Redshift
 	} {
 		cfg := warehouse.RedshiftConfig{Schema: testSchema, CopyRoleARN: testCopyRole, LoaderID: "a", Stager: stager}
