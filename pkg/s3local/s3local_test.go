@@ -19,20 +19,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/boxscore-dev/boxscore/pkg/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/s3test"
 )
 
 const demoCSV = "../../k8s/local/demo/dodgers-2024-mar-jun.csv"
-
-// noCredentialsInEnv keeps the developer's AWS settings out of the test.
-func noCredentialsInEnv(t *testing.T) {
-	for _, name := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-		"AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"} {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-}
 
 func start(t *testing.T, dir string) *s3local.Server {
 	t.Helper()
@@ -63,7 +53,7 @@ func get(t *testing.T, client *s3.Client, uri string) []byte {
 }
 
 func TestPutThenGetOverHTTP(t *testing.T) {
-	noCredentialsInEnv(t)
+	s3test.NoCredentialsInEnv(t)
 	want, err := os.ReadFile(demoCSV)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +92,7 @@ func TestPutThenGetOverHTTP(t *testing.T) {
 }
 
 func TestFilesOutliveTheServer(t *testing.T) {
-	noCredentialsInEnv(t)
+	s3test.NoCredentialsInEnv(t)
 	dir := t.TempDir()
 	first := start(t, dir)
 	put := &s3local.PutCommand{File: demoCSV, Destination: "s3://seasons/dodgers.csv", Endpoint: first.URL(), Region: "us-east-1"}
@@ -127,7 +117,7 @@ func TestFilesOutliveTheServer(t *testing.T) {
 }
 
 func TestServeCommandRunsUntilCancelledAndCreatesBuckets(t *testing.T) {
-	noCredentialsInEnv(t)
+	s3test.NoCredentialsInEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout := &lockedBuffer{}
@@ -168,7 +158,7 @@ func TestRefusesNonLoopbackAddresses(t *testing.T) {
 // With an endpoint the client must never reach for the EC2 metadata service, even when the
 // credential chain finds nothing (a profile without keys falls through to IMDS on AWS).
 func TestClientWithEndpointNeverCallsIMDS(t *testing.T) {
-	noCredentialsInEnv(t)
+	s3test.NoCredentialsInEnv(t)
 	var imdsCalls atomic.Int32
 	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		imdsCalls.Add(1)

@@ -23,8 +23,8 @@ import (
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
-	"github.com/boxscore-dev/boxscore/pkg/s3local"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/s3local"
 )
 
 // EventSource is the source field of the events the replay sends.

@@ -23,8 +23,9 @@ import (
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient/gatewaytest"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/replay"
-	"github.com/boxscore-dev/boxscore/pkg/s3local"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/pkg/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/s3test"
 )
 
 const demoCSV = "../../../../k8s/local/demo/dodgers-2024-mar-jun.csv"
@@ -131,18 +132,8 @@ func checkDayOrder(t *testing.T, reqs []gatewaytest.Request) {
 	}
 }
 
-func noCredentialsInEnv(t *testing.T) {
-	for _, name := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-		"AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"} {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-}
-
 func TestReplaysTheDemoSeasonFromS3(t *testing.T) {
-	noCredentialsInEnv(t)
+	s3test.NoCredentialsInEnv(t)
 	store, err := s3local.Start(context.Background(), "127.0.0.1:0", "")
 	if err != nil {
 		t.Fatal(err)
@@ -421,7 +412,7 @@ func TestFatalErrors(t *testing.T) {
 		}
 	})
 	t.Run("s3 object missing", func(t *testing.T) {
-		noCredentialsInEnv(t)
+		s3test.NoCredentialsInEnv(t)
 		store, err := s3local.Start(context.Background(), "127.0.0.1:0", "")
 		if err != nil {
 			t.Fatal(err)

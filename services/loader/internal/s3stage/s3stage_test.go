@@ -10,8 +10,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,63 +18,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/boxscore-dev/boxscore/pkg/s3local"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/s3test"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/s3stage"
 )
 
 const bucket = "staging"
 
-// noCredentialsInEnv keeps the developer's AWS settings out of the test.
-func noCredentialsInEnv(t *testing.T) {
-	for _, name := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-		"AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"} {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-}
-
 // startS3 serves an in-memory S3 with the staging bucket and returns its URL and a client.
 func startS3(t *testing.T) (string, *s3.Client) {
 	t.Helper()
-	noCredentialsInEnv(t)
-	srv, err := s3local.Start(context.Background(), "127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	client := newClient(t, srv.URL())
-	if err := s3local.EnsureBucket(t.Context(), client, bucket, "us-east-1"); err != nil {
-		t.Fatal(err)
-	}
+	srv, client := s3test.Start(t, bucket)
 	return srv.URL(), client
-}
-
-func newClient(t *testing.T, endpoint string) *s3.Client {
-	t.Helper()
-	client, err := s3local.NewS3Client(t.Context(), endpoint, "us-east-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
 }
 
 func listKeys(t *testing.T, client *s3.Client) []string {
 	t.Helper()
-	out, err := client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, o := range out.Contents {
-		keys = append(keys, aws.ToString(o.Key))
-	}
-	return keys
+	return s3test.Keys(t, client, bucket)
 }
 
 func ptr(s string) *string { return &s }
@@ -258,7 +215,7 @@ func TestStageFailingHalfwayLeavesNothingAndARetrySucceeds(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
-	st, err := s3stage.New(newClient(t, front.URL), "s3://"+bucket+"/loads/", s3stage.WithPartBytes(100))
+	st, err := s3stage.New(s3test.Client(front.URL), "s3://"+bucket+"/loads/", s3stage.WithPartBytes(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,15 +242,7 @@ func TestStageFailingHalfwayLeavesNothingAndARetrySucceeds(t *testing.T) {
 }
 
 func TestStageAgainstAClosedServerFails(t *testing.T) {
-	noCredentialsInEnv(t)
-	srv, err := s3local.Start(context.Background(), "127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := newClient(t, srv.URL())
-	if err := s3local.EnsureBucket(t.Context(), client, bucket, "us-east-1"); err != nil {
-		t.Fatal(err)
-	}
+	srv, client := s3test.Start(t, bucket)
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,16 +12,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
-	"github.com/boxscore-dev/boxscore/pkg/s3local"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/pgtest"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/s3test"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/migrations/redshifttest"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/s3stage"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
@@ -97,7 +95,8 @@ func newRedshiftEnvWith(t *testing.T, maxConns int32, configure func(*warehouse.
 	}
 	installRedshiftShims(t, pool, testSchema)
 	recorder.armed.Store(true)
-	client, endpoint := newLocalS3(t)
+	srv, client := s3test.Start(t, testStagingBucket)
+	endpoint := srv.URL()
 	e := &env{pool: pool}
 	e.redshift = &redshiftParts{s3: client, s3Endpoint: endpoint, recorder: recorder, copies: &copyDouble{client: client, role: testCopyRole}}
 	e.redshift.store = startRedshiftStore(t, pool, client, "loader-a", e.redshift.copies, configure)
@@ -139,37 +138,6 @@ func installRedshiftShims(t *testing.T, pool *pgxpool.Pool, schema string) {
 			t.Fatalf("redshift shim: %v", err)
 		}
 	}
-}
-
-// newLocalS3 serves an in-memory S3 with the staging bucket for the test.
-func newLocalS3(t *testing.T) (*s3.Client, string) {
-	t.Helper()
-	srv, err := s3local.Start(context.Background(), "127.0.0.1:0", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	// Static credentials, built here rather than from the environment: the tests run in
-	// parallel and must not depend on the developer's AWS settings.
-	client := newS3Client(srv.URL())
-	if err := s3local.EnsureBucket(t.Context(), client, testStagingBucket, "us-east-1"); err != nil {
-		t.Fatal(err)
-	}
-	return client, srv.URL()
-}
-
-// newS3Client is an S3 client of endpoint with static credentials.
-func newS3Client(endpoint string) *s3.Client {
-	return s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
-		Credentials:                credentials.NewStaticCredentialsProvider("local", "local", ""),
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
 }
 
 // startRedshiftStore returns a running RedshiftStore over pool (Run stops with the test).

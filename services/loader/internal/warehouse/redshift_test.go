@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,6 +26,7 @@ import (
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
+	"github.com/boxscore-dev/boxscore/pkg/testutil/s3test"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/s3stage"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
 )
@@ -50,15 +50,7 @@ func shardName(i int) string { return fmt.Sprintf("shardId-%012d", 100+i) }
 // stagedKeys lists the objects left in the staging bucket.
 func stagedKeys(t *testing.T, client *s3.Client) []string {
 	t.Helper()
-	out, err := client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(testStagingBucket)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, o := range out.Contents {
-		keys = append(keys, aws.ToString(o.Key))
-	}
-	return keys
+	return s3test.Keys(t, client, testStagingBucket)
 }
 
 // loadAll sends reqs at once (they fall in one window) and returns each one's answer.
@@ -444,7 +436,7 @@ func TestRedshiftStagingFailureIsTransientAndRetried(t *testing.T) {
 	}))
 	t.Cleanup(front.Close)
 	e := newRedshiftEnvWith(t, 1, func(c *warehouse.RedshiftConfig) {
-		stager, err := s3stage.New(newS3Client(front.URL), "s3://"+testStagingBucket+"/loads/")
+		stager, err := s3stage.New(s3test.Client(front.URL), "s3://"+testStagingBucket+"/loads/")
 		if err != nil {
 			t.Fatal(err)
 		}
