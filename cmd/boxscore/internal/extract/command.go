@@ -26,15 +26,15 @@ type Command struct {
 	Players []int64 `name:"player" placeholder:"MLB-ID" help:"Player mode: MLB player id; repeat the flag or separate ids with commas."`
 	Season  int     `help:"Player mode: season (year) to extract."`
 
-	Date        string        `placeholder:"YYYY-MM-DD" help:"League mode: the games of this day (YYYY-MM-DD, \"today\" or \"yesterday\" in --time-zone) and of the --look-back days before it."`
-	LookBack    int           `name:"look-back" default:"3" help:"League mode with --date: also re-read this many days before it, so late games and scoring changes are picked up."`
-	From        string        `placeholder:"YYYY-MM-DD" help:"League mode: first day of a range (with --to)."`
-	To          string        `placeholder:"YYYY-MM-DD" help:"League mode: last day of a range (with --from)."`
-	Team        string        `placeholder:"TEAM" help:"League mode: only the games of this club (abbreviation such as LAD, or MLB team id); both teams' lines are read."`
-	GameType    string        `name:"game-type" default:"R" help:"League mode: Stats API game type (R regular season, F/D/L/W postseason rounds, S spring)."`
-	TimeZone    string        `name:"time-zone" default:"America/New_York" help:"League mode: time zone in which --date today/yesterday is read (MLB's official dates are US dates)."`
-	Concurrency int           `default:"4" help:"League mode: games read at the same time."`
-	RateLimit   float64       `name:"rate-limit" default:"5" help:"Requests per second to the Stats API, retries included (0: unlimited)."`
+	Date        string  `placeholder:"YYYY-MM-DD" help:"League mode: the games of this day (YYYY-MM-DD, \"today\" or \"yesterday\" in --time-zone) and of the --look-back days before it."`
+	LookBack    int     `name:"look-back" default:"3" help:"League mode with --date: also re-read this many days before it, so late games and scoring changes are picked up."`
+	From        string  `placeholder:"YYYY-MM-DD" help:"League mode: first day of a range (with --to)."`
+	To          string  `placeholder:"YYYY-MM-DD" help:"League mode: last day of a range (with --from)."`
+	Team        string  `placeholder:"TEAM" help:"League mode: only the games of this club (abbreviation such as LAD, or MLB team id); both teams' lines are read."`
+	GameType    string  `name:"game-type" default:"R" help:"League mode: Stats API game type (R regular season, F/D/L/W postseason rounds, S spring)."`
+	TimeZone    string  `name:"time-zone" default:"America/New_York" help:"League mode: time zone in which --date today/yesterday is read (MLB's official dates are US dates)."`
+	Concurrency int     `default:"4" help:"League mode: games read at the same time."`
+	RateLimit   float64 `name:"rate-limit" default:"5" help:"Requests per second to the Stats API, retries included (0: unlimited)."`
 	now         func() time.Time
 	batchEvents int // events per gateway request; 0 is ingestclient.MaxBatchEvents (tests set less)
 

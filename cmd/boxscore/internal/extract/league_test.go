@@ -272,7 +272,9 @@ func TestLeagueScoringChangeReplacesExactlyOneLine(t *testing.T) {
 	after, summary := runLeague(t, cmd, gw)
 	mustContain(t, summary, "corrections    1")
 
-	key := func(ev *statsv1.StatEvent) string { return fmt.Sprintf("%d/%s", ev.GetPlayer().GetMlbId(), ev.GetGame().GetGameId()) }
+	key := func(ev *statsv1.StatEvent) string {
+		return fmt.Sprintf("%d/%s", ev.GetPlayer().GetMlbId(), ev.GetGame().GetGameId())
+	}
 	old := map[string]*statsv1.StatEvent{}
 	for _, ev := range before {
 		old[key(ev)] = ev

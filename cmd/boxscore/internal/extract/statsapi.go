@@ -16,8 +16,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v5"
@@ -42,7 +42,7 @@ const (
 	// DefaultCacheBytes bounds the in-run cache: a live feed is 1-2 MB, and a long backfill
 	// must not keep them all.
 	DefaultCacheBytes = 64 << 20
-	bodySnippetBytes      = 200
+	bodySnippetBytes  = 200
 )
 
 // Client fetches game logs from the MLB Stats API. It is safe for concurrent use.
