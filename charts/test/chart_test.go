@@ -41,6 +41,11 @@ var valueSets = map[string][]string{
 	"eks":            {"../../k8s/eks/values-eks.yaml"},
 	"redshift+keda":  {"../boxscore/ci/redshift-values.yaml", "../boxscore/ci/keda-values.yaml"},
 	"ingress+pinned": {"../boxscore/ci/ingress-values.yaml", "../boxscore/ci/minimal-values.yaml"},
+	"extractor":      {"../boxscore/ci/extractor-values.yaml"},
+	// The extractor with the gateway open to anyone, no NetworkPolicies, existing accounts.
+	"extractor+minimal": {"../boxscore/ci/extractor-values.yaml", "../boxscore/ci/minimal-values.yaml"},
+	// The extractor in a dev cluster without producer authentication: no key to send.
+	"extractor+dev": {"../boxscore/ci/extractor-values.yaml", "../../k8s/dev/values-dev.yaml"},
 }
 
 var components = []string{"ingest-gateway", "shard-consumer", "transformer", "loader"}
@@ -111,6 +116,7 @@ func TestRenderedObjectsHoldPolicies(t *testing.T) {
 			checkScaling(t, r)
 			checkNetworkPolicies(t, r)
 			checkIngressAndMonitors(t, r)
+			checkExtractor(t, r)
 			if !strings.Contains(r.Notes, "/v1/stats") || !strings.Contains(r.Notes, "curl") {
 				t.Errorf("NOTES.txt does not tell how to send the first event:\n%s", r.Notes)
 			}
@@ -597,14 +603,21 @@ func checkNetworkPolicies(t *testing.T, r *Render) {
 		}
 		return
 	}
-	if len(policies) != len(components) {
-		t.Fatalf("%d NetworkPolicies, want one per component", len(policies))
+	want := len(components)
+	if enabled, _ := r.Values.PathValue("extractor.enabled"); enabled == true {
+		want++ // checkExtractor checks the extractor's
+	}
+	if len(policies) != want {
+		t.Fatalf("%d NetworkPolicies, want one per component (and the extractor's): %d", len(policies), want)
 	}
 	warehousePort, _ := r.Values.PathValue("warehouse.port")
 	engine, _ := r.Values.PathValue("warehouse.engine")
 	release := map[string]string{"app.kubernetes.io/instance": Release.Name}
 	for _, np := range policies {
 		component := np.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"]
+		if component == "extractor" {
+			continue
+		}
 		if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
 			t.Errorf("NetworkPolicy %s: must restrict both ingress and egress", np.Name)
 		}

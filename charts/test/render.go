@@ -222,6 +222,8 @@ func newTyped(apiVersion, kind string) (any, error) {
 		return &appsv1.Deployment{}, nil
 	case "batch/v1/Job":
 		return &batchv1.Job{}, nil
+	case "batch/v1/CronJob":
+		return &batchv1.CronJob{}, nil
 	case "policy/v1/PodDisruptionBudget":
 		return &policyv1.PodDisruptionBudget{}, nil
 	case "autoscaling/v2/HorizontalPodAutoscaler":

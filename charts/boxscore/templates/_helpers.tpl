@@ -468,3 +468,44 @@ floats, which would print 4000000 as 4e+06), fractions as they are.
 {{- define "boxscore.number" -}}
 {{- if eq (float64 (int64 .)) (float64 .) }}{{ int64 . }}{{ else }}{{ toString . }}{{ end }}
 {{- end }}
+
+{{/*
+The gateway's public HTTP API as the extractor reaches it: the gateway's ClusterIP Service by
+its short name (the CronJob runs in the release's namespace), plain HTTP as inside the cluster
+(tls.enabled is the internal gRPC's; the public HTTP API is served without TLS behind the
+Ingress).
+*/}}
+{{- define "boxscore.extractorGatewayURL" -}}
+{{- $gateway := .Values.components | dig "ingest-gateway" "enabled" false }}
+{{- if not $gateway }}
+{{- fail "extractor.enabled needs components.ingest-gateway.enabled: the extractor posts to the release's gateway" }}
+{{- end }}
+{{- $ctx := dict "root" . "c" (dict "name" "ingest-gateway") }}
+{{- printf "http://%s:%d" (include "boxscore.componentFullname" $ctx) (int (index .Values.components "ingest-gateway").ports.http) }}
+{{- end }}
+
+{{/*
+The Secret key holding the extractor's producer API key, as JSON {name, key}, or {} when the
+gateway authenticates nobody (insecure, auth off). The extractor sends an API key: with OIDC
+alone the gateway would refuse it.
+*/}}
+{{- define "boxscore.extractorAPIKey" -}}
+{{- $e := .Values.extractor }}
+{{- if include "boxscore.authEnabled" . }}
+{{- if not .Values.auth.apiKeys.enabled }}
+{{- fail "extractor.enabled with auth.apiKeys.enabled false: the extractor authenticates with an API key (extractor.apiKey), which the gateway would refuse; enable auth.apiKeys beside OIDC" }}
+{{- end }}
+{{- toJson (dict "name" (required "extractor.apiKey.existingSecret is required: the Secret holding the extractor's producer API key (never in values)" $e.apiKey.existingSecret) "key" $e.apiKey.secretKey) }}
+{{- else }}
+{{- toJson dict }}
+{{- end }}
+{{- end }}
+
+{{- define "boxscore.extractorServiceAccountName" -}}
+{{- $sa := .Values.extractor.serviceAccount }}
+{{- if $sa.create }}
+{{- default (include "boxscore.componentFullname" (dict "root" . "c" (dict "name" "extractor"))) $sa.name }}
+{{- else }}
+{{- required "extractor.serviceAccount.name is required when extractor.serviceAccount.create is false" $sa.name }}
+{{- end }}
+{{- end }}
