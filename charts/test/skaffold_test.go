@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -98,6 +99,9 @@ func loadSkaffold(t *testing.T) skaffoldConfig {
 	return cfg
 }
 
+// cliImage is the boxscore CLI's artifact, the image of the extractor CronJob.
+const cliImage = "boxscore"
+
 func TestSkaffoldConfig(t *testing.T) {
 	cfg := loadSkaffold(t)
 	if cfg.APIVersion != "skaffold/v4beta11" || cfg.Kind != "Config" {
@@ -124,10 +128,10 @@ func TestSkaffoldConfig(t *testing.T) {
 		}
 	}
 	slices.Sort(images)
-	want := slices.Clone(components)
+	want := append(slices.Clone(components), cliImage)
 	slices.Sort(want)
 	if !slices.Equal(images, want) {
-		t.Errorf("artifacts %v, want the four services %v", images, want)
+		t.Errorf("artifacts %v, want the four services and the CLI %v", images, want)
 	}
 	if len(cfg.Deploy.Helm.Releases) != 1 {
 		t.Fatalf("want one helm release, got %d", len(cfg.Deploy.Helm.Releases))
@@ -145,6 +149,9 @@ func TestSkaffoldConfig(t *testing.T) {
 			"tag":        "{{.IMAGE_TAG_" + v + "}}@{{.IMAGE_DIGEST_" + v + "}}",
 		} {
 			key := "components." + image + ".image." + field
+			if image == cliImage {
+				key = "extractor.image." + field
+			}
 			if rel.SetValueTemplates[key] != tmpl {
 				t.Errorf("setValueTemplates[%s] = %q, want %q", key, rel.SetValueTemplates[key], tmpl)
 			}
@@ -158,9 +165,15 @@ func TestSkaffoldConfig(t *testing.T) {
 			setPath(overrides, strings.Split(key, "."), "registry.example/x")
 		}
 	}
-	// What skaffold would pass renders and passes the schema (a misspelt path would not).
-	if _, err := RenderChart(ch, overrides); err != nil {
+	// What skaffold would pass renders and passes the schema (a misspelt path would not),
+	// and reaches the CronJob when the extractor is on.
+	setPath(overrides, []string{"extractor", "enabled"}, true)
+	r, err := RenderChart(ch, overrides)
+	if err != nil {
 		t.Errorf("chart with skaffold's injected values: %v", err)
+	} else if cronJobs := Of[*batchv1.CronJob](r); len(cronJobs) != 1 || !strings.HasPrefix(cronJobs[0].Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image, "registry.example/x:") ||
+		!strings.HasSuffix(cronJobs[0].Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image, "@"+digest) {
+		t.Errorf("extractor CronJob does not run skaffold's CLI image: %+v", cronJobs)
 	}
 	profiles := map[string]bool{}
 	for _, p := range cfg.Profiles {
@@ -238,4 +251,59 @@ func setPath(m map[string]any, path []string, value any) {
 		m = next
 	}
 	m[path[len(path)-1]] = value
+}
+
+// koConfig is the subset of ko's .ko.yaml the repository uses (field names as in ko's
+// pkg/commands/options/build.go); decoded strictly, so a misspelt field fails.
+type koConfig struct {
+	DefaultBaseImage string    `json:"defaultBaseImage"`
+	DefaultPlatforms []string  `json:"defaultPlatforms"`
+	Builds           []koBuild `json:"builds"`
+}
+
+type koBuild struct {
+	ID      string   `json:"id"`
+	Dir     string   `json:"dir"`
+	Main    string   `json:"main"`
+	Env     []string `json:"env"`
+	Flags   []string `json:"flags"`
+	Ldflags []string `json:"ldflags"`
+}
+
+// TestKoBuildsMatchSkaffold: `make images` (ko) and skaffold build the same programs with the
+// same build flags, the CLI of the extractor CronJob included.
+func TestKoBuildsMatchSkaffold(t *testing.T) {
+	data, err := os.ReadFile("../../.ko.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ko koConfig
+	if err := yaml.UnmarshalStrict(data, &ko); err != nil {
+		t.Fatalf(".ko.yaml: %v", err)
+	}
+	koFlags := map[string][]string{}
+	for _, b := range ko.Builds {
+		if b.Dir != "." {
+			t.Errorf(".ko.yaml build %s: dir %q, want the repository root", b.ID, b.Dir)
+		}
+		koFlags[b.Main] = b.Flags
+	}
+	for _, a := range loadSkaffold(t).Build.Artifacts {
+		flags, ok := koFlags[a.Ko.Main]
+		if !ok {
+			t.Errorf("skaffold builds %s (%s), .ko.yaml does not", a.Image, a.Ko.Main)
+			continue
+		}
+		if !slices.Equal(flags, a.Ko.Flags) {
+			t.Errorf("%s: .ko.yaml flags %v, skaffold's %v", a.Ko.Main, flags, a.Ko.Flags)
+		}
+		delete(koFlags, a.Ko.Main)
+	}
+	for main := range koFlags {
+		t.Errorf(".ko.yaml builds %s, skaffold does not", main)
+	}
+	cli := slices.IndexFunc(ko.Builds, func(b koBuild) bool { return b.Main == "./cmd/boxscore" })
+	if cli < 0 || !slices.Contains(ko.Builds[cli].Flags, "-tags=timetzdata") {
+		t.Errorf("the CLI's build does not embed the time zone database: --time-zone would fail on an image without one")
+	}
 }
