@@ -91,6 +91,9 @@ func checkExtractor(t *testing.T, r *Render) {
 		t.Errorf("%s: pod labels %v do not name the extractor component of the release", where, job.Template.Labels)
 	}
 	checkPodHardened(t, where, pod)
+	if !strings.Contains(r.Notes, "create job --from=cronjob/"+cj.Name+" ") {
+		t.Errorf("NOTES.txt does not tell how to run %s now:\n%s", cj.Name, r.Notes)
+	}
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%s: %d containers, want 1", where, len(pod.Containers))
 	}
@@ -467,21 +470,26 @@ func extractFlags(t *testing.T) (flags, envs []string) {
 	dirs := []string{"../../cmd/boxscore/internal/extract", "../../cmd/boxscore/internal/credential"}
 	structs := map[string]*ast.StructType{}
 	for _, dir := range dirs {
-		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, pkg := range pkgs {
-			for _, f := range pkg.Files {
-				ast.Inspect(f, func(n ast.Node) bool {
-					if ts, ok := n.(*ast.TypeSpec); ok {
-						if st, ok := ts.Type.(*ast.StructType); ok {
-							structs[filepath.Base(dir)+"."+ts.Name.Name] = st
-						}
-					}
-					return true
-				})
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
 			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if ts, ok := n.(*ast.TypeSpec); ok {
+					if st, ok := ts.Type.(*ast.StructType); ok {
+						structs[filepath.Base(dir)+"."+ts.Name.Name] = st
+					}
+				}
+				return true
+			})
 		}
 	}
 	var walk func(st *ast.StructType)
