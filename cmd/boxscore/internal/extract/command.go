@@ -10,6 +10,9 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/credential"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
@@ -82,10 +85,15 @@ func (c *Command) validateCommon() error {
 // Run fetches every player's game log, then writes the CSV or posts the events. Nothing is
 // written or sent unless every player's log was fetched and mapped. Progress and warnings
 // go to stderr; with --out "-" the CSV goes to stdout.
-func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
+func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	flushTelemetry, err := StartTelemetry(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer flushTelemetry() // last: after the run's span ended
 	client, err := NewClient(c.BaseURL, WithTimeout(c.Timeout), WithRateLimit(c.RateLimit, 1),
 		WithRetryNotify(func(err error, wait time.Duration) {
 			fmt.Fprintf(stderr, "retrying in %s: %v\n", wait.Round(time.Millisecond), err)
@@ -96,12 +104,16 @@ func (c *Command) Run(ctx context.Context, stdout, stderr io.Writer) error {
 	if c.leagueMode() {
 		return c.runLeague(ctx, client, stdout, stderr)
 	}
+	ctx, span := client.instruments.tracer.Start(ctx, "extract players", trace.WithAttributes(
+		attribute.Int(spanAttrSeason, c.Season), attribute.Int(spanAttrPlayers, len(c.Players)), attribute.Bool(spanAttrPost, c.Post)))
+	defer func() { endSpan(span, err) }()
 	rows, err := c.fetch(ctx, client, stderr)
 	if err != nil {
 		return err
 	}
+	span.SetAttributes(attribute.Int(spanAttrLines, len(rows)))
 	if c.Post {
-		return c.post(ctx, rows, fmt.Sprintf("season %d", c.Season), stdout, stderr)
+		return c.post(ctx, client.instruments, rows, fmt.Sprintf("season %d", c.Season), stdout, stderr)
 	}
 	return c.write(rows, fmt.Sprintf("season %d", c.Season), stdout, stderr)
 }

@@ -11,6 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 )
 
@@ -36,6 +41,9 @@ type SkippedGame struct {
 	GamePk int64
 	Date   string // the schedule's officialDate of the entry
 	Teams  string // "AWAY @ HOME"
+	// Kind is one of a small set (SkipPostponed, ..., FailHTTP, ...), the reason
+	// attribute of the games counter; Reason says it in full.
+	Kind   string
 	Reason string
 }
 
@@ -66,14 +74,16 @@ func ExtractLeague(ctx context.Context, client *Client, q LeagueQuery) (*LeagueR
 	}
 	res := &LeagueResult{}
 	games := selectGames(dates, q.GameType, res)
-
-	type outcome struct {
-		rows        []gamelog.Row
-		corrections int
-		skip        string
-		err         error
+	in := client.instruments
+	for _, g := range res.Skipped {
+		// Not a game of this window's reading (postponed, cancelled, completed another
+		// day): no request, so no span of its own, an event of the run's span.
+		trace.SpanFromContext(ctx).AddEvent("game skipped", trace.WithAttributes(
+			attribute.Int64(spanAttrGamePk, g.GamePk), attribute.String(spanAttrGameDate, g.Date), attribute.String(spanAttrReason, g.Kind),
+			attribute.String(spanAttrDetail, g.Reason)))
 	}
-	outcomes := make([]outcome, len(games))
+
+	outcomes := make([]gameOutcome, len(games))
 	sem := make(chan struct{}, max(q.Concurrency, 1))
 	var wg sync.WaitGroup
 	for i, g := range games {
@@ -86,8 +96,7 @@ func ExtractLeague(ctx context.Context, client *Client, q LeagueQuery) (*LeagueR
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			rows, corrections, skip, err := extractGame(ctx, client, g)
-			outcomes[i] = outcome{rows: rows, corrections: corrections, skip: skip, err: err}
+			outcomes[i] = readGame(ctx, in, client, g)
 		})
 	}
 	wg.Wait()
@@ -98,17 +107,59 @@ func ExtractLeague(ctx context.Context, client *Client, q LeagueQuery) (*LeagueR
 		g := games[i]
 		switch {
 		case o.err != nil:
-			res.Failed = append(res.Failed, skipped(g, o.err.Error()))
+			res.Failed = append(res.Failed, skipped(g, failureKind(o.err), o.err.Error()))
 		case o.skip != "":
-			res.Skipped = append(res.Skipped, skipped(g, o.skip))
+			res.Skipped = append(res.Skipped, skipped(g, SkipNotFinal, o.skip))
 		default:
 			res.Read++
 			res.Corrections += o.corrections
 			res.Rows = append(res.Rows, o.rows...)
 		}
 	}
+	// Counted once the run is known complete: a cancelled run counts nothing.
+	if res.Read > 0 {
+		in.games.Add(ctx, int64(res.Read), metric.WithAttributes(attribute.String(attrOutcome, OutcomeRead)))
+	}
+	for _, g := range res.Skipped {
+		in.countGame(ctx, OutcomeSkipped, g.Kind)
+	}
+	for _, g := range res.Failed {
+		in.countGame(ctx, OutcomeFailed, g.Kind)
+	}
+	if res.Corrections > 0 {
+		in.corrections.Add(ctx, int64(res.Corrections))
+	}
 	SortRows(res.Rows)
 	return res, nil
+}
+
+// gameOutcome is what reading one game gave: its lines, or why it was skipped, or failed.
+type gameOutcome struct {
+	rows        []gamelog.Row
+	corrections int
+	skip        string
+	err         error
+}
+
+// readGame reads one game in a span of its own (a child of the run's), whose children are
+// the game's requests to the Stats API.
+func readGame(ctx context.Context, in *instruments, client *Client, g ScheduledGame) gameOutcome {
+	ctx, span := in.tracer.Start(ctx, "extract game", trace.WithAttributes(
+		attribute.Int64(spanAttrGamePk, g.GamePk), attribute.String(spanAttrGameDate, g.OfficialDate),
+		attribute.String(spanAttrStatus, g.Status.DetailedState)))
+	defer span.End()
+	rows, corrections, skip, err := extractGame(ctx, client, g)
+	switch {
+	case err != nil:
+		span.SetAttributes(attribute.String(spanAttrOutcome, OutcomeFailed), attribute.String(spanAttrReason, failureKind(err)))
+		span.RecordError(err)
+		span.SetStatus(otelcodes.Error, err.Error())
+	case skip != "":
+		span.SetAttributes(attribute.String(spanAttrOutcome, OutcomeSkipped), attribute.String(spanAttrReason, SkipNotFinal), attribute.String(spanAttrDetail, skip))
+	default:
+		span.SetAttributes(attribute.String(spanAttrOutcome, OutcomeRead), attribute.Int(spanAttrLines, len(rows)), attribute.Int(spanAttrCorrections, corrections))
+	}
+	return gameOutcome{rows: rows, corrections: corrections, skip: skip, err: err}
 }
 
 // selectGames returns the schedule entries to read, one per game, and records the others
@@ -137,7 +188,7 @@ func selectGames(dates []ScheduleDate, gameType string, res *LeagueResult) []Sch
 		var notes []SkippedGame
 		for _, g := range entries[pk] {
 			if reason := notPlayedHere(g); reason != "" {
-				notes = append(notes, skipped(g, reason))
+				notes = append(notes, skipped(g, skipKind(g), reason))
 				continue
 			}
 			if !slices.ContainsFunc(playable, func(p ScheduledGame) bool { return p.OfficialDate == g.OfficialDate }) {
@@ -185,7 +236,7 @@ func dateOf(v string) string {
 	return v[:len(time.DateOnly)]
 }
 
-func skipped(g ScheduledGame, reason string) SkippedGame {
+func skipped(g ScheduledGame, kind, reason string) SkippedGame {
 	teams := fmt.Sprintf("%d @ %d", g.Teams.Away.Team.ID, g.Teams.Home.Team.ID)
 	if season, err := strconv.Atoi(g.Season); err == nil {
 		away, okAway := ClubAbbreviation(g.Teams.Away.Team.ID, season)
@@ -194,7 +245,7 @@ func skipped(g ScheduledGame, reason string) SkippedGame {
 			teams = away + " @ " + home
 		}
 	}
-	return SkippedGame{GamePk: g.GamePk, Date: g.OfficialDate, Teams: teams, Reason: reason}
+	return SkippedGame{GamePk: g.GamePk, Date: g.OfficialDate, Teams: teams, Kind: kind, Reason: reason}
 }
 
 // extractGame reads one game: its lines with their versions, how many of them were changed

@@ -11,6 +11,9 @@ import (
 	"time"
 	_ "time/tzdata" // --time-zone must resolve in a container without a zoneinfo database
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
 )
 
@@ -131,7 +134,7 @@ func parseDay(flag, v string) (time.Time, error) {
 // runLeague extracts the window's final games and writes or posts their lines. Games that
 // failed are reported and make the run fail, after the other games' lines went out: they
 // are complete, and sending them again on the next run adds nothing.
-func (c *Command) runLeague(ctx context.Context, client *Client, stdout, stderr io.Writer) error {
+func (c *Command) runLeague(ctx context.Context, client *Client, stdout, stderr io.Writer) (err error) {
 	from, to, err := c.window()
 	if err != nil {
 		return err
@@ -140,18 +143,29 @@ func (c *Command) runLeague(ctx context.Context, client *Client, stdout, stderr 
 	if err != nil {
 		return err
 	}
+	team := "all"
+	if teamID > 0 {
+		team = clubAbbreviations[teamID]
+	}
+	ctx, span := client.instruments.tracer.Start(ctx, "extract league", trace.WithAttributes(
+		attribute.String(spanAttrFrom, from), attribute.String(spanAttrTo, to), attribute.String(spanAttrTeam, team),
+		attribute.String(spanAttrGameType, c.GameType), attribute.Bool(spanAttrPost, c.Post)))
+	defer func() { endSpan(span, err) }()
 	started := time.Now()
 	res, err := ExtractLeague(ctx, client, LeagueQuery{From: from, To: to, GameType: c.GameType, TeamID: teamID, Concurrency: c.Concurrency})
 	if err != nil {
 		return err
 	}
+	span.SetAttributes(attribute.Int(spanAttrGamesListed, res.Listed), attribute.Int(spanAttrGamesRead, res.Read),
+		attribute.Int(spanAttrLines, len(res.Rows)), attribute.Int(spanAttrCorrections, res.Corrections),
+		attribute.Int(spanAttrGamesSkipped, len(res.Skipped)), attribute.Int(spanAttrGamesFailed, len(res.Failed)))
 	what := from + " to " + to
 	res.print(stderr, what)
 	slog.InfoContext(ctx, "league extraction", "from", from, "to", to, "games_listed", res.Listed, "games_read", res.Read,
 		"lines", len(res.Rows), "corrections", res.Corrections, "games_skipped", len(res.Skipped), "games_failed", len(res.Failed),
 		"duration", time.Since(started).Round(time.Millisecond))
 	if c.Post {
-		err = c.post(ctx, res.Rows, what, stdout, stderr)
+		err = c.post(ctx, client.instruments, res.Rows, what, stdout, stderr)
 	} else {
 		err = c.write(res.Rows, what, stdout, stderr)
 	}

@@ -7,7 +7,12 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/gamelog"
 	"github.com/boxscore-dev/boxscore/cmd/boxscore/internal/ingestclient"
@@ -37,18 +42,19 @@ type PostSummary struct {
 // post sends the rows' events to the gateway in batches of at most
 // ingestclient.MaxBatchEvents and prints a summary on stdout. It fails when an event was
 // rejected or could not be settled, after printing what happened.
-func (c *Command) post(ctx context.Context, rows []gamelog.Row, what string, stdout, stderr io.Writer) error {
+func (c *Command) post(ctx context.Context, in *instruments, rows []gamelog.Row, what string, stdout, stderr io.Writer) error {
 	key, err := c.Resolve(c.Gateway)
 	if err != nil {
 		return err
 	}
 	client := ingestclient.New(c.Gateway,
 		key.Option(),
+		ingestclient.WithHTTPClient(&http.Client{Transport: gatewayTransport(in)}),
 		ingestclient.WithUserAgent(UserAgent()),
 		ingestclient.WithRetryNotify(func(n ingestclient.RetryNotice) {
 			fmt.Fprintf(stderr, "gateway: retrying in %s: %v\n", n.Wait.Round(time.Millisecond), n.Err)
 		}))
-	summary, sendErr := postRows(ctx, client, rows, c.batchEvents)
+	summary, sendErr := postRows(ctx, in, client, rows, c.batchEvents)
 	sendErr = key.Explain(sendErr)
 	summary.print(stdout, c.Gateway, what)
 	if sendErr != nil {
@@ -61,8 +67,9 @@ func (c *Command) post(ctx context.Context, rows []gamelog.Row, what string, std
 }
 
 // postRows sends the events in batches of batchEvents (ingestclient.MaxBatchEvents when 0)
-// and stops at the first batch that fails.
-func postRows(ctx context.Context, client *ingestclient.Client, rows []gamelog.Row, batchEvents int) (PostSummary, error) {
+// and stops at the first batch that fails. Each batch is a span, the parent of its HTTP
+// requests (retries included), whose trace context goes to the gateway.
+func postRows(ctx context.Context, in *instruments, client *ingestclient.Client, rows []gamelog.Row, batchEvents int) (PostSummary, error) {
 	if batchEvents <= 0 || batchEvents > ingestclient.MaxBatchEvents {
 		batchEvents = ingestclient.MaxBatchEvents
 	}
@@ -73,18 +80,34 @@ func postRows(ctx context.Context, client *ingestclient.Client, rows []gamelog.R
 	}
 	for start := 0; start < len(events); start += batchEvents {
 		end := min(start+batchEvents, len(events))
-		res, err := client.Send(ctx, events[start:end])
-		s.Sent += end - start
-		if res != nil {
-			for i, ev := range res.Events {
-				s.add(rows[start+i], ev)
-			}
-		}
-		if err != nil {
+		if err := postBatch(ctx, in, client, rows[start:end], events[start:end], &s); err != nil {
 			return s, fmt.Errorf("batch of events %d to %d: %w", start+1, end, err)
 		}
 	}
 	return s, nil
+}
+
+// postBatch sends one batch in a span of its own and adds its outcome to s and to the
+// lines_sent counter.
+func postBatch(ctx context.Context, in *instruments, client *ingestclient.Client, rows []gamelog.Row, events []*statsv1.StatEvent, s *PostSummary) (err error) {
+	ctx, span := in.tracer.Start(ctx, "post batch", trace.WithAttributes(attribute.Int(spanAttrEvents, len(events))))
+	defer func() { endSpan(span, err) }()
+	before := *s
+	res, err := client.Send(ctx, events)
+	s.Sent += len(events)
+	if res != nil {
+		for i, ev := range res.Events {
+			s.add(rows[i], ev)
+		}
+	}
+	accepted, rejected, unsettled := s.Accepted-before.Accepted, s.Rejected-before.Rejected, s.Unsettled-before.Unsettled
+	span.SetAttributes(attribute.Int(spanAttrAccepted, accepted), attribute.Int(spanAttrRejected, rejected), attribute.Int(spanAttrUnsettled, unsettled))
+	for outcome, n := range map[string]int{"accepted": accepted, "rejected": rejected, "unsettled": unsettled} {
+		if n > 0 {
+			in.linesSent.Add(ctx, int64(n), metric.WithAttributes(attribute.String(attrOutcome, outcome)))
+		}
+	}
+	return err
 }
 
 func (s *PostSummary) add(row gamelog.Row, ev ingestclient.EventResult) {

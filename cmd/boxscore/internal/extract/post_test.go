@@ -92,7 +92,7 @@ func TestPostBatchesOfAtMost500AndCountsRejectionsByReason(t *testing.T) {
 		return nil
 	})
 	rows := syntheticRows(1203)
-	summary, err := postRows(context.Background(), ingestclient.New(gw.URL), rows, 0)
+	summary, err := postRows(context.Background(), noInstruments(t), ingestclient.New(gw.URL), rows, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

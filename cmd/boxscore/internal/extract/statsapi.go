@@ -56,6 +56,8 @@ type Client struct {
 	onRetry     func(err error, wait time.Duration)
 	// limiter paces every attempt (retries included); nil means unlimited.
 	limiter *rate.Limiter
+	// instruments trace and count the requests, and ExtractLeague's games.
+	instruments *instruments
 	// cache holds this run's answers by URL: answers at a timecode never change and are
 	// served from it; others are revalidated with If-None-Match / If-Modified-Since.
 	cacheMu    sync.Mutex
@@ -113,9 +115,14 @@ func NewClient(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("MLB Stats API base URL %q is not an http(s) URL", baseURL)
 	}
+	in, err := newInstruments()
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
 		baseURL:     strings.TrimRight(baseURL, "/"),
-		http:        &http.Client{Timeout: DefaultTimeout},
+		http:        &http.Client{Timeout: DefaultTimeout, Transport: statsAPITransport(in)},
+		instruments: in,
 		userAgent:   UserAgent(),
 		maxAttempts: DefaultMaxAttempts,
 		maxElapsed:  DefaultMaxElapsedTime,
