@@ -43,7 +43,7 @@ $(KINESALITE)/node_modules/.package-lock.json: $(KINESALITE)/package-lock.json
 
 # The cross-service packages of test/ (by import path): they build the services and start
 # them as processes.
-CROSS_SERVICE := /test/(e2e|chaos|group)(/|$$)
+CROSS_SERVICE := /test/(e2e|chaos|group|league)(/|$$)
 
 # go-test runs go test over the modules $(1); in test/, over its cross-service packages when
 # $(2) is "only", over the others when it is "skip", over all of it otherwise. It ends with
@@ -92,7 +92,7 @@ test-short: deps ## Unit and component tests of every module, without the cross-
 	$(call go-test,$(MODULES),skip)
 
 .PHONY: test-e2e
-test-e2e: deps ## Only the cross-service tests of test/ (e2e, chaos, group): the services built and run as processes, one package at a time.
+test-e2e: deps ## Only the cross-service tests of test/ (e2e, chaos, group, league): the services built and run as processes, one package at a time.
 	$(call go-test,test,only)
 
 # make chaos: the long fault soak of test/chaos (TestChaosSoak), not part of make test, which
@@ -198,6 +198,10 @@ status: ## Show what the local stack runs.
 .PHONY: demo
 demo: up ## The season demo: stack up, the CSV into local S3, replayed day by day (with the local API key), the report and chart.
 	@BOXSCORE_API_KEY="$$(cat $(LOCAL_API_KEY))" bash k8s/local/demo.sh
+
+.PHONY: demo-league
+demo-league: up ## The league demo: stack up, a generated month of a 30-team season into local S3, replayed through the pipeline, the league leaderboards.
+	@BOXSCORE_API_KEY="$$(cat $(LOCAL_API_KEY))" bash k8s/local/demo-league.sh
 
 .PHONY: images
 images: ## Build and push the four service images with ko (needs ko and a registry: KO_DOCKER_REPO=<registry/prefix>).
