@@ -18,9 +18,10 @@ import (
 	"github.com/boxscore-dev/boxscore/pkg/seasonview"
 )
 
-// Command is the `report` CLI command (kong): it prints a season's batting
-// leaderboard from the warehouse (PostgreSQL or Amazon Redshift, see connect) and
-// writes the cumulative OPS chart.
+// Command is the `report` CLI command (kong): it prints a season's league batting
+// leaderboard from the warehouse (PostgreSQL or Amazon Redshift, see connect), over a date
+// range and for one team if asked, and writes the cumulative OPS chart of chosen players
+// (by default the leaderboard's first five).
 type Command struct {
 	DatabaseURL string  `name:"database-url" env:"BOXSCORE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL connection string of the warehouse (Amazon Redshift: postgres://user@host:5439/dev?sslmode=verify-full...)."`
 	Engine      string  `name:"warehouse-engine" env:"BOXSCORE_WAREHOUSE_ENGINE" default:"auto" enum:"auto,postgresql,redshift" help:"The warehouse's engine: postgresql, redshift (every query in the simple protocol, no prepared statement), or auto (asked with SELECT version())."`

@@ -1,6 +1,7 @@
-// Package report presents the warehouse's season model, as pkg/seasonview reads it: a
-// plain-text leaderboard and an SVG chart of each player's cumulative OPS by date. Command
-// ties them together as the `report` CLI command.
+// Package report presents the warehouse's season model, as pkg/seasonview reads it: the
+// league leaderboard (by OPS, AVG, HR, ...; rates for qualified batters only: 3.1 plate
+// appearances per team game) as plain text, and an SVG chart of chosen players' cumulative
+// OPS by date. Command ties them together as the `report` CLI command.
 package report
 
 import "github.com/boxscore-dev/boxscore/pkg/seasonview"
