@@ -143,10 +143,8 @@ func checkExtractor(t *testing.T, r *Render) {
 	env := map[string]string{}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
-		if strings.HasPrefix(e.Name, "OTEL_") {
-			t.Errorf("%s: sets %s, which the boxscore CLI does not read", where, e.Name)
-		}
 	}
+	checkExtractorTelemetry(t, r, where, c)
 	// The key: from the values' Secret when the gateway authenticates; never a plain value.
 	if v, ok := env["BOXSCORE_API_KEY"]; ok && v != "" {
 		t.Errorf("%s: BOXSCORE_API_KEY is a plain value in the pod spec", where)
@@ -164,6 +162,51 @@ func checkExtractor(t *testing.T, r *Render) {
 	checkGatewayTarget(t, r, where, env["BOXSCORE_GATEWAY_URL"])
 	checkGoMemLimit(t, where, c)
 	checkExtractorNetworkPolicy(t, r, env["BOXSCORE_MLB_API_URL"])
+}
+
+// checkExtractorTelemetry: the CronJob's pod gets the telemetry variables the CLI reads
+// through pkg/telemetry: its name, pod and namespace, the extractor's sampler, and the
+// services' OTLP endpoint and protocol exactly when telemetry.otlpEndpoint is set.
+func checkExtractorTelemetry(t *testing.T, r *Render, where string, c corev1.Container) {
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	for name, field := range map[string]string{"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"} {
+		if e := env[name]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != field {
+			t.Errorf("%s: %s is not the pod's %s: %+v", where, name, field, e)
+		}
+	}
+	want := map[string]string{
+		"OTEL_SERVICE_NAME":       "boxscore-extractor",
+		"OTEL_TRACES_SAMPLER":     valueString(r, "extractor.tracesSampler"),
+		"OTEL_TRACES_SAMPLER_ARG": valueString(r, "extractor.tracesSamplerArg"),
+	}
+	if endpoint := valueString(r, "telemetry.otlpEndpoint"); endpoint != "" {
+		want["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+		want["OTEL_EXPORTER_OTLP_PROTOCOL"] = valueString(r, "telemetry.otlpProtocol")
+	}
+	for name, value := range want {
+		if e, ok := env[name]; !ok || e.Value != value {
+			t.Errorf("%s: %s=%q (set %t), want %q", where, name, e.Value, ok, value)
+		}
+	}
+	attrs := env["OTEL_RESOURCE_ATTRIBUTES"].Value
+	for _, part := range []string{"service.namespace=boxscore", "k8s.pod.name=$(POD_NAME)", "k8s.namespace.name=$(POD_NAMESPACE)", "k8s.cronjob.name=" + Of[*batchv1.CronJob](r)[0].Name} {
+		if !slices.Contains(strings.Split(attrs, ","), part) {
+			t.Errorf("%s: OTEL_RESOURCE_ATTRIBUTES %q lacks %s", where, attrs, part)
+		}
+	}
+	// $(POD_NAME) is expanded only from variables defined before it.
+	if i, j := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "POD_NAME" }),
+		slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "OTEL_RESOURCE_ATTRIBUTES" }); i < 0 || j < i {
+		t.Errorf("%s: POD_NAME (%d) must come before OTEL_RESOURCE_ATTRIBUTES (%d)", where, i, j)
+	}
+	for name := range env {
+		if _, ok := want[name]; strings.HasPrefix(name, "OTEL_") && !ok && name != "OTEL_RESOURCE_ATTRIBUTES" {
+			t.Errorf("%s: sets %s, which the chart's telemetry values do not ask for", where, name)
+		}
+	}
 }
 
 // checkPodHardened: what checkWorkload requires of the services' pods, for a Job's pod.
@@ -293,7 +336,15 @@ func checkExtractorNetworkPolicy(t *testing.T, r *Render, statsAPI string) {
 	gateway := find[*corev1.Service](r, "bx-boxscore-ingest-gateway")
 	gatewayPort := int(gateway.Spec.Ports[slices.IndexFunc(gateway.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "http" })].Port)
 	cidrs, _ := r.Values.PathValue("extractor.statsApiCidrs")
-	var dns, statsAPIRule, gatewayRule bool
+	otlpPort := 0
+	if endpoint := valueString(r, "telemetry.otlpEndpoint"); endpoint != "" {
+		u, err := url.Parse(endpoint)
+		if err != nil || u.Port() == "" {
+			t.Fatalf("telemetry.otlpEndpoint %q: want a URL with a port (%v)", endpoint, err)
+		}
+		otlpPort, _ = strconv.Atoi(u.Port())
+	}
+	var dns, statsAPIRule, gatewayRule, collectorRule bool
 	for _, rule := range np.Spec.Egress {
 		ps := ports(rule.Ports)
 		switch {
@@ -333,12 +384,18 @@ func checkExtractorNetworkPolicy(t *testing.T, r *Render, statsAPI string) {
 			gatewayRule = rule.To[0].NamespaceSelector == nil &&
 				selects(rule.To[0].PodSelector.MatchLabels, deploymentOf(t, r, "ingest-gateway").Spec.Template.Labels) &&
 				len(selectedDeployments(r, rule.To[0].PodSelector.MatchLabels)) == 1
+		case otlpPort != 0 && slices.Equal(ps, []int{otlpPort}) && len(rule.To) == 0:
+			// The collector, as the services reach it: its port, any address.
+			collectorRule = true
 		default:
-			t.Errorf("%s: egress rule beyond DNS, the Stats API and the gateway: %+v", where, rule)
+			t.Errorf("%s: egress rule beyond DNS, the Stats API, the gateway and the OTLP collector: %+v", where, rule)
 		}
 	}
 	if !dns || !statsAPIRule || !gatewayRule {
 		t.Errorf("%s: DNS %v, Stats API (port %d) %v, gateway pods (port %d) %v: want all three", where, dns, apiPort, statsAPIRule, gatewayPort, gatewayRule)
+	}
+	if collectorRule != (otlpPort != 0) {
+		t.Errorf("%s: egress to the OTLP collector %v, want it exactly when telemetry.otlpEndpoint is set (port %d)", where, collectorRule, otlpPort)
 	}
 	// The gateway lets the extractor in: its ingress is open, or names the extractor's pods.
 	gatewayPolicy := find[*networkingv1.NetworkPolicy](r, "bx-boxscore-ingest-gateway")
@@ -444,7 +501,10 @@ func TestExtractorArgsAreFlagsOfTheCLI(t *testing.T) {
 			t.Errorf("env %s: the CLI reads no such variable (reads %v)", e.Name, envs)
 		}
 	}
-	// The CLI exports no telemetry today: if it starts to, the CronJob should pass OTEL_*.
+	// The CLI sets up OpenTelemetry through pkg/telemetry, which reads the OTEL_* variables:
+	// the CronJob must pass them (checkExtractorTelemetry says which). If the CLI stops, the
+	// CronJob must stop too.
+	readsOTel := false
 	err := filepath.WalkDir("../../cmd/boxscore", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return err
@@ -453,13 +513,49 @@ func TestExtractorArgsAreFlagsOfTheCLI(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if strings.Contains(string(data), "OTEL_") || strings.Contains(string(data), "pkg/telemetry\"") || strings.Contains(string(data), "go.opentelemetry.io/otel/sdk") {
-			t.Errorf("%s sets up OpenTelemetry: give the extractor CronJob the OTEL_* variables the services get", path)
+		if strings.Contains(string(data), "pkg/telemetry\"") || strings.Contains(string(data), "go.opentelemetry.io/otel/sdk") {
+			readsOTel = true
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	setsOTel := slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool { return strings.HasPrefix(e.Name, "OTEL_") })
+	if readsOTel != setsOTel {
+		t.Errorf("the CLI sets up OpenTelemetry: %v; the CronJob passes OTEL_* variables: %v; want both or neither", readsOTel, setsOTel)
+	}
+}
+
+// TestExtractorExportsToTheCollector: with telemetry.otlpEndpoint set, the CronJob's runs
+// export to it (endpoint, protocol, the extractor's own sampler) and may reach it.
+func TestExtractorExportsToTheCollector(t *testing.T) {
+	r := render(t, loadChart(t), valueSets["extractor"], map[string]any{
+		"telemetry": map[string]any{"otlpEndpoint": "http://otel-collector.observability:4317", "otlpProtocol": "grpc", "tracesSampler": "parentbased_traceidratio", "tracesSamplerArg": "0.05"},
+		"extractor": map[string]any{"tracesSampler": "traceidratio", "tracesSamplerArg": "0.5"},
+	})
+	checkExtractor(t, r)
+	c := Of[*batchv1.CronJob](r)[0].Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["OTEL_EXPORTER_OTLP_ENDPOINT"] != "http://otel-collector.observability:4317" || env["OTEL_EXPORTER_OTLP_PROTOCOL"] != "grpc" ||
+		env["OTEL_TRACES_SAMPLER"] != "traceidratio" || env["OTEL_TRACES_SAMPLER_ARG"] != "0.5" {
+		t.Errorf("OTEL_* of the CronJob %v: want the collector over grpc, the extractor's sampler traceidratio 0.5", env)
+	}
+	np := find[*networkingv1.NetworkPolicy](r, "bx-boxscore-extractor")
+	if !slices.ContainsFunc(np.Spec.Egress, func(rule networkingv1.NetworkPolicyEgressRule) bool {
+		return slices.Equal(ports(rule.Ports), []int{4317})
+	}) {
+		t.Errorf("NetworkPolicy %s: no egress on 4317 to the collector: %+v", np.Name, np.Spec.Egress)
+	}
+	// Without an endpoint, nothing to export to and no egress for it (checkExtractor in the
+	// value sets), and every run is sampled by default.
+	r = render(t, loadChart(t), valueSets["extractor"], nil)
+	checkExtractor(t, r)
+	if got := valueString(r, "extractor.tracesSampler"); got != "parentbased_always_on" {
+		t.Errorf("extractor.tracesSampler defaults to %q, want parentbased_always_on: a run a day is worth its trace", got)
 	}
 }
 
@@ -666,6 +762,9 @@ func TestSchemaRejectsBadExtractorValues(t *testing.T) {
 		"stats api url path": ext("statsApiUrl", "https://statsapi.mlb.com/api/v1"),
 		"cidr":               ext("statsApiCidrs", []any{"statsapi.mlb.com"}),
 		"key in values":      ext("apiKey", map[string]any{"value": "bx_secret"}),
+		"sampler":            ext("tracesSampler", "sometimes"),
+		"sampler ratio":      ext("tracesSamplerArg", "10%"),
+		"sampler ratio > 1":  ext("tracesSamplerArg", "1.5"),
 	}
 	for _, s := range []string{"0 6 * *", "60 6 * * *", "0 6 * * 7", "@every 1h", "TZ=UTC 0 6 * * *", "@dialy", ""} {
 		cases["schedule "+strconv.Quote(s)] = ext("schedule", s)
