@@ -192,7 +192,7 @@ func checkExtractorTelemetry(t *testing.T, r *Render, where string, c corev1.Con
 		}
 	}
 	attrs := env["OTEL_RESOURCE_ATTRIBUTES"].Value
-	for _, part := range []string{"service.namespace=boxscore", "k8s.pod.name=$(POD_NAME)", "k8s.namespace.name=$(POD_NAMESPACE)", "k8s.cronjob.name=" + Of[*batchv1.CronJob](r)[0].Name} {
+	for _, part := range []string{"service.namespace=boxscore", "service.instance.id=$(POD_NAME)", "k8s.pod.name=$(POD_NAME)", "k8s.namespace.name=$(POD_NAMESPACE)", "k8s.cronjob.name=" + Of[*batchv1.CronJob](r)[0].Name} {
 		if !slices.Contains(strings.Split(attrs, ","), part) {
 			t.Errorf("%s: OTEL_RESOURCE_ATTRIBUTES %q lacks %s", where, attrs, part)
 		}
