@@ -509,3 +509,27 @@ alone the gateway would refuse it.
 {{- required "extractor.serviceAccount.name is required when extractor.serviceAccount.create is false" $sa.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+The OTEL_* variables of a Boxscore process (pkg/telemetry reads the standard ones): service
+name; resource attributes (service.namespace, the workload's own, then
+telemetry.resourceAttributes); sampler; the OTLP endpoint and protocol when
+telemetry.otlpEndpoint is set. Takes a dict: root ($), service, attributes (the workload's
+own, comma-separated), sampler, samplerArg.
+*/}}
+{{- define "boxscore.otelEnv" -}}
+- name: OTEL_SERVICE_NAME
+  value: {{ .service | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ printf "service.namespace=boxscore,%s%s" .attributes (ternary (printf ",%s" .root.Values.telemetry.resourceAttributes) "" (ne .root.Values.telemetry.resourceAttributes "")) | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+{{- with .root.Values.telemetry.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $.root.Values.telemetry.otlpProtocol | quote }}
+{{- end }}
+{{- end }}
