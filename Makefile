@@ -204,10 +204,10 @@ demo-league: up ## The league demo: stack up, a generated month of a 30-team sea
 	@BOXSCORE_API_KEY="$$(cat $(LOCAL_API_KEY))" bash k8s/local/demo-league.sh
 
 .PHONY: images
-images: ## Build and push the four service images with ko (needs ko and a registry: KO_DOCKER_REPO=<registry/prefix>).
+images: ## Build and push the four service images and the boxscore CLI's (the extractor CronJob's) with ko (needs ko and a registry: KO_DOCKER_REPO=<registry/prefix>).
 	@command -v ko >/dev/null || { echo "ko is not installed: https://ko.build/install/"; exit 1; }
 	@test -n "$${KO_DOCKER_REPO:-}" || { echo "set KO_DOCKER_REPO to the registry to push to, e.g. KO_DOCKER_REPO=123456789012.dkr.ecr.us-east-1.amazonaws.com/boxscore"; exit 1; }
-	VERSION=$(VERSION) ko build --base-import-paths --tags $(VERSION) $(addprefix ./services/,$(SERVICES))
+	VERSION=$(VERSION) ko build --base-import-paths --tags $(VERSION) $(addprefix ./services/,$(SERVICES)) ./cmd/boxscore
 
 .PHONY: helm-lint
 helm-lint: ## helm lint --strict and helm template of charts/boxscore over every CI value file, objects decoded strictly (pinned Helm SDK).
