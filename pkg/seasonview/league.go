@@ -45,32 +45,15 @@ func League(ctx context.Context, db Querier, schema string, f LeagueFilter) ([]L
 	}
 	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (LeagueLine, error) {
 		var (
-			l                  LeagueLine
-			name, team         pgtype.Text
-			teamGames          pgtype.Int8
-			avg, obp, slg, ops pgtype.Numeric
+			l         LeagueLine
+			teamGames pgtype.Int8
 		)
-		p := &l.PlayerSeason
-		if err := row.Scan(&p.ID, &name, &team, &p.Season,
-			&p.Games, &p.PlateAppearances, &p.AtBats, &p.Runs, &p.Hits, &p.Doubles, &p.Triples, &p.HomeRuns, &p.RBI,
-			&p.BaseOnBalls, &p.IntentionalWalks, &p.StrikeOuts, &p.HitByPitch, &p.SacBunts, &p.SacFlies,
-			&p.StolenBases, &p.CaughtStealing, &p.GroundIntoDoublePlay, &p.TotalBases,
-			&avg, &obp, &slg, &ops, &p.FirstGameDate, &p.LastGameDate, &teamGames); err != nil {
+		r := seasonRow{p: &l.PlayerSeason}
+		if err := row.Scan(r.dest(&teamGames)...); err != nil {
 			return l, err
 		}
-		p.Name = playerName(p.ID, name)
-		p.Team = team.String
 		l.TeamGames = int(teamGames.Int64)
-		for _, r := range []struct {
-			dst *Rate
-			src pgtype.Numeric
-			col string
-		}{{&p.AVG, avg, "avg"}, {&p.OBP, obp, "obp"}, {&p.SLG, slg, "slg"}, {&p.OPS, ops, "ops"}} {
-			if *r.dst, err = rateFromNumeric(r.src); err != nil {
-				return l, fmt.Errorf("player %d %s: %w", p.ID, r.col, err)
-			}
-		}
-		return l, nil
+		return l, r.finish()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seasonview: read the league from %s.fact_batting_game: %w", schema, err)

@@ -126,30 +126,12 @@ WHERE season = $1`
 		return nil, fmt.Errorf("seasonview: read %s.batting_season: %w", schema, err)
 	}
 	board, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PlayerSeason, error) {
-		var (
-			p                  PlayerSeason
-			name, team         pgtype.Text
-			avg, obp, slg, ops pgtype.Numeric
-		)
-		if err := row.Scan(&p.ID, &name, &team, &p.Season,
-			&p.Games, &p.PlateAppearances, &p.AtBats, &p.Runs, &p.Hits, &p.Doubles, &p.Triples, &p.HomeRuns, &p.RBI,
-			&p.BaseOnBalls, &p.IntentionalWalks, &p.StrikeOuts, &p.HitByPitch, &p.SacBunts, &p.SacFlies,
-			&p.StolenBases, &p.CaughtStealing, &p.GroundIntoDoublePlay, &p.TotalBases,
-			&avg, &obp, &slg, &ops, &p.FirstGameDate, &p.LastGameDate); err != nil {
+		var p PlayerSeason
+		r := seasonRow{p: &p}
+		if err := row.Scan(r.dest()...); err != nil {
 			return p, err
 		}
-		p.Name = playerName(p.ID, name)
-		p.Team = team.String
-		for _, r := range []struct {
-			dst *Rate
-			src pgtype.Numeric
-			col string
-		}{{&p.AVG, avg, "avg"}, {&p.OBP, obp, "obp"}, {&p.SLG, slg, "slg"}, {&p.OPS, ops, "ops"}} {
-			if *r.dst, err = rateFromNumeric(r.src); err != nil {
-				return p, fmt.Errorf("player %d %s: %w", p.ID, r.col, err)
-			}
-		}
-		return p, nil
+		return p, r.finish()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("seasonview: read %s.batting_season: %w", schema, err)
@@ -208,6 +190,43 @@ func playerName(id int64, name pgtype.Text) string {
 }
 
 var thousand = big.NewInt(1000)
+
+// seasonRow scans the columns a PlayerSeason is read from, in batting_season's order (the
+// league query computes the same columns from the fact table): name and team NULL when the
+// player is unknown, rates NULL when their denominator is 0.
+type seasonRow struct {
+	p                  *PlayerSeason
+	name, team         pgtype.Text
+	avg, obp, slg, ops pgtype.Numeric
+}
+
+// dest returns the scan destinations in the columns' order, then extra.
+func (r *seasonRow) dest(extra ...any) []any {
+	p := r.p
+	return append([]any{&p.ID, &r.name, &r.team, &p.Season,
+		&p.Games, &p.PlateAppearances, &p.AtBats, &p.Runs, &p.Hits, &p.Doubles, &p.Triples, &p.HomeRuns, &p.RBI,
+		&p.BaseOnBalls, &p.IntentionalWalks, &p.StrikeOuts, &p.HitByPitch, &p.SacBunts, &p.SacFlies,
+		&p.StolenBases, &p.CaughtStealing, &p.GroundIntoDoublePlay, &p.TotalBases,
+		&r.avg, &r.obp, &r.slg, &r.ops, &p.FirstGameDate, &p.LastGameDate}, extra...)
+}
+
+// finish sets the player's name, team and rates from what was scanned.
+func (r *seasonRow) finish() error {
+	p := r.p
+	p.Name = playerName(p.ID, r.name)
+	p.Team = r.team.String
+	for _, rate := range []struct {
+		dst *Rate
+		src pgtype.Numeric
+		col string
+	}{{&p.AVG, r.avg, "avg"}, {&p.OBP, r.obp, "obp"}, {&p.SLG, r.slg, "slg"}, {&p.OPS, r.ops, "ops"}} {
+		var err error
+		if *rate.dst, err = rateFromNumeric(rate.src); err != nil {
+			return fmt.Errorf("player %d %s: %w", p.ID, rate.col, err)
+		}
+	}
+	return nil
+}
 
 // rateFromNumeric converts a rate column (NUMERIC(4,3) or NULL) to a Rate,
 // exactly: pgx gives the value as an integer and a power of ten.
