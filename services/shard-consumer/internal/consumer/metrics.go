@@ -23,6 +23,8 @@ type metrics struct {
 	stall     metric.Int64Gauge
 	bisects   metric.Int64Counter
 	gaps      metric.Int64Counter
+	heldRecs  metric.Int64Gauge
+	heldBytes metric.Int64Gauge
 }
 
 func newMetrics(m metric.Meter) (*metrics, error) {
@@ -69,6 +71,12 @@ func newMetrics(m metric.Meter) (*metrics, error) {
 	if out.bisects, e = m.Int64Counter("boxscore.consumer.batches_bisected", metric.WithDescription("Batches split in two because the transformer or the loader refused them permanently, by stage."), metric.WithUnit("{batch}")); e != nil {
 		err = e
 	}
+	if out.heldRecs, e = m.Int64Gauge("boxscore.consumer.read_ahead_records", metric.WithDescription("Records a shard reader holds read and not yet committed (queued answers, the batch being cut, the batch being loaded), bounded by --read-ahead-records; 0 once the reader stops."), metric.WithUnit("{record}")); e != nil {
+		err = e
+	}
+	if out.heldBytes, e = m.Int64Gauge("boxscore.consumer.read_ahead_bytes", metric.WithDescription("Bytes of record data a shard reader holds read and not yet committed; no GetRecords call is made at --read-ahead-bytes or above, so it stays below that plus one answer. 0 once the reader stops."), metric.WithUnit("By")); e != nil {
+		err = e
+	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
@@ -92,6 +100,15 @@ func (m *metrics) batchCommitted(ctx context.Context, shardID string, records, r
 	m.size.Record(ctx, int64(records), shardAttr(shardID))
 	m.rejected.Add(ctx, int64(rejected), shardAttr(shardID))
 	m.duration.Record(ctx, d.Seconds(), shardAttr(shardID))
+}
+
+// held records what a shard reader holds read and not yet committed.
+func (m *metrics) held(shardID string, records, bytes int) {
+	// The budget changes from the fetcher and the reader, neither of which has a context
+	// meant for metrics; the gauges take none.
+	ctx := context.Background()
+	m.heldRecs.Record(ctx, int64(records), shardAttr(shardID))
+	m.heldBytes.Record(ctx, int64(bytes), shardAttr(shardID))
 }
 
 // stageTook records the duration of one stage of one batch.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
@@ -352,4 +354,62 @@ func lastSequence(l *loadLog, n int) string {
 		return ""
 	}
 	return l.loads[len(l.loads)-1].GetSequenceNumber()
+}
+
+// heldGauges reads the read-ahead gauges of one shard: records and bytes held.
+func heldGauges(t *testing.T, reader *sdkmetric.ManualReader, shardID string) (records, bytes int64, seen bool) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "boxscore.consumer.read_ahead_records" && m.Name != "boxscore.consumer.read_ahead_bytes" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+				if shard, _ := dp.Attributes.Value("shard_id"); shard.AsString() != shardID {
+					continue
+				}
+				seen = true
+				if m.Name == "boxscore.consumer.read_ahead_records" {
+					records = dp.Value
+				} else {
+					bytes = dp.Value
+				}
+			}
+		}
+	}
+	return records, bytes, seen
+}
+
+// The read-ahead gauges show what a shard reader holds while a slow load makes it wait,
+// within its bound, and fall to 0 once the reader stops (what it read ahead is dropped).
+func TestReadAheadGaugesShowWhatIsHeld(t *testing.T) {
+	stream, name, shardID := oneShardStream(t)
+	put(t, stream.Client, name, records("g", 600, 3))
+	w := slowWarehouse{memoryWarehouse: newMemoryWarehouse(), delay: 100 * time.Millisecond}
+	cfg := readAheadConfig(name)
+	reader := sdkmetric.NewManualReader()
+	run := runConsumer(t, cfg, stream.Client, passThroughTransformer{}, w, reader)
+	var most int64
+	waitUntil(t, 30*time.Second, "read-ahead gauges above one batch", func() bool {
+		records, bytes, _ := heldGauges(t, reader, shardID)
+		if records > int64(cfg.Read.ReadAheadRecords) {
+			t.Fatalf("read_ahead_records = %d, above the bound %d", records, cfg.Read.ReadAheadRecords)
+		}
+		if records > 0 && bytes <= 0 {
+			t.Fatalf("read_ahead_records = %d but read_ahead_bytes = %d", records, bytes)
+		}
+		most = max(most, records)
+		return records > int64(cfg.Batch.MaxRecords)
+	})
+	waitUntil(t, 60*time.Second, "600 rows", func() bool { return len(w.allLoaded()) == 600 })
+	run.stop()
+	records, bytes, seen := heldGauges(t, reader, shardID)
+	if !seen || records != 0 || bytes != 0 {
+		t.Errorf("after the reader stopped: read_ahead_records %d, read_ahead_bytes %d (reported: %v), want 0 and 0", records, bytes, seen)
+	}
+	t.Logf("most records held seen: %d (bound %d)", most, cfg.Read.ReadAheadRecords)
 }

@@ -98,6 +98,9 @@ func (r *shardReader) readFromCheckpoint(ctx context.Context) error {
 	// loader sees the same sequence of batches as without the read-ahead. Whatever is read
 	// ahead when the reader returns (lease lost, stopping, shard end, error) is dropped.
 	r.budget = newReadBudget(r.c.cfg.Read, &r.c.held)
+	shardID := r.shardID()
+	r.budget.report = func(records, bytes int) { r.c.metrics.held(shardID, records, bytes) }
+	defer r.c.metrics.held(shardID, 0, 0) // what is read ahead is dropped with the reader
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	pages := make(chan page, pagesQueued)
 	fetched := make(chan struct{})
