@@ -46,11 +46,18 @@ const CLI = "boxscore"
 // Services in start order: dependencies first.
 var Services = []string{Loader, Transformer, Consumer, Gateway}
 
+// builds are the binaries built so far by this test binary, one directory per build
+// mode (race or release), each built once.
 var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[bool]*build{}
 )
+
+type build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
 
 // RepoRoot is the directory holding go.work.
 func RepoRoot() (string, error) {
@@ -79,37 +86,61 @@ const SourceEnv = "BOXSCORE_STACK_SOURCE"
 // run also hunts data races in the services) and returns the directory holding them.
 func Binaries(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		root, err := RepoRoot()
-		if src := os.Getenv(SourceEnv); src != "" {
-			root, err = src, nil
-		}
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir, err = os.MkdirTemp("", "boxscore-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		for _, s := range append(Services, CLI) {
-			pkg := "./services/" + s
-			if s == CLI {
-				pkg = "./cmd/boxscore"
-			}
-			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, s), pkg)
-			cmd.Dir = root
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %w\n%s", s, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return binaries(t, true)
+}
+
+// ReleaseBinaries builds the four services once per test binary without -race, as they
+// ship (race-instrumented binaries run several times slower and bigger), and returns the
+// directory holding them: what a stack with Config.Release runs, for measuring.
+func ReleaseBinaries(t testing.TB) string {
+	t.Helper()
+	return binaries(t, false)
+}
+
+func binaries(t testing.TB, race bool) string {
+	t.Helper()
+	buildMu.Lock()
+	b := builds[race]
+	if b == nil {
+		b = &build{}
+		builds[race] = b
 	}
-	return binDir
+	buildMu.Unlock()
+	b.once.Do(func() { b.dir, b.err = buildServices(race) })
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.dir
+}
+
+func buildServices(race bool) (string, error) {
+	root, err := RepoRoot()
+	if src := os.Getenv(SourceEnv); src != "" {
+		root, err = src, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "boxscore-e2e-bin-")
+	if err != nil {
+		return "", fmt.Errorf("binaries directory: %w", err)
+	}
+	for _, s := range append(Services, CLI) {
+		pkg := "./services/" + s
+		if s == CLI {
+			pkg = "./cmd/boxscore"
+		}
+		args := []string{"build", "-o", filepath.Join(dir, s), pkg}
+		if race {
+			args = slices.Insert(args, 1, "-race")
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return dir, nil
 }
 
 // Ports are one instance's listen address and ports.
@@ -156,6 +187,14 @@ type Config struct {
 	// Listen host, passed to every instance with --tls-cert-file, --tls-key-file and
 	// --tls-ca-file. CA and TLSFiles give a test the same material for its own clients.
 	TLS bool
+	// Release runs binaries built without -race (ReleaseBinaries), for measuring; the
+	// tests keep the race detector.
+	Release bool
+	// DefaultFlags leaves out the flags the stack sets for tests (debug logs, a short drain
+	// delay, the consumer's short batch age and shard sync interval), so every service
+	// runs with its own defaults apart from its addresses, stream and database: what users
+	// run, for measuring. Config.Env still applies.
+	DefaultFlags bool
 }
 
 // Stack is a running set of services: one or more instances of each.
@@ -200,6 +239,15 @@ type Process struct {
 	signalled  time.Time
 }
 
+// PID is the operating system's id of the process (0 if it never started): to read its
+// CPU and memory from /proc while it runs.
+func (p *Process) PID() int {
+	if p == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Exit describes how one process of an instance ended.
 type Exit struct {
 	Name string
@@ -229,7 +277,11 @@ func New(t testing.TB, cfg Config) *Stack {
 	if cfg.RestartDelay == 0 {
 		cfg.RestartDelay = 300 * time.Millisecond
 	}
-	s := &Stack{t: t, cfg: cfg, bin: Binaries(t), dir: t.TempDir(), instances: map[string]*instance{}}
+	bin := Binaries
+	if cfg.Release {
+		bin = ReleaseBinaries
+	}
+	s := &Stack{t: t, cfg: cfg, bin: bin(t), dir: t.TempDir(), instances: map[string]*instance{}}
 	if cfg.TLS {
 		s.makeCertificates()
 	}
@@ -415,9 +467,10 @@ func (s *Stack) args(inst *instance, consumerID string) []string {
 	args := []string{
 		"--grpc-addr", p.GRPCAddr(),
 		"--admin-addr", net.JoinHostPort(p.Host, strconv.Itoa(p.Admin)),
-		"--drain-delay", "100ms",
 		"--log-format", "json",
-		"--log-level", "debug",
+	}
+	if !s.cfg.DefaultFlags {
+		args = append(args, "--drain-delay", "100ms", "--log-level", "debug")
 	}
 	switch inst.service {
 	case Gateway:
@@ -433,8 +486,10 @@ func (s *Stack) args(inst *instance, consumerID string) []string {
 		}
 		args = append(args, "--stream", s.cfg.Stream, "--kinesis-endpoint", s.cfg.KinesisEndpoint,
 			"--transformer-addr", transformer, "--loader-addr", loader,
-			"--shard-sync-interval", "2s", "--batch-max-age", "200ms",
 			"--consumer-id", consumerID, "--lease-database-url", s.cfg.DatabaseURL)
+		if !s.cfg.DefaultFlags {
+			args = append(args, "--shard-sync-interval", "2s", "--batch-max-age", "200ms")
+		}
 	case Loader:
 		args = append(args, "--database-url", s.cfg.DatabaseURL)
 	}
