@@ -25,12 +25,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -55,6 +53,10 @@ type options struct {
 	race         bool
 	ceilingBatch int
 	rev          string
+	profile      string
+	soak         time.Duration
+	soakFraction float64
+	soakSample   time.Duration
 }
 
 func main() {
@@ -72,6 +74,10 @@ func main() {
 	flag.BoolVar(&o.race, "race", false, "build the services with -race, as the tests do (slow: for checking the bench, not for numbers)")
 	flag.IntVar(&o.ceilingBatch, "ceiling-batch", 5000, "rows per transaction of the PostgreSQL ceiling")
 	flag.StringVar(&o.rev, "rev", "", "measure this git revision (exported clean) instead of the working tree, e.g. HEAD")
+	flag.StringVar(&o.profile, "profile", "", "write pprof profiles of the consumer, transformer and loader during the drain (CPU over its first 8s, heaps at 2s, 4s and 6s) into this directory; the services run with --pprof")
+	flag.DurationVar(&o.soak, "soak", 0, "after the freshness phases, send at -soak-rate of the end-to-end rate for this long (e.g. 5m) and sample every process's RSS: is memory flat? 0: no soak")
+	flag.Float64Var(&o.soakFraction, "soak-rate", 0.8, "the soak's rate, as a fraction of the end-to-end rate")
+	flag.DurationVar(&o.soakSample, "soak-sample", 5*time.Second, "how often the soak samples every process's RSS")
 	flag.Parse()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -113,6 +119,9 @@ func (o options) validate() error {
 	if o.freshFor < time.Second || o.freshRate <= 0 {
 		errs = append(errs, "-freshness-duration must be at least 1s and -freshness-rate positive")
 	}
+	if o.soak < 0 || (o.soak > 0 && (o.soakFraction <= 0 || o.soakSample <= 0 || o.soakSample > o.soak)) {
+		errs = append(errs, "-soak must not be negative; with -soak, -soak-rate must be positive and -soak-sample within (0, -soak]")
+	}
 	if o.ceilingBatch < 1 {
 		errs = append(errs, "-ceiling-batch must be positive")
 	}
@@ -120,26 +129,6 @@ func (o options) validate() error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-// releaseBuilds makes test/stack build the services without -race: it builds them with
-// `go build -race`, as the tests want, and race-instrumented binaries run several times
-// slower and bigger, which would measure the detector. A `go` first on PATH that drops
-// -race and runs the real go does it without changing the harness.
-func releaseBuilds(t *benchTB) {
-	realGo, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("find go: %v", err)
-	}
-	dir := t.TempDir()
-	script := "#!/bin/sh\n# test/bench: the services built for measuring, without -race\n" +
-		"for a do shift; [ \"$a\" = -race ] || set -- \"$@\" \"$a\"; done\nexec " + shellQuote(realGo) + " \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(script), 0o755); err != nil {
-		t.Fatalf("write the go wrapper: %v", err)
-	}
-	if err := os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH")); err != nil {
-		t.Fatalf("PATH: %v", err)
-	}
 }
 
 // exportRevision writes the tree of git revision rev into a temporary directory and has
@@ -160,33 +149,6 @@ func exportRevision(t *benchTB, rev string) string {
 		t.Fatalf("%s: %v", stack.SourceEnv, err)
 	}
 	return commit
-}
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// defaultFlags returns, per service, the flags that give back its own defaults where
-// test/stack sets a test value (debug logs, the consumer's short batch age and shard
-// sync): the bench measures what users run. The defaults are read from each binary's
-// --print-config, so a changed default is measured as it ships.
-func defaultFlags(t *benchTB, binDir string) map[string][]string {
-	restore := []string{"log-level", "batch-max-age", "shard-sync-interval"}
-	env := map[string][]string{}
-	for _, service := range stack.Services {
-		out, err := exec.Command(filepath.Join(binDir, service), "--print-config").Output()
-		if err != nil {
-			t.Fatalf("%s --print-config: %v", service, err)
-		}
-		var cfg map[string]any
-		if err := json.Unmarshal(out, &cfg); err != nil {
-			t.Fatalf("%s --print-config: %v\n%s", service, err, out)
-		}
-		for _, name := range restore {
-			if v, ok := cfg[name]; ok {
-				env[service] = append(env[service], "--"+name, fmt.Sprint(v))
-			}
-		}
-	}
-	return env
 }
 
 // cpuSnapshot is the CPU seconds of every measured process at one moment: the services
@@ -215,6 +177,14 @@ func (p *procs) find(name, comm string) {
 		p.t.Fatalf("find %s: %v", name, err)
 	}
 	p.pids[name] = pid
+}
+
+// add measures a process the stack started.
+func (p *procs) add(name string, proc *stack.Process) {
+	if proc.PID() == 0 {
+		p.t.Fatalf("%s has no process id", name)
+	}
+	p.pids[name] = proc.PID()
 }
 
 func (p *procs) snapshot() cpuSnapshot {
@@ -255,34 +225,34 @@ func (p *procs) postgres() map[int]float64 {
 
 func run(t *benchTB, o options) *report {
 	ctx := t.Context()
-	if !o.race {
-		releaseBuilds(t)
-	}
 	rep := newReport(o)
 	if o.rev != "" {
 		rep.Commit = exportRevision(t, o.rev)
 	}
 	t.Logf("building the services (%s)", map[bool]string{true: "-race", false: "release"}[o.race])
-	binDir := filepath.Dir(filepathOf(t))
 	kl := kinesalitetest.Start(t)
 	keysFile, keys, err := producerKeys(t.TempDir(), o.httpProd+o.grpcProd)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	env := defaultFlags(t, binDir)
-	env[stack.Gateway] = append(env[stack.Gateway], "--api-keys-file", keysFile)
-	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: o.shards, Kinesalite: kl, Config: stack.Config{Env: env}})
+	// Release builds (unless -race) and every service's own defaults: the bench measures
+	// what users run, not the tests' settings.
+	env := map[string][]string{stack.Gateway: {"--api-keys-file", keysFile}}
+	if o.profile != "" {
+		for _, s := range profiledServices {
+			env[s] = append(env[s], "--pprof")
+		}
+	}
+	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: o.shards, Kinesalite: kl,
+		Config: stack.Config{Env: env, Release: !o.race, DefaultFlags: true}})
 	rep.Stream = p.Stream
 
 	pr := &procs{t: t, pids: map[string]int{}, db: p.DB}
 	pr.find(kinesaliteName, "node")
-	p.Start(stack.Loader)
+	pr.add(stack.Loader, p.Start(stack.Loader))
 	p.WaitSchema()
-	p.Start(stack.Transformer)
-	p.Start(stack.Gateway)
-	for _, s := range []string{stack.Loader, stack.Transformer, stack.Gateway} {
-		pr.find(s, s)
-	}
+	pr.add(stack.Transformer, p.Start(stack.Transformer))
+	pr.add(stack.Gateway, p.Start(stack.Gateway))
 	prod, err := newProducers(p.GatewayURL(), p.Ports(stack.Gateway).GRPCAddr(), keys, o.httpProd, o.grpcProd)
 	if err != nil {
 		t.Fatalf("%v", err)
@@ -305,13 +275,25 @@ func run(t *benchTB, o options) *report {
 	// 2. The backlog drain: from the consumer's start to the last row's commit.
 	t.Logf("phase 2: the consumer drains %d events", o.events)
 	drainStart := time.Now()
-	p.Start(stack.Consumer)
-	pr.find(stack.Consumer, stack.Consumer)
+	pr.add(stack.Consumer, p.Start(stack.Consumer))
+	var prof *profiler
+	if o.profile != "" {
+		if prof, err = newProfiler(o.profile, p); err != nil {
+			t.Fatalf("%v", err)
+		}
+		prof.drain(ctx, 8*time.Second, 2*time.Second, 4*time.Second, 6*time.Second)
+	}
 	drainEnd := w.wait(ctx, "drain", o.events)
 	s2 := pr.snapshot()
 	rep.Drain = float64(o.events) / drainEnd.Sub(drainStart).Seconds()
 	rep.DrainSeconds = drainEnd.Sub(drainStart).Seconds()
 	rep.addCPU("backlog drain", o.events, s1, s2)
+	if prof != nil {
+		if err := prof.wait(); err != nil {
+			t.Errorf("%v", err)
+		}
+		t.Logf("drain profiles in %s", o.profile)
+	}
 
 	// 3. End to end while loading.
 	e2eEvents := o.events / 2
@@ -348,17 +330,23 @@ func run(t *benchTB, o options) *report {
 	}
 	rep.memory(pr)
 
+	// 4b. The soak: memory over a long steady load (-soak), after the peaks are read.
+	if o.soak > 0 {
+		rate := o.soakFraction * rep.EndToEnd
+		t.Logf("soak: %.0f events/s for %s, RSS sampled every %s", rate, o.soak, o.soakSample)
+		before := pr.snapshot()
+		res, err := soak(ctx, pr, prod, w, o, rate)
+		if err != nil {
+			t.Fatalf("soak: %v", err)
+		}
+		rep.Soak = &res
+		rep.addCPU(fmt.Sprintf("soak %.0f events/s", rate), res.Events, before, pr.snapshot())
+	}
+
 	// 5. The ceilings, with the pipeline idle.
 	t.Logf("phase 5: ceilings")
 	rep.ceilings(ctx, t, p, kl, o)
 	return rep
-}
-
-// filepathOf is the path of the stack's boxscore CLI, beside which the services are
-// built.
-func filepathOf(t *benchTB) string {
-	dir := stack.Binaries(t)
-	return filepath.Join(dir, stack.CLI)
 }
 
 // rows watches the warehouse.

@@ -41,6 +41,7 @@ type report struct {
 	Freshness           []freshness        `json:"freshness"`
 	CPU                 []phaseCPU         `json:"cpu"`
 	PeakRSSMiB          map[string]float64 `json:"peakRssMiB"`
+	Soak                *soakResult        `json:"soak,omitempty"`
 
 	Ceilings ceilings `json:"ceilings"`
 	Targets  []target `json:"targets"`
@@ -310,6 +311,20 @@ func (r *report) print(out io.Writer) {
 	fmt.Fprintln(tw, line+"\t")
 	_ = tw.Flush()
 
+	if s := r.Soak; s != nil {
+		fmt.Fprintln(out)
+		fmt.Fprintf(out, "SOAK: %.0f ev/s asked, %.0f sent, for %.0f s; freshness p50 %.0f ms, p99 %.0f ms; RSS sampled every %.0f s\n",
+			s.AskedRate, s.SentRate, s.Seconds, 1000*s.Freshness.P50, 1000*s.Freshness.P99, s.SampleSeconds)
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "RSS MiB\tstart\tend\tmin\tmax\tend/start\t")
+		for _, n := range names {
+			if v, ok := s.RSS[n]; ok {
+				fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t\n", short(n), v.Start, v.End, v.Min, v.Max, v.growth())
+			}
+		}
+		_ = tw.Flush()
+	}
+
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGETS (issue 13)\tmeasured\tverdict")
@@ -355,6 +370,24 @@ func (r *report) targets() []target {
 		}
 	}
 	add("every service <= 100 MiB RSS", fmt.Sprintf("%.0f MiB (%s)", worst, short(who)), worst, 100, true)
+	if s := r.Soak; s != nil {
+		// Flat: no service ends the soak more than 10% above where it started it, nor
+		// peaks above the memory target during it.
+		growth, grower, peak, peaker := 0.0, "", 0.0, ""
+		for name, v := range s.RSS {
+			if name == kinesaliteName {
+				continue
+			}
+			if g := v.growth(); g > growth {
+				growth, grower = g, name
+			}
+			if v.Max > peak {
+				peak, peaker = v.Max, name
+			}
+		}
+		add(fmt.Sprintf("RSS flat over the %.0f s soak (end <= 1.10x start)", s.Seconds), fmt.Sprintf("%.2fx (%s)", growth, short(grower)), growth, 1.10, true)
+		add("every service <= 100 MiB RSS during the soak", fmt.Sprintf("%.0f MiB (%s)", peak, short(peaker)), peak, 100, true)
+	}
 	return out
 }
 

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/boxscore-dev/boxscore/test/stack"
+)
+
+// profiler takes pprof profiles of the pipeline's services during the drain (-profile
+// DIR): a CPU profile of each service over the first seconds of the drain and heap
+// profiles of each at a few moments, written as DIR/<service>-<kind>.pb.gz, to be read
+// with `go tool pprof`. The services run with --pprof for it, which costs nothing until a
+// profile is asked for.
+type profiler struct {
+	dir    string
+	p      *stack.Pipeline
+	client *http.Client
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+var profiledServices = []string{stack.Consumer, stack.Transformer, stack.Loader}
+
+func newProfiler(dir string, p *stack.Pipeline) (*profiler, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("profile directory: %w", err)
+	}
+	return &profiler{dir: dir, p: p, client: &http.Client{Timeout: 2 * time.Minute}}, nil
+}
+
+// drain starts the drain's profiles: CPU over cpuFor, heaps at each of heapsAt after now.
+func (pr *profiler) drain(ctx context.Context, cpuFor time.Duration, heapsAt ...time.Duration) {
+	start := time.Now()
+	for _, service := range profiledServices {
+		base := pr.p.AdminURL(service) + "/debug/pprof/"
+		pr.wg.Go(func() {
+			pr.fetch(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, int(cpuFor.Seconds())), service+"-drain-cpu.pb.gz")
+		})
+		for i, at := range heapsAt {
+			pr.wg.Go(func() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Until(start.Add(at))):
+				}
+				pr.fetch(ctx, base+"heap", fmt.Sprintf("%s-drain-heap-%d.pb.gz", service, i+1))
+			})
+		}
+	}
+}
+
+func (pr *profiler) fetch(ctx context.Context, url, file string) {
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := pr.client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		f, err := os.Create(filepath.Join(pr.dir, file))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			_ = f.Close()
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		pr.mu.Lock()
+		pr.errs = append(pr.errs, fmt.Errorf("profile %s: %w", url, err))
+		pr.mu.Unlock()
+	}
+}
+
+// wait waits for every profile and returns the first failure.
+func (pr *profiler) wait() error {
+	pr.wg.Wait()
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if len(pr.errs) > 0 {
+		return pr.errs[0]
+	}
+	return nil
+}
