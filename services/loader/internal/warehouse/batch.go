@@ -567,7 +567,18 @@ func laterGame(a, b *FactRow) bool {
 
 // rowTextTooLong returns the first text column of row longer than MaxRowText, and why.
 func rowTextTooLong(row *FactRow) (column, problem string) {
-	texts := []struct{ column, value string }{
+	return firstTextProblem(row, func(value string) string {
+		if len(value) > MaxRowText {
+			return textProblem(value, MaxRowText)
+		}
+		return ""
+	})
+}
+
+// firstTextProblem returns the first text column of row (the fact's, and the player's name
+// and team) in which problemOf finds a problem, and the problem.
+func firstTextProblem(row *FactRow, problemOf func(value string) string) (column, problem string) {
+	texts := [...]struct{ column, value string }{
 		{"event_id", row.EventID}, {"game_id", row.GameID}, {"opponent", row.Opponent},
 		{"player_name", row.PlayerName}, {"player_team", row.PlayerTeam},
 		{"source_stream", deref(row.SourceStream)}, {"source_shard_id", deref(row.SourceShardID)},
@@ -575,8 +586,8 @@ func rowTextTooLong(row *FactRow) (column, problem string) {
 		{"producer", deref(row.Producer)},
 	}
 	for _, t := range texts {
-		if len(t.value) > MaxRowText {
-			return t.column, textProblem(t.value, MaxRowText)
+		if problem := problemOf(t.value); problem != "" {
+			return t.column, problem
 		}
 	}
 	return "", ""

@@ -284,19 +284,7 @@ func refuseUnstageableText(b *batch) {
 
 // rowTextProblem returns the first text column of row that cannot be stored as is, and why.
 func rowTextProblem(row *FactRow) (column, problem string) {
-	texts := []struct{ column, value string }{
-		{"event_id", row.EventID}, {"game_id", row.GameID}, {"opponent", row.Opponent},
-		{"player_name", row.PlayerName}, {"player_team", row.PlayerTeam},
-		{"source_stream", deref(row.SourceStream)}, {"source_shard_id", deref(row.SourceShardID)},
-		{"source_sequence_number", deref(row.SourceSequenceNumber)}, {"trace_id", deref(row.TraceID)},
-		{"producer", deref(row.Producer)},
-	}
-	for _, t := range texts {
-		if problem := textProblem(t.value, MaxRowText); problem != "" {
-			return t.column, problem
-		}
-	}
-	return "", ""
+	return firstTextProblem(row, func(value string) string { return textProblem(value, MaxRowText) })
 }
 
 func unstorableRowLetter(row *FactRow, column, problem string, cp CheckpointUpdate) DeadLetter {
