@@ -1,8 +1,13 @@
 package warehouse_test
 
 import (
+	"fmt"
+	"os"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -14,8 +19,9 @@ import (
 )
 
 // benchStore is newEnv for a benchmark: a migrated database of its own, one connection
-// (as a loader's shard reuses one session), testShard claimed.
-func benchStore(b *testing.B) *warehouse.Store {
+// (as a loader's shard reuses one session), testShard claimed. It also returns the process
+// id of that connection's server backend, whose CPU the benchmark reports.
+func benchStore(b *testing.B) (*warehouse.Store, int) {
 	b.Helper()
 	config, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
 	if err != nil {
@@ -37,15 +43,63 @@ func benchStore(b *testing.B) *warehouse.Store {
 	if _, err := store.ClaimShard(b.Context(), claimRequest(testShard, testLeaseToken, testOwner)); err != nil {
 		b.Fatalf("claim: %v", err)
 	}
-	return store
+	var backend int
+	if err := pool.QueryRow(b.Context(), "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		b.Fatalf("backend pid: %v", err)
+	}
+	return store, backend
+}
+
+// clockTicksPerSecond is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100 on
+// Linux).
+const clockTicksPerSecond = 100
+
+// processCPU returns the user + system CPU time /proc/<pid>/stat reports for pid.
+func processCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read backend stat: %w", err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count the fields
+	// after its closing parenthesis, where utime and stime are the 12th and 13th.
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("backend stat: %d fields after the command", len(fields))
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("backend stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
+}
+
+// ownCPU returns this process's user + system CPU time.
+func ownCPU() time.Duration {
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		return 0
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 }
 
 // BenchmarkLoad500 commits batches of 500 new lines (the consumer's default batch) of 250
 // players, each batch moving the checkpoint: the whole Load, from validation to commit, on
-// PostgreSQL. rows/s is the figure to compare with the pipeline's drain rate.
+// PostgreSQL. rows/s is the figure to compare with the pipeline's drain rate;
+// loader-cpu-s/10k-rows is this process's CPU during the Load calls (the GC's included),
+// pg-cpu-s/10k-rows the CPU of the connection's server backend over the whole run.
 func BenchmarkLoad500(b *testing.B) {
 	const n = 500
-	store := benchStore(b)
+	store, backend := benchStore(b)
+	pgBefore, err := processCPU(backend)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var loaderCPU time.Duration
 	var expected string
 	var batch int
 	b.ReportAllocs()
@@ -60,7 +114,9 @@ func BenchmarkLoad500(b *testing.B) {
 			Stream: testStream, ShardId: testShard, ExpectedSequenceNumber: expected, SequenceNumber: next,
 			Rows: rows, ConsumerId: testOwner, LeaseToken: testLeaseToken,
 		}
+		start := ownCPU()
 		resp, err := store.Load(b.Context(), req)
+		loaderCPU += ownCPU() - start
 		if err != nil {
 			b.Fatalf("Load: %v", err)
 		}
@@ -70,5 +126,12 @@ func BenchmarkLoad500(b *testing.B) {
 		expected = next
 		batch++
 	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	pgAfter, err := processCPU(backend)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := float64(n) * float64(b.N)
+	b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(loaderCPU.Seconds()/rows*10_000, "loader-cpu-s/10k-rows")
+	b.ReportMetric((pgAfter-pgBefore).Seconds()/rows*10_000, "pg-cpu-s/10k-rows")
 }
