@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 
-	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
-	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/postgres"
 	"github.com/boxscore-dev/boxscore/pkg/server"
 	"github.com/boxscore-dev/boxscore/pkg/stream"
@@ -59,8 +57,9 @@ func setup(ctx context.Context, svc *server.Service, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	c, err := consumer.New(cfg.Consumer(), kinesisClient, transformv1.NewTransformServiceClient(transformerConn),
-		loadv1.NewLoadServiceClient(loaderConn), leases, svc.Logger, svc.Meter)
+	// The rows pass from the transformer's answer to the loader's request as bytes.
+	transformer, loader := consumer.GRPCClients(transformerConn, loaderConn)
+	c, err := consumer.New(cfg.Consumer(), kinesisClient, transformer, loader, leases, svc.Logger, svc.Meter)
 	if err != nil {
 		return err
 	}

@@ -162,6 +162,16 @@ func withBad(n int, bad map[int]string) (recs []putRecord, good []string) {
 // records refused; each of those becomes exactly one dead letter, every other record
 // exactly one row in stream order, and the checkpoint reaches the end of the shard.
 func TestPermanentRefusalsAreIsolatedAndDeadLettered(t *testing.T) {
+	checkRefusalsIsolated(t, inProcess)
+}
+
+// The same over gRPC, with the consumer's production clients: the rows pass through as
+// bytes (rows.go) and the bisection, the dead letters and the lost answers work the same.
+func TestPermanentRefusalsAreIsolatedAndDeadLetteredOverGRPC(t *testing.T) {
+	checkRefusalsIsolated(t, overGRPC)
+}
+
+func checkRefusalsIsolated(t *testing.T, via func(*testing.T, transformv1.TransformServiceClient, loadv1.LoadServiceClient) (transformv1.TransformServiceClient, loadv1.LoadServiceClient)) {
 	srv := kinesalitetest.Start(t)
 	client := srv.Client(t)
 	name := kinesalitetest.UniqueName(t)
@@ -177,8 +187,8 @@ func TestPermanentRefusalsAreIsolatedAndDeadLettered(t *testing.T) {
 
 	w := newRefusingWarehouse()
 	w.loseAnswer = 4 // the first commits (halves of the first bisection) commit, but their answers are lost
-	tr := &refusingTransformer{}
-	rc := runConsumer(t, testConfig(name), client, tr, w, nil)
+	tr, l := via(t, &refusingTransformer{}, w)
+	rc := runConsumer(t, testConfig(name), client, tr, l, nil)
 	waitUntil(t, 60*time.Second, "the checkpoint at the last record", func() bool { return w.checkpoint(shardID) == last })
 	rc.stop()
 

@@ -434,24 +434,24 @@ func (r *shardReader) commit(ctx context.Context, b *batch, target string, shard
 		span.End()
 	}()
 	started := time.Now()
-	var rows []*warehousev1.BattingGameRow
+	var rows [][]byte // encoded, passed through to the loader (see rows.go)
 	var rejections []*warehousev1.Rejection
 	switch {
 	case deadLetter != nil:
 		rejections = []*warehousev1.Rejection{deadLetter}
 	case !b.empty():
 		transformStarted := time.Now()
-		resp, err := retry(ctx, r.c.cfg.Retry, func() (*transformv1.TransformResponse, error) {
+		resp, err := retry(ctx, r.c.cfg.Retry, func() (*transformed, error) {
 			callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
 			defer cancel()
-			resp, err := r.c.transformer.Transform(callCtx, &transformv1.TransformRequest{Records: b.records})
+			resp, err := r.c.transform(callCtx, &transformv1.TransformRequest{Records: b.records})
 			return resp, asRefusal(err, "transform", "refused_by_transformer")
 		}, r.notifyContext(ctx, "transform"))
 		r.c.metrics.stageTook(ctx, "transform", time.Since(transformStarted))
 		if err != nil {
 			return fmt.Errorf("transform batch of %d records: %w", len(b.records), err)
 		}
-		rows, rejections = resp.GetRows(), resp.GetRejections()
+		rows, rejections = resp.rows, resp.rejections
 		if got := len(rows) + len(rejections); got != len(b.records) {
 			return fmt.Errorf("transformer answered for %d of %d records", got, len(b.records))
 		}
@@ -462,17 +462,20 @@ func (r *shardReader) commit(ctx context.Context, b *batch, target string, shard
 		ExpectedSequenceNumber: r.committed,
 		SequenceNumber:         target,
 		ShardEnd:               shardEnd,
-		Rows:                   rows,
 		Rejections:             rejections,
 		ConsumerId:             r.c.cfg.ConsumerID,
 		LeaseToken:             r.token,
 		Gap:                    r.gapFor(b),
 	}
+	encoded, err := encodeLoadRequest(req, rows)
+	if err != nil {
+		return err
+	}
 	loadStarted := time.Now()
 	resp, err := retry(ctx, r.c.cfg.Retry, func() (*loadv1.LoadResponse, error) {
 		callCtx, cancel := context.WithTimeout(ctx, r.c.cfg.RPCTimeout)
 		defer cancel()
-		resp, err := r.c.loader.Load(callCtx, req)
+		resp, err := r.c.load(callCtx, encoded)
 		if status.Code(err) == codes.FailedPrecondition {
 			// The stored checkpoint is not the one this batch starts from. Ask the
 			// warehouse rather than guess: an earlier attempt whose answer was lost may
