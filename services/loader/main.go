@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -82,7 +84,18 @@ type warehouseStore interface {
 	Instrument(meter metric.Meter) error
 }
 
+// defaultGCPercent is the loader's GOGC unless the environment sets one, as the
+// transformer's: its live heap is small (the requests in flight, their rows converted and
+// their COPY data), so at Go's default of 100 it collects a few batches apart; at 200 half
+// as often. BenchmarkLoad500 (4 interleaved runs of 200 loads each, GOGC=100 then 200): the
+// loader's CPU during the loads 0.093 -> 0.060 CPU-s per 10k rows (-35%), for a few more
+// megabytes of heap. A GOMEMLIMIT (the chart's goMemLimitPercent) still caps the heap.
+const defaultGCPercent = 200
+
 func setup(ctx context.Context, svc *server.Service, cfg *config) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	url, err := cfg.databaseURL()
 	if err != nil {
 		return err
