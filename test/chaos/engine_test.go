@@ -47,6 +47,11 @@ const (
 	kindPGCrash    = "postgres-crash"  // PostgreSQL stopped in immediate mode, started again
 	kindKinesalite = "kinesalite-kill" // kinesalite SIGKILLed, started again on its data
 	kindPause      = "consumer-pause"  // a consumer replica SIGSTOPped beyond its lease time
+	// A consumer replica SIGKILLed and kept down until every shard flows again: a pod lost
+	// with its node. Its leases are not renewed, so the other replica must take its shards
+	// over on lease expiry; recovery is counted from the kill. It comes back (a new pod)
+	// after the probe.
+	kindConsumerLost = "consumer-lost"
 	kindLeaseReset = "lease-reset"     // every lease row deleted
 	kindCrafted    = "crafted-records" // bad records written straight to the stream
 	// kinesalite's clock moved past the iterators' 5-minute life, under traffic: every
@@ -59,8 +64,10 @@ const (
 	kindRecords      = "expired/records"
 	killPrefix       = "kill/"
 	netPrefix        = "net/"
-	consumerReplicas = 2 // consumer replicas: a paused one's shards are taken over
-	leaseFailover    = 3 * time.Second
+	consumerReplicas = 2 // consumer replicas: a paused or lost one's shards are taken over
+	// The consumer's default --lease-failover-time, which the soak runs with: the time after
+	// which a replica takes over the leases of one that stopped renewing them.
+	leaseFailover = 6 * time.Second
 )
 
 // faultKinds lists every kind of fault the engine draws from.
@@ -69,7 +76,7 @@ func faultKinds() []string {
 	for _, s := range stack.Services {
 		kinds = append(kinds, killPrefix+s)
 	}
-	kinds = append(kinds, kindKillTwo, kindPGCrash, kindKinesalite, kindPause, kindLeaseReset, kindCrafted, kindIterators, kindRecords)
+	kinds = append(kinds, kindKillTwo, kindPGCrash, kindKinesalite, kindPause, kindLeaseReset, kindCrafted, kindIterators, kindRecords, kindConsumerLost)
 	for _, l := range links {
 		for _, f := range stack.NetFaults {
 			kinds = append(kinds, netPrefix+l+"/"+string(f))
@@ -100,6 +107,7 @@ type engine struct {
 	crafted      []stack.Crafted
 	deck         []string
 	results      []result
+	held         string // a replica kept down by the current fault, started again after its probe
 }
 
 // result is one fault and the recovery after it.
@@ -145,7 +153,7 @@ func newEngine(t *testing.T, seed uint64) *engine {
 	p := stack.NewPipeline(t, stack.PipelineConfig{Shards: 4,
 		Kinesalite: &kinesalitetest.Server{Endpoint: "http://" + proxies["kinesis"].Addr()},
 		Config: stack.Config{Stream: streamName, DatabaseURL: proxiedDB,
-			Env:               map[string][]string{stack.Gateway: gatewayFlags, stack.Consumer: {"--lease-failover-time", leaseFailover.String()}},
+			Env:               map[string][]string{stack.Gateway: gatewayFlags},
 			Listen:            map[string]stack.Listen{stack.Transformer: {GRPCPort: trPort}, stack.Loader: {GRPCPort: ldPort}},
 			TransformerTarget: proxies["transformer"].Addr(), LoaderTarget: proxies["loader"].Addr()}})
 	pool, err := pgxpool.New(context.Background(), dbURL)
@@ -245,6 +253,12 @@ func (e *engine) apply(kind string) (start, end time.Time, detail string, err er
 		e.p.Resume(name)
 		return start, time.Now(), fmt.Sprintf("%s for %s", name, d.Round(time.Millisecond)), nil
 
+	case kind == kindConsumerLost:
+		name := e.consumerInstance()
+		e.p.KillAndHold(name)
+		e.held = name
+		return start, start, name + " down until every shard flows", nil
+
 	case kind == kindLeaseReset:
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -305,6 +319,16 @@ func (e *engine) apply(kind string) (start, end time.Time, detail string, err er
 		return start, time.Now(), detail, nil
 	}
 	return start, time.Now(), "", fmt.Errorf("no fault kind %q", kind)
+}
+
+// bringBack starts the replica the last fault kept down, if any, and waits until it is
+// ready: the replacement of a lost pod.
+func (e *engine) bringBack() {
+	if e.held == "" {
+		return
+	}
+	e.p.Start(e.held)
+	e.held = ""
 }
 
 // probe sends one new event per shard through the gateway (retried until accepted) and

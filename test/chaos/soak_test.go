@@ -112,6 +112,7 @@ func TestChaosSoak(t *testing.T) {
 		if err == nil {
 			r.recovery, r.err = e.probe(i, end, *soakRecovery)
 		}
+		e.bringBack()
 		r.overlapped = e.produced() > before
 		e.results = append(e.results, r)
 		if r.err != nil {

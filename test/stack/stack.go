@@ -797,6 +797,17 @@ func (s *Stack) Kill(name string) {
 	}
 }
 
+// KillAndHold sends SIGKILL and keeps the instance down, supervised or not, until Start:
+// a pod lost with its node, whose replacement comes later under a new name, so that only
+// the other replicas can take its work over.
+func (s *Stack) KillAndHold(name string) {
+	inst := s.instance(name)
+	s.mu.Lock()
+	inst.stopping = true
+	s.mu.Unlock()
+	s.Kill(name)
+}
+
 // Pause stops the instance's process with SIGSTOP: it holds its connections and leases
 // but does nothing, as a process stalled by a long GC pause, a frozen VM or a network
 // partition.
