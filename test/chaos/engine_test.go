@@ -52,8 +52,8 @@ const (
 	// over on lease expiry; recovery is counted from the kill. It comes back (a new pod)
 	// after the probe.
 	kindConsumerLost = "consumer-lost"
-	kindLeaseReset = "lease-reset"     // every lease row deleted
-	kindCrafted    = "crafted-records" // bad records written straight to the stream
+	kindLeaseReset   = "lease-reset"     // every lease row deleted
+	kindCrafted      = "crafted-records" // bad records written straight to the stream
 	// kinesalite's clock moved past the iterators' 5-minute life, under traffic: every
 	// iterator the consumers hold expires, no record does.
 	kindIterators = "expired/iterators"
