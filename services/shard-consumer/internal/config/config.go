@@ -31,7 +31,7 @@ type Config struct {
 	Batch             consumer.BatchConfig `embed:""`
 	Read              consumer.ReadConfig  `embed:""`
 	RetryInitial      time.Duration        `name:"retry-initial" env:"BOXSCORE_RETRY_INITIAL" default:"100ms" help:"First wait after a transient failure."`
-	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"10s" help:"Longest wait between retries of a transient failure."`
+	RetryMax          time.Duration        `name:"retry-max" env:"BOXSCORE_RETRY_MAX" default:"2s" help:"Longest wait between retries of a transient failure (a restarted transformer or loader, a PostgreSQL failover, Kinesis throttling): once the cause is gone, a shard flows again within about this long."`
 	StallAfter        time.Duration        `name:"stall-after" env:"BOXSCORE_STALL_AFTER" default:"1m" help:"A shard failing without progress (transient retries, reader restarts) for this long is reported stalled: metric boxscore.consumer.shard_stalled, an error log, /leases and readiness."`
 
 	LeaseDatabaseURL string           `name:"lease-database-url" env:"BOXSCORE_LEASE_DATABASE_URL" default:"postgres://postgres@127.0.0.1:5432/boxscore?sslmode=disable" help:"PostgreSQL holding the shard leases (the warehouse database by default; any database every replica reaches). Beyond loopback it needs sslmode=verify-full (or verify-ca) and sslrootcert=/path/ca.pem, unless --insecure."`
