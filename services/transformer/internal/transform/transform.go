@@ -46,11 +46,11 @@ const MaxProducerLength = 256
 
 // Transform returns one row or one rejection for every record, each list in input order.
 //
-// A record is decoded (statevent.DecodeEnvelope), normalized (statevent.Normalize), checked
-// for text, shape and the version ceiling (against the envelope's accepted_at, which is
-// required) and then, when all are sound, for consistency: the gateway checked the same,
-// and each boundary distrusts its input. The row built is then checked against the
-// loader's own rules (statevent.CheckRow), so that nothing the loader would refuse leaves
+// A record is decoded (statevent.DecodedRecord, which answers as statevent.DecodeEnvelope
+// does, without its allocations), normalized (statevent.Normalize), checked for text, shape
+// and the version ceiling (against the envelope's accepted_at, which is required) and then,
+// when all are sound, for consistency: the gateway checked the same, and each boundary
+// distrusts its input. The row built is then checked against the loader's own rules (statevent.CheckRow), so that nothing the loader would refuse leaves
 // as a row. The first violation names the rejection's reason and field; its detail lists
 // them all. A bad record never affects the others.
 //
@@ -58,8 +58,11 @@ const MaxProducerLength = 256
 // (player, game) line with it. Rows and rejections carry the envelope's producer.
 func Transform(records []*transformv1.SourceRecord) *transformv1.TransformResponse {
 	resp := &transformv1.TransformResponse{}
-	for _, rec := range records {
-		row, rej := transformRecord(rec)
+	// One allocation for the request's decoded records. A row shares its player,
+	// retraction, timestamps and strings with its decoded record, so each record has its own.
+	decoded := make([]statevent.DecodedRecord, len(records))
+	for i, rec := range records {
+		row, rej := transformRecord(rec, &decoded[i])
 		if rej != nil {
 			resp.Rejections = append(resp.Rejections, rej)
 			continue
@@ -69,9 +72,9 @@ func Transform(records []*transformv1.SourceRecord) *transformv1.TransformRespon
 	return resp
 }
 
-func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow, *warehousev1.Rejection) {
-	env, ev, err := statevent.DecodeEnvelope(rec.GetData())
-	if err != nil {
+// transformRecord decodes rec into r and returns its row or its rejection.
+func transformRecord(rec *transformv1.SourceRecord, r *statevent.DecodedRecord) (*warehousev1.BattingGameRow, *warehousev1.Rejection) {
+	if err := r.Decode(rec.GetData()); err != nil {
 		rej := &warehousev1.Rejection{
 			Position: clonePosition(rec.GetPosition()),
 			Stage:    StageDecode,
@@ -86,17 +89,18 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 		return nil, rej
 	}
 
+	ev := r.Event
 	statevent.Normalize(ev)
-	violations := checkText(env, ev)
+	violations := checkText(r, ev)
 	violations = append(violations, statevent.ValidateShape(ev)...)
-	violations = append(violations, checkEventID(env, ev)...)
-	violations = append(violations, checkAcceptedAt(env, ev)...)
+	violations = append(violations, checkEventID(r, ev)...)
+	violations = append(violations, checkAcceptedAt(r, ev)...)
 	if len(violations) == 0 {
 		violations = statevent.CheckConsistency(ev)
 	}
 	var row *warehousev1.BattingGameRow
 	if len(violations) == 0 {
-		row = buildRow(rec, env, ev)
+		row = buildRow(rec, r, ev)
 		// A bug here, not the producer's: still a rejection, never a row that fails the
 		// loader's batch.
 		violations = statevent.CheckRow(row)
@@ -104,7 +108,7 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 	if len(violations) > 0 {
 		// The envelope's id names the record as decode rejections do; the two ids only
 		// differ when the record is rejected for exactly that.
-		eventID := env.GetEventId()
+		eventID := r.EventID
 		if eventID == "" {
 			eventID = ev.GetEventId()
 		}
@@ -119,7 +123,7 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 			// With the id, stage and reason it lets the loader dead-letter this event once
 			// however many times it is in the stream.
 			EventVersion: ev.GetVersion(),
-			Producer:     env.GetProducer(),
+			Producer:     r.Producer,
 		}
 	}
 	return row, nil
@@ -129,8 +133,8 @@ func transformRecord(rec *transformv1.SourceRecord) (*warehousev1.BattingGameRow
 // bounds the event's version by it: statevent.CheckVersionCeiling at the instant the
 // gateway accepted the event, so a record it took is never refused for it here, and one
 // written past it is.
-func checkAcceptedAt(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violation {
-	at := env.GetAcceptedAt()
+func checkAcceptedAt(r *statevent.DecodedRecord, ev *statsv1.StatEvent) []statevent.Violation {
+	at := r.AcceptedAt
 	if at == nil {
 		return []statevent.Violation{{Field: "envelope.acceptedAt", Reason: "required",
 			Detail: "accepted_at is required on a stream record (the gateway sets it): the version ceiling is checked against it"}}
@@ -144,14 +148,14 @@ func checkAcceptedAt(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.
 
 // checkEventID requires an event id (the gateway always assigns one, so a record without
 // one did not come through it) and the same id on the envelope and in the event.
-func checkEventID(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violation {
+func checkEventID(r *statevent.DecodedRecord, ev *statsv1.StatEvent) []statevent.Violation {
 	switch {
-	case ev.GetEventId() == "" && env.GetEventId() == "":
+	case ev.GetEventId() == "" && r.EventID == "":
 		return []statevent.Violation{{Field: "eventId", Reason: "required",
 			Detail: "event id is required on a stream record (the gateway assigns one)"}}
-	case ev.GetEventId() != "" && env.GetEventId() != "" && ev.GetEventId() != env.GetEventId():
+	case ev.GetEventId() != "" && r.EventID != "" && ev.GetEventId() != r.EventID:
 		return []statevent.Violation{{Field: "eventId", Reason: ReasonEventIDMismatch,
-			Detail: "event id " + ev.GetEventId() + " differs from the envelope's " + env.GetEventId()}}
+			Detail: "event id " + ev.GetEventId() + " differs from the envelope's " + r.EventID}}
 	}
 	return nil
 }
@@ -160,19 +164,19 @@ func checkEventID(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Vio
 // proto string is valid UTF-8, but nothing else about its characters is checked on the way
 // in, and the envelope's id, which names the record in its dead letter, is not checked at
 // all. The envelope's id is also bounded like the event's, so a rejection stays small.
-func checkText(env *streamv1.Envelope, ev *statsv1.StatEvent) []statevent.Violation {
+func checkText(r *statevent.DecodedRecord, ev *statsv1.StatEvent) []statevent.Violation {
 	var vs []statevent.Violation
-	if id := env.GetEventId(); len(id) > statevent.MaxEventIDLength {
+	if id := r.EventID; len(id) > statevent.MaxEventIDLength {
 		vs = append(vs, statevent.Violation{Field: "envelope.eventId", Reason: ReasonInvalidText,
 			Detail: fmt.Sprintf("envelope event id has %d bytes, at most %d are allowed", len(id), statevent.MaxEventIDLength)})
 	}
-	if p := env.GetProducer(); len(p) > MaxProducerLength {
+	if p := r.Producer; len(p) > MaxProducerLength {
 		vs = append(vs, statevent.Violation{Field: "envelope.producer", Reason: ReasonInvalidText,
 			Detail: fmt.Sprintf("envelope producer has %d bytes, at most %d are allowed", len(p), MaxProducerLength)})
 	}
 	fields := []struct{ field, value string }{
-		{"envelope.eventId", env.GetEventId()},
-		{"envelope.producer", env.GetProducer()},
+		{"envelope.eventId", r.EventID},
+		{"envelope.producer", r.Producer},
 		{"eventId", ev.GetEventId()},
 		{"player.name", ev.GetPlayer().GetName()},
 		{"player.team", ev.GetPlayer().GetTeam()},
@@ -205,11 +209,11 @@ func describe(vs []statevent.Violation) string {
 
 // buildRow maps a valid event to its row. Every count of a line is present: ValidateShape
 // required it. A retraction's row has no counts.
-func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1.StatEvent) *warehousev1.BattingGameRow {
+func buildRow(rec *transformv1.SourceRecord, r *statevent.DecodedRecord, ev *statsv1.StatEvent) *warehousev1.BattingGameRow {
 	g := ev.GetGame()
 	eventID := ev.GetEventId()
 	if eventID == "" {
-		eventID = env.GetEventId()
+		eventID = r.EventID
 	}
 	row := &warehousev1.BattingGameRow{
 		EventId:    eventID,
@@ -222,13 +226,13 @@ func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1
 		Opponent:   g.GetOpponent(),
 		Home:       g.GetHomeAway() == statsv1.HomeAway_HOME_AWAY_HOME,
 		SourceTime: ev.GetSourceTime(),
-		AcceptedAt: env.GetAcceptedAt(),
+		AcceptedAt: r.AcceptedAt,
 		Position:   clonePosition(rec.GetPosition()),
-		TraceId:    TraceID(env.GetTraceContext()),
-		Producer:   env.GetProducer(),
+		TraceId:    recordTraceID(r),
+		Producer:   r.Producer,
 	}
-	if r := ev.GetRetraction(); r != nil {
-		row.Retraction = r
+	if retraction := ev.GetRetraction(); retraction != nil {
+		row.Retraction = retraction
 		return row
 	}
 	b := ev.GetBatting()
@@ -258,6 +262,19 @@ func buildRow(rec *transformv1.SourceRecord, env *streamv1.Envelope, ev *statsv1
 	row.ExtraBaseHits = d + t + hr
 	row.TimesOnBase = h + b.GetBaseOnBalls() + b.GetHitByPitch()
 	return row
+}
+
+// recordTraceID is TraceID of the record's trace context, which it decodes only when the
+// traceparent is not in the form every producer of ours writes.
+func recordTraceID(r *statevent.DecodedRecord) string {
+	traceparent := r.Traceparent()
+	if traceparent == "" {
+		return ""
+	}
+	if id, ok := version00TraceID(traceparent); ok {
+		return id
+	}
+	return TraceID(r.TraceContext())
 }
 
 // TraceID returns the hex trace id of the W3C traceparent in a record's trace context, or ""
