@@ -109,7 +109,7 @@ func (r *DecodedRecord) decodeFast(data []byte) bool {
 	payloadAt := 0
 	b := data
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return false
 		}
@@ -171,7 +171,7 @@ func (r *DecodedRecord) decodeTraceEntry(d *recordReader, b []byte, at int) bool
 	var key, value string
 	start := len(b)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 || typ != protowire.BytesType || (num != 1 && num != 2) {
 			return false
 		}
@@ -198,7 +198,7 @@ func (r *DecodedRecord) decodeEvent(d *recordReader, b []byte, at int) bool {
 	ev := &r.event
 	start := len(b)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return false
 		}
@@ -223,7 +223,7 @@ func (r *DecodedRecord) decodeEvent(d *recordReader, b []byte, at int) bool {
 			if typ != protowire.VarintType {
 				return false
 			}
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return false
 			}
@@ -266,14 +266,14 @@ func (r *DecodedRecord) decodeEvent(d *recordReader, b []byte, at int) bool {
 func decodePlayer(d *recordReader, b []byte, at int, p *statsv1.Player) bool {
 	start := len(b)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return false
 		}
 		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return false
 			}
@@ -300,7 +300,7 @@ func decodePlayer(d *recordReader, b []byte, at int, p *statsv1.Player) bool {
 func decodeGame(d *recordReader, b []byte, at int, g *statsv1.Game) bool {
 	start := len(b)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 {
 			return false
 		}
@@ -321,7 +321,7 @@ func decodeGame(d *recordReader, b []byte, at int, g *statsv1.Game) bool {
 			}
 			b = b[n:]
 		case (num == 3 || num == 5 || num == 6) && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			v, n := consumeVarint(b)
 			if n < 0 {
 				return false
 			}
@@ -344,12 +344,12 @@ func decodeGame(d *recordReader, b []byte, at int, g *statsv1.Game) bool {
 
 func decodeBatting(b []byte, line *statsv1.BattingLine, counts *[battingCountFields]int32) bool {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 || typ != protowire.VarintType || num < 1 || num > battingCountFields {
 			return false
 		}
 		b = b[n:]
-		v, n := protowire.ConsumeVarint(b)
+		v, n := consumeVarint(b)
 		if n < 0 {
 			return false
 		}
@@ -401,7 +401,7 @@ func decodeBatting(b []byte, line *statsv1.BattingLine, counts *[battingCountFie
 func decodeRetraction(d *recordReader, b []byte, at int, r *statsv1.Retraction) bool {
 	start := len(b)
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 || num != 1 || typ != protowire.BytesType {
 			return false
 		}
@@ -418,12 +418,12 @@ func decodeRetraction(d *recordReader, b []byte, at int, r *statsv1.Retraction) 
 
 func decodeTimestamp(b []byte, ts *timestamppb.Timestamp) bool {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := consumeTag(b)
 		if n < 0 || (num != 1 && num != 2) || typ != protowire.VarintType {
 			return false
 		}
 		b = b[n:]
-		v, n := protowire.ConsumeVarint(b)
+		v, n := consumeVarint(b)
 		if n < 0 {
 			return false
 		}
@@ -435,6 +435,23 @@ func decodeTimestamp(b []byte, ts *timestamppb.Timestamp) bool {
 		}
 	}
 	return true
+}
+
+// consumeTag is protowire.ConsumeTag with the one-byte tags of every field here read
+// inline. A field number 0 it returns is refused by every caller, as by ConsumeTag.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return protowire.Number(b[0] >> 3), protowire.Type(b[0] & 7), 1
+	}
+	return protowire.ConsumeTag(b)
+}
+
+// consumeVarint is protowire.ConsumeVarint with one-byte values (most counts) read inline.
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return protowire.ConsumeVarint(b)
 }
 
 // recordReader hands out a record's strings as substrings of one copy of it.
