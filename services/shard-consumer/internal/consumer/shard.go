@@ -242,7 +242,7 @@ func (r *shardReader) getRecordsLimit(ctx context.Context, iterator *string, lim
 		out, err := r.c.stream.GetRecords(ctx, &kinesis.GetRecordsInput{
 			ShardIterator: iterator,
 			Limit:         aws.Int32(limit),
-		})
+		}, fastGetRecords)
 		if isExpiredIterator(err) {
 			return nil, backoffPermanent(err)
 		}
