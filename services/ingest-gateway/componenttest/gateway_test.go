@@ -96,7 +96,7 @@ type gatewayOptions struct {
 }
 
 // startGatewayOpts wires the gateway as main.go does, with opts.
-func startGatewayOpts(t *testing.T, endpoint, streamName string, cfg publish.Config, opts gatewayOptions) *gateway {
+func startGatewayOpts(t testing.TB, endpoint, streamName string, cfg publish.Config, opts gatewayOptions) *gateway {
 	t.Helper()
 	tel := opts.tel
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
