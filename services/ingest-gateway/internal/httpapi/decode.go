@@ -9,7 +9,6 @@ import (
 	"io"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
-	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 )
 
 // malformedError locates a batch element that is not a StatEvent.
@@ -60,7 +59,7 @@ func decodeJSONArray(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error
 		if err := dec.Decode(&raw); err != nil {
 			return nil, jsonError(index, err, "not JSON")
 		}
-		ev, err := ingestapi.DecodeEvent(raw)
+		ev, err := decodeEvent(raw)
 		if err != nil {
 			return nil, &malformedError{index: index, err: err}
 		}
@@ -108,7 +107,7 @@ func decodeNDJSON(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error) {
 			if index == maxEvents {
 				return nil, &tooManyEventsError{limit: maxEvents}
 			}
-			ev, err := ingestapi.DecodeEvent(trimmed)
+			ev, err := decodeEvent(trimmed)
 			if err != nil {
 				return nil, &malformedError{index: index, line: lineNo, err: err}
 			}
