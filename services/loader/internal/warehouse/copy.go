@@ -44,19 +44,20 @@ func putCopyBuffer(b *[]byte) {
 	copyBuffers.Put(b)
 }
 
-// appendCopyData appends the binary COPY data of rows, in factColumns' order, to buf.
-func appendCopyData(buf []byte, rows []FactRow) []byte {
+// appendCopyData appends the binary COPY data of rows, in postgresStagingColumns' order, to buf;
+// players says whether the player's name and team are sent (NULL otherwise).
+func appendCopyData(buf []byte, rows []FactRow, players bool) []byte {
 	buf = append(buf, copyHeader...)
 	for i := range rows {
-		buf = appendCopyRow(buf, &rows[i])
+		buf = appendCopyRow(buf, &rows[i], players)
 	}
 	return append(buf, copyTrailer...)
 }
 
 // appendCopyRow appends one row: its field count, then each field as a length (-1: NULL)
-// and its bytes, in factColumns' order and stagingColumnsSQL's types.
-func appendCopyRow(buf []byte, r *FactRow) []byte {
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(factColumns)))
+// and its bytes, in postgresStagingColumns' order and stagingColumnsSQL's types.
+func appendCopyRow(buf []byte, r *FactRow, players bool) []byte {
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(postgresStagingColumns)))
 	buf = appendInt64(buf, r.PlayerID)
 	buf = appendText(buf, r.GameID)
 	buf = appendDate(buf, r.GameDate)
@@ -79,7 +80,10 @@ func appendCopyRow(buf []byte, r *FactRow) []byte {
 	for _, s := range [...]*string{r.SourceStream, r.SourceShardID, r.SourceSequenceNumber, r.TraceID, r.Producer} {
 		buf = appendOptionalText(buf, s)
 	}
-	return buf
+	if !players {
+		return appendNull(appendNull(buf))
+	}
+	return appendText(appendText(buf, r.PlayerName), r.PlayerTeam)
 }
 
 func appendLength(buf []byte, n int) []byte { return binary.BigEndian.AppendUint32(buf, uint32(n)) }

@@ -11,8 +11,13 @@ import (
 )
 
 // pgxFactValues is a row as it was handed to pgx's CopyFrom before appendCopyRow: the
-// reference the hand-written encoding is held to.
-func pgxFactValues(r *FactRow) []any {
+// reference the hand-written encoding is held to. With players the player's name and team
+// follow, NULLs without.
+func pgxFactValues(r *FactRow, players bool) []any {
+	var name, team *string
+	if players {
+		name, team = &r.PlayerName, &r.PlayerTeam
+	}
 	return []any{
 		r.PlayerID, r.GameID, pgtype.Date{Time: r.GameDate, Valid: true}, r.GameNumber, r.Season, r.Opponent, r.Home,
 		r.PlateAppearances, r.AtBats, r.Runs, r.Hits, r.Singles, r.Doubles, r.Triples, r.HomeRuns, r.RBI,
@@ -21,11 +26,12 @@ func pgxFactValues(r *FactRow) []any {
 		r.TotalBases, r.ExtraBaseHits, r.TimesOnBase,
 		r.EventID, r.Version, r.SourceTime, r.AcceptedAt,
 		r.SourceStream, r.SourceShardID, r.SourceSequenceNumber, r.TraceID, r.Producer,
+		name, team,
 	}
 }
 
 // stagingOIDs are the types of the staging table's columns (stagingColumnsSQL), in
-// factColumns' order.
+// postgresStagingColumns' order.
 var stagingOIDs = []uint32{
 	pgtype.Int8OID, pgtype.TextOID, pgtype.DateOID, pgtype.Int2OID, pgtype.Int2OID, pgtype.TextOID, pgtype.BoolOID,
 	pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID,
@@ -33,18 +39,19 @@ var stagingOIDs = []uint32{
 	pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.Int4OID,
 	pgtype.TextOID, pgtype.Int8OID, pgtype.TimestamptzOID, pgtype.TimestamptzOID,
 	pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
+	pgtype.TextOID, pgtype.TextOID,
 }
 
 // pgxCopyRow encodes a row the way pgx's CopyFrom does (binary format, a plan per value).
-func pgxCopyRow(t testing.TB, m *pgtype.Map, buf []byte, r *FactRow) []byte {
+func pgxCopyRow(t testing.TB, m *pgtype.Map, buf []byte, r *FactRow, players bool) []byte {
 	t.Helper()
-	buf = binary.BigEndian.AppendUint16(buf, uint16(len(factColumns)))
-	for i, v := range pgxFactValues(r) {
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(postgresStagingColumns)))
+	for i, v := range pgxFactValues(r, players) {
 		start := len(buf)
 		buf = binary.BigEndian.AppendUint32(buf, 0xffffffff)
 		out, err := m.Encode(stagingOIDs[i], pgtype.BinaryFormatCode, v, buf)
 		if err != nil {
-			t.Fatalf("pgx encode %s: %v", factColumns[i], err)
+			t.Fatalf("pgx encode %s: %v", postgresStagingColumns[i], err)
 		}
 		if out != nil {
 			buf = out
@@ -88,14 +95,16 @@ func TestAppendCopyRowEncodesAsPgxDoes(t *testing.T) {
 	t.Parallel()
 	m := pgtype.NewMap()
 	for i, r := range copyTestRows() {
-		got := appendCopyRow(nil, &r)
-		want := pgxCopyRow(t, m, nil, &r)
-		if !bytes.Equal(got, want) {
-			t.Errorf("row %d: appendCopyRow = %x\npgx encodes      %x", i, got, want)
+		for _, players := range []bool{true, false} {
+			got := appendCopyRow(nil, &r, players)
+			want := pgxCopyRow(t, m, nil, &r, players)
+			if !bytes.Equal(got, want) {
+				t.Errorf("row %d, players %v: appendCopyRow = %x\npgx encodes      %x", i, players, got, want)
+			}
 		}
 	}
-	if len(factColumns) != len(stagingOIDs) {
-		t.Fatalf("%d columns, %d types", len(factColumns), len(stagingOIDs))
+	if len(postgresStagingColumns) != len(stagingOIDs) {
+		t.Fatalf("%d columns, %d types", len(postgresStagingColumns), len(stagingOIDs))
 	}
 }
 
@@ -117,7 +126,7 @@ func BenchmarkCopyEncode500(b *testing.B) {
 		for b.Loop() {
 			buf = append(buf[:0], copyHeader...)
 			for i := range rows {
-				buf = pgxCopyRow(b, m, buf, &rows[i])
+				buf = pgxCopyRow(b, m, buf, &rows[i], true)
 			}
 			buf = append(buf, copyTrailer...)
 		}
@@ -126,7 +135,7 @@ func BenchmarkCopyEncode500(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			buf := getCopyBuffer()
-			*buf = appendCopyData(*buf, rows)
+			*buf = appendCopyData(*buf, rows, true)
 			putCopyBuffer(buf)
 		}
 	})

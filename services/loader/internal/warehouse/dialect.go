@@ -58,9 +58,11 @@ type Dialect interface {
 	// LeaseToken 0 when the shard has no row).
 	AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, update CheckpointUpdate) (stored Checkpoint, advanced bool, err error)
 	// UpsertFacts writes rows into fact_batting_game and returns the keys it inserted or
-	// replaced; rows left unchanged are not returned. On a data error it writes none of
-	// the rows and leaves tx usable (see the contract above).
-	UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error)
+	// replaced; rows left unchanged are not returned. With players it also records the
+	// players of the rows it wrote, as UpsertPlayers(latestPlayers(rows, writes)) does. On a
+	// data error it writes none of the rows (nor players) and leaves tx usable (see the
+	// contract above).
+	UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow, players bool) ([]FactWrite, error)
 	// ApplyRetractions applies tombstones (see the contract above) and returns the keys of
 	// those that took effect; the others are not returned.
 	ApplyRetractions(ctx context.Context, tx pgx.Tx, tombstones []Tombstone) ([]RetractionWrite, error)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,9 +22,11 @@ import (
 // undone without losing the rest of the transaction.
 const upsertSavepoint = "upsert_facts"
 
-// stagingColumnsSQL declares the staging table's columns in factColumns' order, with the
+// stagingColumnsSQL declares the staging table's columns in postgresStagingColumns' order, with the
 // types appendCopyRow encodes (see copy.go): declared here rather than LIKE the fact table,
-// so the binary COPY data always matches them. It has no constraints: a row the fact table
+// so the binary COPY data always matches them. player_name and player_team are not fact
+// columns: they carry what dim_player needs, so that upsertFactsAndPlayersSQL writes it in
+// the same statement as the facts. It has no constraints: a row the fact table
 // refuses (a CHECK, NOT NULL) is refused by the upsert, under the savepoint, and a value no
 // text column can hold (NUL, invalid UTF-8) by the COPY, under the same savepoint.
 const stagingColumnsSQL = `(
@@ -34,7 +37,8 @@ const stagingColumnsSQL = `(
     stolen_bases integer, caught_stealing integer, ground_into_double_play integer,
     total_bases integer, extra_base_hits integer, times_on_base integer,
     event_id text, version bigint, source_time timestamptz, accepted_at timestamptz,
-    source_stream text, source_shard_id text, source_sequence_number text, trace_id text, producer text)`
+    source_stream text, source_shard_id text, source_sequence_number text, trace_id text, producer text,
+    player_name text, player_team text)`
 
 // beginUpsertSQL opens the savepoint and makes sure the session's staging table exists and
 // is empty, in one round trip (several statements need the simple protocol, which Exec uses
@@ -74,7 +78,8 @@ var stagingTable = pgx.Identifier{"pg_temp", "fact_batting_game_staging"}
 // (xmax = 0) is true for a freshly inserted tuple and false for one that ON CONFLICT
 // updated: that is how inserted and updated rows are told apart in one statement.
 // ORDER BY makes concurrent loads lock keys in the same order, which avoids deadlocks.
-const upsertFactsSQL = `
+// upsertFactsSQL and upsertFactsAndPlayersSQL add what they return.
+const upsertFactsBodySQL = `
 INSERT INTO {schema}.fact_batting_game AS f (
     player_id, game_id, game_date, game_number, season, opponent, home,
     plate_appearances, at_bats, runs, hits, singles, doubles, triples, home_runs, rbi,
@@ -135,8 +140,33 @@ ON CONFLICT (player_id, game_id) DO UPDATE SET
     source_sequence_number = EXCLUDED.source_sequence_number,
     trace_id = EXCLUDED.trace_id,
     producer = EXCLUDED.producer
-WHERE (EXCLUDED.version, EXCLUDED.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C")
+WHERE (EXCLUDED.version, EXCLUDED.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C")`
+
+// upsertFactsSQL moves the staged rows into the fact table (upsertFactsBodySQL) and returns
+// the keys written.
+const upsertFactsSQL = upsertFactsBodySQL + `
 RETURNING f.player_id, f.game_id, (f.xmax = 0) AS inserted`
+
+// upsertFactsAndPlayersSQL is upsertFactsSQL and upsertPlayersSQL in one statement (a
+// data-modifying CTE): dim_player is upserted from the rows the fact upsert returns, so
+// only from rows actually written, each player from its latest game among them (date, then
+// game number, then version and event id byte-wise: latestPlayers' order), with the name
+// and team staged beside the row. It saves the batch a statement, a round trip, and the
+// player arrays built and sent by the client. dim_player rows are locked in player order,
+// as upsertPlayersSQL locks them.
+const upsertFactsAndPlayersSQL = `
+WITH written AS (` + upsertFactsBodySQL + `
+    RETURNING f.player_id, f.game_id, f.game_date, f.game_number, f.version, f.event_id, (f.xmax = 0) AS inserted
+),
+players AS (
+    INSERT INTO {schema}.dim_player AS d (player_id, name, team, last_game_date, updated_at)
+    SELECT DISTINCT ON (w.player_id) w.player_id, s.player_name, s.player_team, w.game_date, now()
+    FROM written w
+    JOIN pg_temp.fact_batting_game_staging s ON s.player_id = w.player_id AND s.game_id = w.game_id
+    ORDER BY w.player_id, w.game_date DESC, w.game_number DESC, w.version DESC, w.event_id COLLATE "C" DESC
+` + upsertPlayersConflictSQL + `
+)
+SELECT player_id, game_id, inserted FROM written`
 
 // factColumns is the order in which appendCopyRow emits a row for COPY into the staging table.
 var factColumns = []string{
@@ -149,8 +179,12 @@ var factColumns = []string{
 	"source_stream", "source_shard_id", "source_sequence_number", "trace_id", "producer",
 }
 
+// postgresStagingColumns is the order in which appendCopyRow emits a row: factColumns, then the
+// player's name and team for dim_player.
+var postgresStagingColumns = slices.Concat(factColumns, []string{"player_name", "player_team"})
+
 // copyFactsSQL is the COPY that appendCopyData's bytes are sent with.
-var copyFactsSQL = "COPY " + stagingTable.Sanitize() + " (" + strings.Join(factColumns, ", ") + ") FROM STDIN (FORMAT binary)"
+var copyFactsSQL = "COPY " + stagingTable.Sanitize() + " (" + strings.Join(postgresStagingColumns, ", ") + ") FROM STDIN (FORMAT binary)"
 
 // upsertPlayersSQL records each player's name and team. The stored values win when they
 // come from a later game than the incoming ones (a late line from before a trade must not
@@ -160,7 +194,11 @@ INSERT INTO {schema}.dim_player AS d (player_id, name, team, last_game_date, upd
 SELECT player_id, name, team, last_game_date, now()
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::date[]) AS p(player_id, name, team, last_game_date)
 ORDER BY player_id
-ON CONFLICT (player_id) DO UPDATE SET
+` + upsertPlayersConflictSQL
+
+// upsertPlayersConflictSQL is the rule upsertPlayersSQL and upsertFactsAndPlayersSQL
+// apply to a stored player (see upsertPlayersSQL).
+const upsertPlayersConflictSQL = `ON CONFLICT (player_id) DO UPDATE SET
     name = EXCLUDED.name,
     team = EXCLUDED.team,
     last_game_date = EXCLUDED.last_game_date,
@@ -303,11 +341,13 @@ WHERE stream = $1 AND shard_id = $2`
 type PostgresDialect struct {
 	beginUpsert       string
 	upsertFacts       string
+	upsertWithPlayers string
 	upsertPlayers     string
 	applyRetractions  string
 	insertDeadLetters string
 	claimShard        string
 	advance           string
+	advanceOrFail     string
 	selectCheckpoint  string
 	setIdentity       string
 	insertGap         string
@@ -324,11 +364,13 @@ func NewPostgresDialect(schema string) (*PostgresDialect, error) {
 	return &PostgresDialect{
 		beginUpsert:       r.Replace(beginUpsertSQL),
 		upsertFacts:       r.Replace(upsertFactsSQL),
+		upsertWithPlayers: r.Replace(upsertFactsAndPlayersSQL),
 		upsertPlayers:     r.Replace(upsertPlayersSQL),
 		applyRetractions:  r.Replace(applyRetractionsSQL),
 		insertDeadLetters: r.Replace(insertDeadLettersSQL),
 		claimShard:        r.Replace(claimShardSQL),
 		advance:           r.Replace(advanceCheckpointSQL),
+		advanceOrFail:     r.Replace(advanceCheckpointOrFailSQL),
 		selectCheckpoint:  r.Replace(selectCheckpointSQL),
 		setIdentity:       r.Replace(setStreamIdentitySQL),
 		insertGap:         r.Replace(insertGapSQL),
@@ -375,17 +417,19 @@ func (d *PostgresDialect) AdvanceCheckpoint(ctx context.Context, tx pgx.Tx, u Ch
 // UpsertFacts implements Dialect. The rows are staged with COPY and moved by one upsert,
 // under a savepoint: the savepoint and the staging table are made ready in one round trip,
 // and the release is pipelined with the upsert, so a batch costs three round trips
-// whatever its size. When the database refuses the data (a data error, in the COPY or the
+// whatever its size. With players, the rows are staged with their player's name and team
+// and the upsert is upsertFactsAndPlayersSQL; without, they are staged with NULLs there, so
+// that a name or team the database refuses (NUL) fails UpsertPlayers as before, not the row. When the database refuses the data (a data error, in the COPY or the
 // upsert) the transaction is rolled back to the savepoint and the error returned, so the
 // caller can retry parts of the rows.
-func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error) {
+func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []FactRow, players bool) ([]FactWrite, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
 	if _, err := tx.Exec(ctx, d.beginUpsert); err != nil {
 		return nil, fmt.Errorf("open savepoint and staging table: %w", err)
 	}
-	writes, err := d.stageAndUpsert(ctx, tx, rows)
+	writes, err := d.stageAndUpsert(ctx, tx, rows, players)
 	if err == nil {
 		return writes, nil
 	}
@@ -402,16 +446,20 @@ func (d *PostgresDialect) UpsertFacts(ctx context.Context, tx pgx.Tx, rows []Fac
 	return nil, err
 }
 
-func (d *PostgresDialect) stageAndUpsert(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, error) {
-	copied, err := copyRows(ctx, tx.Conn(), rows)
+func (d *PostgresDialect) stageAndUpsert(ctx context.Context, tx pgx.Tx, rows []FactRow, players bool) ([]FactWrite, error) {
+	copied, err := copyRows(ctx, tx.Conn(), rows, players, copyFactsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("copy rows into staging table: %w", err)
 	}
 	if copied != int64(len(rows)) {
 		return nil, fmt.Errorf("copy rows into staging table: copied %d of %d rows", copied, len(rows))
 	}
+	upsert := d.upsertFacts
+	if players {
+		upsert = d.upsertWithPlayers
+	}
 	pipeline := &pgx.Batch{}
-	pipeline.Queue(d.upsertFacts)
+	pipeline.Queue(upsert)
 	pipeline.Queue(releaseUpsertSQL)
 	results := tx.SendBatch(ctx, pipeline)
 	writes, err := collectWrites(results)
@@ -429,16 +477,18 @@ func (d *PostgresDialect) stageAndUpsert(ctx context.Context, tx pgx.Tx, rows []
 
 // copyRows sends rows to the staging table as binary COPY data encoded by appendCopyData,
 // through the connection's protocol layer, and reports it to the connection's tracer as
-// pgx's own CopyFrom does (the COPY keeps its span).
-func copyRows(ctx context.Context, conn *pgx.Conn, rows []FactRow) (int64, error) {
+// pgx's own CopyFrom does (the COPY keeps its span). players says whether the player's name
+// and team are sent (NULL otherwise). sql is copyFactsSQL, or a string of statements that
+// ends with it (beginAndCopySQL).
+func copyRows(ctx context.Context, conn *pgx.Conn, rows []FactRow, players bool, sql string) (int64, error) {
 	tracer, _ := conn.Config().Tracer.(pgx.CopyFromTracer)
 	if tracer != nil {
-		ctx = tracer.TraceCopyFromStart(ctx, conn, pgx.TraceCopyFromStartData{TableName: stagingTable, ColumnNames: factColumns})
+		ctx = tracer.TraceCopyFromStart(ctx, conn, pgx.TraceCopyFromStartData{TableName: stagingTable, ColumnNames: postgresStagingColumns})
 	}
 	buf := getCopyBuffer()
 	defer putCopyBuffer(buf)
-	*buf = appendCopyData(*buf, rows)
-	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(*buf), copyFactsSQL)
+	*buf = appendCopyData(*buf, rows, players)
+	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(*buf), sql)
 	if tracer != nil {
 		tracer.TraceCopyFromEnd(ctx, conn, pgx.TraceCopyFromEndData{CommandTag: tag, Err: err})
 	}
@@ -485,6 +535,15 @@ func (d *PostgresDialect) ApplyRetractions(ctx context.Context, tx pgx.Tx, tombs
 	if len(tombstones) == 0 {
 		return nil, nil
 	}
+	rows, err := tx.Query(ctx, d.applyRetractions, retractionArgs(tombstones)...)
+	if err != nil {
+		return nil, fmt.Errorf("apply retractions: %w", err)
+	}
+	return collectRetractions(rows)
+}
+
+// retractionArgs are applyRetractionsSQL's arguments for tombstones.
+func retractionArgs(tombstones []Tombstone) []any {
 	n := len(tombstones)
 	players, versions := make([]int64, n), make([]int64, n)
 	games, eventIDs, reasons := make([]string, n), make([]string, n), make([]string, n)
@@ -495,11 +554,12 @@ func (d *PostgresDialect) ApplyRetractions(ctx context.Context, tx pgx.Tx, tombs
 		producers[i], streams[i], shards[i], sequences[i], traces[i] = t.Producer, t.SourceStream, t.SourceShardID, t.SourceSequenceNumber, t.TraceID
 		sourceTimes[i], acceptedAts[i] = t.SourceTime, t.AcceptedAt
 	}
-	rows, err := tx.Query(ctx, d.applyRetractions, players, games, versions, eventIDs, producers, reasons,
-		sourceTimes, acceptedAts, streams, shards, sequences, traces)
-	if err != nil {
-		return nil, fmt.Errorf("apply retractions: %w", err)
-	}
+	return []any{players, games, versions, eventIDs, producers, reasons,
+		sourceTimes, acceptedAts, streams, shards, sequences, traces}
+}
+
+// collectRetractions reads what applyRetractionsSQL returns.
+func collectRetractions(rows pgx.Rows) ([]RetractionWrite, error) {
 	writes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RetractionWrite, error) {
 		var w RetractionWrite
 		err := row.Scan(&w.Key.PlayerID, &w.Key.GameID, &w.Removed, &w.Replaced)
@@ -516,6 +576,15 @@ func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, lett
 	if len(letters) == 0 {
 		return 0, nil
 	}
+	tag, err := tx.Exec(ctx, d.insertDeadLetters, deadLetterArgs(letters)...)
+	if err != nil {
+		return 0, fmt.Errorf("insert dead letters: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// deadLetterArgs are insertDeadLettersSQL's arguments for letters.
+func deadLetterArgs(letters []DeadLetter) []any {
 	n := len(letters)
 	stages, reasons, details, fields, eventIDs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	streams, shards, sequences := make([]string, n), make([]string, n), make([]string, n)
@@ -531,12 +600,8 @@ func (d *PostgresDialect) InsertDeadLetters(ctx context.Context, tx pgx.Tx, lett
 		payloads[i] = l.Payload
 		players[i], hasPlayer[i], games[i] = l.Subject.PlayerID, l.Subject.HasPlayer, l.Subject.GameID
 	}
-	tag, err := tx.Exec(ctx, d.insertDeadLetters, stages, reasons, details, fields, eventIDs, versions, streams, shards, sequences, payloads,
-		players, hasPlayer, games, producers)
-	if err != nil {
-		return 0, fmt.Errorf("insert dead letters: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return []any{stages, reasons, details, fields, eventIDs, versions, streams, shards, sequences, payloads,
+		players, hasPlayer, games, producers}
 }
 
 // ReadCheckpoint implements Dialect.
@@ -562,16 +627,20 @@ func (d *PostgresDialect) SetStreamIdentity(ctx context.Context, tx pgx.Tx, stre
 
 // InsertGap implements Dialect.
 func (d *PostgresDialect) InsertGap(ctx context.Context, tx pgx.Tx, g Gap) error {
+	if _, err := tx.Exec(ctx, d.insertGap, gapArgs(g)...); err != nil {
+		return fmt.Errorf("insert stream gap: %w", err)
+	}
+	return nil
+}
+
+// gapArgs are insertGapSQL's arguments for g.
+func gapArgs(g Gap) []any {
 	var oldUpdated *time.Time
 	if !g.Old.UpdatedAt.IsZero() {
 		oldUpdated = &g.Old.UpdatedAt
 	}
-	_, err := tx.Exec(ctx, d.insertGap, g.Stream, g.ShardID, g.Reason, g.AfterSequenceNumber, g.BeforeSequenceNumber,
-		g.OldStreamIdentity, g.StreamIdentity, g.Old.ShardEnd, oldUpdated, g.ConsumerID, g.Detail)
-	if err != nil {
-		return fmt.Errorf("insert stream gap: %w", err)
-	}
-	return nil
+	return []any{g.Stream, g.ShardID, g.Reason, g.AfterSequenceNumber, g.BeforeSequenceNumber,
+		g.OldStreamIdentity, g.StreamIdentity, g.Old.ShardEnd, oldUpdated, g.ConsumerID, g.Detail}
 }
 
 func scanCheckpoint(row pgx.Row) (Checkpoint, error) {

@@ -172,16 +172,48 @@ func gapProto(g Gap) *loadv1.StreamGap {
 // stored checkpoint), otherwise a database error to classify with IsTransient and
 // IsDataError. Every error rolls the whole batch back; a transient error during the upsert
 // is never bisected nor dead-lettered.
+//
+// On PostgreSQL a batch with rows is first tried in two round trips (pipelined.go), with the
+// same effects; one the database refuses anything of is then loaded step by step.
 func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.LoadResponse, error) {
 	b, err := prepareBatch(req)
 	if err != nil {
 		s.metrics.recordLoad(ctx, err, nil, nil, time.Time{})
 		return nil, err
 	}
-	resp := &loadv1.LoadResponse{}
-	var written commitResult
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		written = commitResult{} // a retried transaction function starts over
+	var (
+		resp      *loadv1.LoadResponse
+		written   commitResult
+		pipelined bool
+	)
+	if d, ok := s.dialect.(*PostgresDialect); ok && len(b.rows) > 0 {
+		resp, written, pipelined, err = s.loadPipelined(ctx, d, b)
+	}
+	if !pipelined && err == nil {
+		resp, written, err = s.loadStepByStep(ctx, b)
+	}
+	// The metric counts retractions under an outcome of their own.
+	if resp != nil {
+		written.inserted, written.updated, written.unchanged = resp.Inserted-written.retractedInserts, resp.Updated-written.retractedUpdates, resp.Unchanged
+	}
+	s.metrics.recordLoad(ctx, err, b, &written, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("load %s/%s up to %s: %w", req.GetStream(), req.GetShardId(), req.GetSequenceNumber(), err)
+	}
+	recordRefused(trace.SpanFromContext(ctx), written.letters)
+	return resp, nil
+}
+
+// loadStepByStep is Load one statement after the other in a transaction (see Load), where
+// each step decides the next: the refused rows isolated by bisection, the checkpoint that
+// refused the batch read and reported.
+func (s *Store) loadStepByStep(ctx context.Context, b *batch) (*loadv1.LoadResponse, commitResult, error) {
+	var (
+		resp    *loadv1.LoadResponse
+		written commitResult
+	)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		resp, written = nil, commitResult{} // a retried transaction function starts over
 		stored, advanced, err := s.dialect.AdvanceCheckpoint(ctx, tx, b.checkpoint)
 		if err != nil {
 			return err
@@ -192,48 +224,27 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 			}
 			return &CheckpointMismatchError{Expected: b.checkpoint.Expected, Stored: checkpointProto(stored)}
 		}
-		resp.Checkpoint = checkpointProto(stored)
 		if b.gap != nil {
 			if err := s.dialect.InsertGap(ctx, tx, *b.gap); err != nil {
 				return err
 			}
 		}
 
-		writes, refused, err := s.upsertIsolating(ctx, tx, b.rows)
+		writes, refused, playersWritten, err := s.upsertIsolating(ctx, tx, b.rows, true)
 		if err != nil {
 			return err
-		}
-		for _, w := range writes {
-			if w.Inserted {
-				resp.Inserted++
-			} else {
-				resp.Updated++
-			}
 		}
 		retractions, err := s.dialect.ApplyRetractions(ctx, tx, b.tombstones)
 		if err != nil {
 			return err
 		}
-		for _, w := range retractions {
-			if w.Removed || w.Replaced {
-				resp.Updated++
-				written.retractedUpdates++
-			} else {
-				resp.Inserted++
-				written.retractedInserts++
+		if !playersWritten {
+			if err := s.dialect.UpsertPlayers(ctx, tx, latestPlayers(b.rows, writes)); err != nil {
+				return err
 			}
 		}
-		resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(len(refused)) - int32(b.tooLong)
-		written.writes, written.refused = writes, len(refused)+b.tooLong
 
-		if err := s.dialect.UpsertPlayers(ctx, tx, latestPlayers(b.rows, writes)); err != nil {
-			return err
-		}
-
-		letters := make([]DeadLetter, 0, len(b.letters)+len(refused))
-		for _, l := range b.letters {
-			letters = append(letters, l.storable())
-		}
+		letters := storableLetters(b.letters, len(refused))
 		for _, r := range refused {
 			letters = append(letters, refusedLetter(r, b.checkpoint).storable())
 		}
@@ -241,18 +252,51 @@ func (s *Store) Load(ctx context.Context, req *loadv1.LoadRequest) (*loadv1.Load
 		if err != nil {
 			return err
 		}
-		resp.DeadLettered = int32(deadLettered)
-		written.letters = letters
+		resp, written = tally(b, stored, writes, len(refused), retractions, letters, deadLettered)
 		return nil
 	})
-	// The metric counts retractions under an outcome of their own.
-	written.inserted, written.updated, written.unchanged = resp.Inserted-written.retractedInserts, resp.Updated-written.retractedUpdates, resp.Unchanged
-	s.metrics.recordLoad(ctx, err, b, &written, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("load %s/%s up to %s: %w", req.GetStream(), req.GetShardId(), req.GetSequenceNumber(), err)
+		return nil, commitResult{}, err
 	}
-	recordRefused(trace.SpanFromContext(ctx), written.letters)
-	return resp, nil
+	return resp, written, nil
+}
+
+// storableLetters returns the batch's dead letters made storable, with room for extra more.
+func storableLetters(batchLetters []DeadLetter, extra int) []DeadLetter {
+	letters := make([]DeadLetter, 0, len(batchLetters)+extra)
+	for _, l := range batchLetters {
+		letters = append(letters, l.storable())
+	}
+	return letters
+}
+
+// tally is the response of a committed load and what it wrote (see Load for the counts):
+// stored is the checkpoint it moved to, writes the rows written, refused the number of rows
+// the database refused, letters the dead letters sent and deadLettered those newly stored.
+func tally(b *batch, stored Checkpoint, writes []FactWrite, refused int, retractions []RetractionWrite,
+	letters []DeadLetter, deadLettered int64,
+) (*loadv1.LoadResponse, commitResult) {
+	resp := &loadv1.LoadResponse{Checkpoint: checkpointProto(stored), DeadLettered: int32(deadLettered)}
+	var written commitResult
+	for _, w := range writes {
+		if w.Inserted {
+			resp.Inserted++
+		} else {
+			resp.Updated++
+		}
+	}
+	for _, w := range retractions {
+		if w.Removed || w.Replaced {
+			resp.Updated++
+			written.retractedUpdates++
+		} else {
+			resp.Inserted++
+			written.retractedInserts++
+		}
+	}
+	resp.Unchanged = int32(b.received) - resp.Inserted - resp.Updated - int32(refused) - int32(b.tooLong)
+	written.writes, written.refused, written.letters = writes, refused+b.tooLong, letters
+	return resp, written
 }
 
 // recordRefused puts a dead_letter event on the span of the load (the Load call's server
@@ -283,28 +327,34 @@ type refusedRow struct {
 // n. Any other error (connection, serialization, timeout) is returned as is: it fails the
 // whole load, and nothing is dead-lettered for it. The halves keep the key order, so locks
 // are still taken in key order.
-func (s *Store) upsertIsolating(ctx context.Context, tx pgx.Tx, rows []FactRow) ([]FactWrite, []refusedRow, error) {
-	writes, err := s.dialect.UpsertFacts(ctx, tx, rows)
+//
+// With players, the whole slice's upsert also records the players of the rows written
+// (one statement instead of two, for the common batch the database takes whole), and
+// playersWritten reports that it did. The parts of a bisection never do: the caller then
+// upserts the players of all the rows written at once, so the latest game among them wins
+// as it would without bisection, not the latest of the last part.
+func (s *Store) upsertIsolating(ctx context.Context, tx pgx.Tx, rows []FactRow, players bool) (writes []FactWrite, refused []refusedRow, playersWritten bool, err error) {
+	writes, err = s.dialect.UpsertFacts(ctx, tx, rows, players)
 	if err == nil {
-		return writes, nil, nil
+		return writes, nil, players, nil
 	}
 	var pgErr *pgconn.PgError
 	if !IsDataError(err) || !errors.As(err, &pgErr) {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if len(rows) == 1 {
-		return nil, []refusedRow{{row: &rows[0], err: pgErr}}, nil
+		return nil, []refusedRow{{row: &rows[0], err: pgErr}}, false, nil
 	}
 	half := len(rows) / 2
-	firstWrites, firstRefused, err := s.upsertIsolating(ctx, tx, rows[:half])
+	firstWrites, firstRefused, _, err := s.upsertIsolating(ctx, tx, rows[:half], false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	secondWrites, secondRefused, err := s.upsertIsolating(ctx, tx, rows[half:])
+	secondWrites, secondRefused, _, err := s.upsertIsolating(ctx, tx, rows[half:], false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return append(firstWrites, secondWrites...), append(firstRefused, secondRefused...), nil
+	return append(firstWrites, secondWrites...), append(firstRefused, secondRefused...), false, nil
 }
 
 // columnInWhere finds the column PostgreSQL names in the context of a COPY error
