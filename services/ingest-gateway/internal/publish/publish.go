@@ -244,6 +244,60 @@ func (p *Publisher) PublishReserved(ctx context.Context, res *Reservation, produ
 func (p *Publisher) encode(ctx context.Context, producer string, events []*statsv1.StatEvent) ([]entry, int64, error) {
 	carrier := telemetry.InjectMap(ctx)
 	acceptedAt := p.now()
+	if entries, total, ok := encodeBatch(producer, acceptedAt, carrier, events); ok {
+		return entries, total, nil
+	}
+	// A batch encodeBatch cannot write (a nil event, a string that is not UTF-8) is written
+	// one event at a time, which says what is wrong with which event.
+	return encodeEach(producer, acceptedAt, carrier, events)
+}
+
+// encodeBatch writes every record into one buffer (see batchEnvelopes); ok is false when an
+// event cannot be encoded or its record is over the limit, with nothing decided.
+func encodeBatch(producer string, acceptedAt time.Time, carrier map[string]string, events []*statsv1.StatEvent) ([]entry, int64, bool) {
+	envs, err := newBatchEnvelopes(producer, acceptedAt, carrier)
+	if err != nil {
+		return nil, 0, false
+	}
+	for _, ev := range events {
+		if ev == nil {
+			return nil, 0, false
+		}
+	}
+	sizes, dataBytes := envs.sizes(events)
+	buf := make([]byte, 0, dataBytes)
+	// The partition keys too are written into one buffer, then cut from one string.
+	keys := make([]byte, 0, len(events)*len("660271"))
+	keyEnds := make([]int, len(events))
+	entries := make([]entry, len(events))
+	var total int64
+	for i, ev := range events {
+		start := len(buf)
+		if buf, err = envs.appendRecord(buf, ev, sizes[i]); err != nil {
+			return nil, 0, false
+		}
+		keyStart := len(keys)
+		keys = strconv.AppendInt(keys, ev.GetPlayer().GetMlbId(), 10)
+		keyEnds[i] = len(keys)
+		// The capacity is cut so that no record can grow into the next.
+		entries[i].data = buf[start:len(buf):len(buf)]
+		size := len(entries[i].data) + len(keys) - keyStart
+		if size > MaxRecordBytes {
+			return nil, 0, false
+		}
+		total += int64(size)
+	}
+	allKeys := string(keys)
+	keyStart := 0
+	for i := range entries {
+		entries[i].key = allKeys[keyStart:keyEnds[i]]
+		keyStart = keyEnds[i]
+	}
+	return entries, total, true
+}
+
+// encodeEach writes every record with statevent.EncodeProducerEnvelope.
+func encodeEach(producer string, acceptedAt time.Time, carrier map[string]string, events []*statsv1.StatEvent) ([]entry, int64, error) {
 	entries := make([]entry, len(events))
 	var total int64
 	for i, ev := range events {
