@@ -22,6 +22,10 @@ func inProcess(_ *testing.T, tr transformv1.TransformServiceClient, l loadv1.Loa
 // clients of them (consumer.GRPCClients): every message crosses the wire as it does
 // between the services.
 func overGRPC(t *testing.T, tr transformv1.TransformServiceClient, l loadv1.LoadServiceClient) (transformv1.TransformServiceClient, loadv1.LoadServiceClient) {
+	return overGRPCBench(t, tr, l)
+}
+
+func overGRPCBench(t testing.TB, tr transformv1.TransformServiceClient, l loadv1.LoadServiceClient) (transformv1.TransformServiceClient, loadv1.LoadServiceClient) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
