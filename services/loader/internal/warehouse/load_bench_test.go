@@ -91,8 +91,15 @@ func ownCPU() time.Duration {
 // players, each batch moving the checkpoint: the whole Load, from validation to commit, on
 // PostgreSQL. rows/s is the figure to compare with the pipeline's drain rate;
 // loader-cpu-s/10k-rows is this process's CPU during the Load calls (the GC's included),
-// pg-cpu-s/10k-rows the CPU of the connection's server backend over the whole run.
-func BenchmarkLoad500(b *testing.B) {
+// pg-cpu-s/10k-rows the CPU of the connection's server backend over the whole run. Every
+// game is on the same day, so dim_player changes only in the first batch.
+func BenchmarkLoad500(b *testing.B) { benchmarkLoad500(b, false) }
+
+// BenchmarkLoad500NewDays is BenchmarkLoad500 with each batch's games a day after the
+// previous batch's: every batch changes every one of its players in dim_player.
+func BenchmarkLoad500NewDays(b *testing.B) { benchmarkLoad500(b, true) }
+
+func benchmarkLoad500(b *testing.B, newDays bool) {
 	const n = 500
 	store, backend := benchStore(b)
 	pgBefore, err := processCPU(backend)
@@ -108,6 +115,9 @@ func BenchmarkLoad500(b *testing.B) {
 		for i := range rows {
 			seq := strconv.Itoa(batch*n + i + 1)
 			rows[i] = newRow(int64(i%250+1), "g"+strconv.Itoa(batch)+"-"+strconv.Itoa(i/250), 1, "evt-"+seq, seq)
+			if newDays {
+				rows[i].GameDate = time.Date(2000, 1, 1+batch, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+			}
 		}
 		next := strconv.Itoa((batch + 1) * n)
 		req := &loadv1.LoadRequest{
