@@ -177,14 +177,14 @@ func (s *Server) status(ctx context.Context, err error) *status.Status {
 // the events Kinesis did not acknowledge (without shard and sequence number), so that a
 // client can resend them under the ids the gateway assigned.
 func response(results []ingest.Result) *ingestv1.PutStatsResponse {
-	resp := &ingestv1.PutStatsResponse{Results: make([]*ingestv1.EventResult, 0, len(results))}
-	for _, r := range results {
-		resp.Results = append(resp.Results, &ingestv1.EventResult{
-			Index:          int32(r.Index), // at most 500 events
-			EventId:        r.EventID,
-			ShardId:        r.ShardID,
-			SequenceNumber: r.SequenceNumber,
-		})
+	resp := &ingestv1.PutStatsResponse{Results: make([]*ingestv1.EventResult, len(results))}
+	// One allocation for all the results instead of one each.
+	all := make([]ingestv1.EventResult, len(results))
+	for i, r := range results {
+		res := &all[i]
+		res.Index = int32(r.Index) // at most 500 events
+		res.EventId, res.ShardId, res.SequenceNumber = r.EventID, r.ShardID, r.SequenceNumber
+		resp.Results[i] = res
 	}
 	return resp
 }
