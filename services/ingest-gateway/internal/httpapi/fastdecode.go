@@ -49,6 +49,39 @@ func fastDecodeEvent(data []byte) (ev *statsv1.StatEvent, ok bool) {
 	return &parts.event, true
 }
 
+// fastDecodeArray reads data when it is a JSON array of at most maxEvents events in the plain
+// form; ok is false when it is not, with nothing decided.
+func fastDecodeArray(data []byte, maxEvents int) (events []*statsv1.StatEvent, ok bool) {
+	// One string for the whole body: every string field of every event is a part of it.
+	d := fastDecoder{s: string(data)}
+	if !d.consume('[') {
+		return nil, false
+	}
+	if !d.consume(']') {
+		for {
+			if len(events) == maxEvents {
+				return nil, false
+			}
+			parts := &eventParts{}
+			if !d.eventObject(parts) {
+				return nil, false
+			}
+			events = append(events, &parts.event)
+			if d.consume(']') {
+				break
+			}
+			if !d.consume(',') {
+				return nil, false
+			}
+		}
+	}
+	d.skipSpace()
+	if d.pos != len(d.s) {
+		return nil, false
+	}
+	return events, true
+}
+
 // fastDecoder reads a strict subset of the JSON protojson accepts for a StatEvent. Every
 // method returns false, without deciding anything, at the first byte outside the subset.
 type fastDecoder struct {

@@ -1,7 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -12,6 +16,7 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/pkg/ingestapi"
 	"github.com/boxscore-dev/boxscore/pkg/testutil/testevents"
+	"github.com/boxscore-dev/boxscore/services/ingest-gateway/internal/ingest"
 )
 
 // plainEvent is an event as the bench's producers send it: 64-bit numbers as strings.
@@ -145,3 +150,98 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	})
 }
+
+// errAfter is a body that fails with err after its bytes.
+func errAfter(data []byte, err error) io.Reader {
+	return io.MultiReader(bytes.NewReader(data), failingReader{err})
+}
+
+// checkArraySameAsStream fails unless decodeJSONArray answers body (with maxEvents, and
+// readErr after its bytes when not nil) as decodeJSONArrayStream does, and reports whether
+// the fast reader took it.
+func checkArraySameAsStream(t *testing.T, body []byte, maxEvents int, readErr error) bool {
+	t.Helper()
+	open := func() io.Reader {
+		if readErr != nil {
+			return errAfter(body, readErr)
+		}
+		return bytes.NewReader(body)
+	}
+	want, wantErr := decodeJSONArrayStream(open(), maxEvents)
+	got, gotErr := decodeJSONArray(open(), maxEvents)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || errors.Is(wantErr, readErr) != errors.Is(gotErr, readErr) || len(got) != len(want) {
+		t.Fatalf("decodeJSONArray(%q) = %d events, %v; the stream decoder: %d, %v", body, len(got), gotErr, len(want), wantErr)
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Fatalf("decodeJSONArray(%q): event %d is %v, the stream decoder's %v", body, i, got[i], want[i])
+		}
+	}
+	_, fast := fastDecodeArray(body, maxEvents)
+	return fast && readErr == nil
+}
+
+func TestDecodeJSONArrayMatchesStream(t *testing.T) {
+	plain := []byte("[" + plainEvent + ",\n " + plainEvent + "]")
+	if !checkArraySameAsStream(t, plain, 500, nil) {
+		t.Error("an array of plain events is not taken by the fast reader")
+	}
+	tooLarge := &http.MaxBytesError{Limit: 10}
+	for _, tc := range []struct {
+		body      string
+		maxEvents int
+		readErr   error
+	}{
+		{`[]`, 500, nil}, {` [ ] `, 500, nil}, {`[`, 500, nil}, {`]`, 500, nil}, {`{}`, 500, nil}, {``, 500, nil},
+		{`[{}]`, 500, nil}, {`[{},{}]`, 1, nil}, {`[{},{}]`, 2, nil}, {`[{} {}]`, 500, nil}, {`[{},]`, 500, nil},
+		{`[{}] x`, 500, nil}, {`[{}][]`, 500, nil}, {`[{"eventId":"a\u0041"}]`, 500, nil}, {`[null]`, 500, nil},
+		{`[{"version":1.5}]`, 500, nil}, {`[{"unknown":1}]`, 500, nil}, {"[{}]\n", 500, nil},
+		{`[{}`, 500, tooLarge}, {`[{}]`, 500, tooLarge}, {`[{"eventId":`, 500, io.ErrUnexpectedEOF},
+		{`x[{}`, 500, tooLarge}, {`[{},{},{}`, 2, tooLarge},
+	} {
+		checkArraySameAsStream(t, []byte(tc.body), tc.maxEvents, tc.readErr)
+	}
+}
+
+// FuzzDecodeJSONArrayMatchesStream: whatever the body, decodeJSONArray answers as
+// decodeJSONArrayStream does, with or without a read error after the body.
+func FuzzDecodeJSONArrayMatchesStream(f *testing.F) {
+	f.Add([]byte("["+plainEvent+","+plainEvent+"]"), uint8(3), false)
+	f.Add([]byte(`[{"eventId":"e","player":{"mlbId":1},"game":{"gameId":"g"},"version":"2","retraction":{"reason":"r"}}]`), uint8(1), true)
+	f.Add([]byte(`[{}, {"batting":{"atBats":"0"}}]`), uint8(1), false)
+	f.Fuzz(func(t *testing.T, body []byte, maxEvents uint8, failRead bool) {
+		var readErr error
+		if failRead {
+			readErr = &http.MaxBytesError{Limit: int64(len(body))}
+		}
+		checkArraySameAsStream(t, body, int(maxEvents), readErr)
+	})
+}
+
+func BenchmarkDecodeBody(b *testing.B) {
+	lines := make([]string, benchEvents)
+	for i := range lines {
+		lines[i] = plainEvent
+	}
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		decode func(io.Reader, int) ([]*statsv1.StatEvent, error)
+	}{
+		{"ndjson", []byte(strings.Join(lines, "\n") + "\n"), decodeNDJSON},
+		{"array-stream", []byte("[" + strings.Join(lines, ",") + "]"), decodeJSONArrayStream},
+		{"array", []byte("[" + strings.Join(lines, ",") + "]"), decodeJSONArray},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if events, err := tc.decode(bytes.NewReader(tc.body), ingest.MaxBatchEvents); err != nil || len(events) != benchEvents {
+					b.Fatalf("%d events, %v", len(events), err)
+				}
+			}
+		})
+	}
+}
+
+// benchEvents is the bench's request size.
+const benchEvents = 100
