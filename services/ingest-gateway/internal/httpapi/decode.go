@@ -48,6 +48,15 @@ func (e *tooManyEventsError) Error() string {
 // failed, is replayed to decodeJSONArrayStream, bytes then read error, so that the answer is
 // the one it always gave (FuzzDecodeJSONArrayMatchesStream).
 func decodeJSONArray(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error) {
+	return decodeWhole(body, maxEvents, fastDecodeArray, decodeJSONArrayStream)
+}
+
+// decodeWhole reads body whole, then decodes it with fast, or, when fast cannot or the
+// reading failed, replays it (its bytes, then the read error) to stream.
+func decodeWhole(body io.Reader, maxEvents int,
+	fast func([]byte, int) ([]*statsv1.StatEvent, bool),
+	stream func(io.Reader, int) ([]*statsv1.StatEvent, error),
+) ([]*statsv1.StatEvent, error) {
 	buf, _ := bodyBuffers.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = &bytes.Buffer{}
@@ -63,7 +72,7 @@ func decodeJSONArray(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error
 	// decoder into its own elements.
 	data := buf.Bytes()
 	if readErr == nil {
-		if events, ok := fastDecodeArray(data, maxEvents); ok {
+		if events, ok := fast(data, maxEvents); ok {
 			return events, nil
 		}
 	}
@@ -71,10 +80,10 @@ func decodeJSONArray(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error
 	if readErr != nil {
 		replay = io.MultiReader(replay, failingReader{readErr})
 	}
-	return decodeJSONArrayStream(replay, maxEvents)
+	return stream(replay, maxEvents)
 }
 
-// bodyBuffers are the buffers JSON array bodies are read into, reused: a body is read
+// bodyBuffers are the buffers bodies are read into, reused: a body is read
 // whole, then copied into the events' strings. A buffer grown past maxPooledBody by a large
 // body is left to the collector rather than held.
 var bodyBuffers sync.Pool
@@ -141,7 +150,16 @@ func jsonError(index int, err error, what string) error {
 
 // decodeNDJSON reads one StatEvent object per line; blank lines are skipped. It stops as
 // soon as it has more than maxEvents events.
+//
+// As decodeJSONArray, it reads the body whole and its plain events with the fast reader
+// (fastDecodeNDJSON), without a copy of every line; any other body, or one whose reading
+// failed, is replayed to decodeNDJSONStream (FuzzDecodeNDJSONMatchesStream).
 func decodeNDJSON(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error) {
+	return decodeWhole(body, maxEvents, fastDecodeNDJSON, decodeNDJSONStream)
+}
+
+// decodeNDJSONStream is decodeNDJSON reading the body as it arrives, line by line.
+func decodeNDJSONStream(body io.Reader, maxEvents int) ([]*statsv1.StatEvent, error) {
 	r := bufio.NewReader(body)
 	var events []*statsv1.StatEvent
 	for lineNo := 1; ; lineNo++ {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
@@ -37,7 +38,12 @@ type eventParts struct {
 // not (then data may still be a valid event in another form, or no event at all).
 func fastDecodeEvent(data []byte) (ev *statsv1.StatEvent, ok bool) {
 	// One string for the whole event: every string field is a part of it.
-	d := fastDecoder{s: string(data)}
+	return fastDecodeEventString(string(data))
+}
+
+// fastDecodeEventString is fastDecodeEvent of s; the event's strings are parts of s.
+func fastDecodeEventString(s string) (ev *statsv1.StatEvent, ok bool) {
+	d := fastDecoder{s: s}
 	parts := &eventParts{}
 	if !d.eventObject(parts) {
 		return nil, false
@@ -78,6 +84,36 @@ func fastDecodeArray(data []byte, maxEvents int) (events []*statsv1.StatEvent, o
 	d.skipSpace()
 	if d.pos != len(d.s) {
 		return nil, false
+	}
+	return events, true
+}
+
+// fastDecodeNDJSON reads data when it is at most maxEvents events in the plain form, one per
+// line, with blank lines between them as decodeNDJSONStream allows; ok is false when it is
+// not, with nothing decided.
+func fastDecodeNDJSON(data []byte, maxEvents int) (events []*statsv1.StatEvent, ok bool) {
+	// One string for the whole body: every string field of every event is a part of it.
+	rest := string(data)
+	for len(rest) > 0 {
+		line := rest
+		if end := strings.IndexByte(rest, '\n'); end >= 0 {
+			line, rest = rest[:end], rest[end+1:]
+		} else {
+			rest = ""
+		}
+		// As decodeNDJSONStream trims (bytes.TrimSpace: the same spaces).
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if len(events) == maxEvents {
+			return nil, false
+		}
+		ev, ok := fastDecodeEventString(line)
+		if !ok {
+			return nil, false
+		}
+		events = append(events, ev)
 	}
 	return events, true
 }

@@ -156,10 +156,26 @@ func errAfter(data []byte, err error) io.Reader {
 	return io.MultiReader(bytes.NewReader(data), failingReader{err})
 }
 
-// checkArraySameAsStream fails unless decodeJSONArray answers body (with maxEvents, and
-// readErr after its bytes when not nil) as decodeJSONArrayStream does, and reports whether
-// the fast reader took it.
+// bodyDecoders are a body decoder, the stream decoder it must answer as, and its fast reader.
+type bodyDecoders struct {
+	whole, stream func(io.Reader, int) ([]*statsv1.StatEvent, error)
+	fast          func([]byte, int) ([]*statsv1.StatEvent, bool)
+}
+
+var (
+	arrayDecoders  = bodyDecoders{decodeJSONArray, decodeJSONArrayStream, fastDecodeArray}
+	ndjsonDecoders = bodyDecoders{decodeNDJSON, decodeNDJSONStream, fastDecodeNDJSON}
+)
+
+// checkArraySameAsStream is checkSameAsStream of the JSON array decoders.
 func checkArraySameAsStream(t *testing.T, body []byte, maxEvents int, readErr error) bool {
+	t.Helper()
+	return checkSameAsStream(t, arrayDecoders, body, maxEvents, readErr)
+}
+
+// checkSameAsStream fails unless dec.whole answers body (with maxEvents, and readErr after
+// its bytes when not nil) as dec.stream does, and reports whether the fast reader took it.
+func checkSameAsStream(t *testing.T, dec bodyDecoders, body []byte, maxEvents int, readErr error) bool {
 	t.Helper()
 	open := func() io.Reader {
 		if readErr != nil {
@@ -167,18 +183,53 @@ func checkArraySameAsStream(t *testing.T, body []byte, maxEvents int, readErr er
 		}
 		return bytes.NewReader(body)
 	}
-	want, wantErr := decodeJSONArrayStream(open(), maxEvents)
-	got, gotErr := decodeJSONArray(open(), maxEvents)
+	want, wantErr := dec.stream(open(), maxEvents)
+	got, gotErr := dec.whole(open(), maxEvents)
 	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || errors.Is(wantErr, readErr) != errors.Is(gotErr, readErr) || len(got) != len(want) {
-		t.Fatalf("decodeJSONArray(%q) = %d events, %v; the stream decoder: %d, %v", body, len(got), gotErr, len(want), wantErr)
+		t.Fatalf("decoding %q: %d events, %v; the stream decoder: %d, %v", body, len(got), gotErr, len(want), wantErr)
 	}
 	for i := range want {
 		if !proto.Equal(got[i], want[i]) {
-			t.Fatalf("decodeJSONArray(%q): event %d is %v, the stream decoder's %v", body, i, got[i], want[i])
+			t.Fatalf("decoding %q: event %d is %v, the stream decoder's %v", body, i, got[i], want[i])
 		}
 	}
-	_, fast := fastDecodeArray(body, maxEvents)
+	_, fast := dec.fast(body, maxEvents)
 	return fast && readErr == nil
+}
+
+func TestDecodeNDJSONMatchesStream(t *testing.T) {
+	plain := []byte(plainEvent + "\n\n  " + plainEvent + " \r\n" + plainEvent)
+	if !checkSameAsStream(t, ndjsonDecoders, plain, 500, nil) {
+		t.Error("NDJSON of plain events is not taken by the fast reader")
+	}
+	tooLarge := &http.MaxBytesError{Limit: 10}
+	for _, tc := range []struct {
+		body      string
+		maxEvents int
+		readErr   error
+	}{
+		{``, 500, nil}, {"\n\n", 500, nil}, {"{}", 500, nil}, {"{}\n{}", 1, nil}, {"{}\n{}\n", 2, nil},
+		{"{}\n{\"version\":1.5}\n{}", 500, nil}, {"{} {}", 500, nil}, {"\u00a0{}\u00a0\n\x85{}", 500, nil},
+		{"{}\n[]", 500, nil}, {"{}\nnull", 500, nil}, {"{\"eventId\":\"a\nb\"}", 500, nil}, {"\xff", 500, nil},
+		{"{}\n{}", 500, tooLarge}, {"{}\n{", 500, io.ErrUnexpectedEOF}, {"x\n{}", 500, tooLarge}, {"{}\n{}\n{}\n", 2, tooLarge},
+	} {
+		checkSameAsStream(t, ndjsonDecoders, []byte(tc.body), tc.maxEvents, tc.readErr)
+	}
+}
+
+// FuzzDecodeNDJSONMatchesStream: whatever the body, decodeNDJSON answers as
+// decodeNDJSONStream does, with or without a read error after the body.
+func FuzzDecodeNDJSONMatchesStream(f *testing.F) {
+	f.Add([]byte(plainEvent+"\n\n"+plainEvent), uint8(3), false)
+	f.Add([]byte(`{"eventId":"e","player":{"mlbId":1},"game":{"gameId":"g"},"version":"2","retraction":{"reason":"r"}}`), uint8(1), true)
+	f.Add([]byte("{}\n {\"batting\":{\"atBats\":\"0\"}}\r\n"), uint8(1), false)
+	f.Fuzz(func(t *testing.T, body []byte, maxEvents uint8, failRead bool) {
+		var readErr error
+		if failRead {
+			readErr = &http.MaxBytesError{Limit: int64(len(body))}
+		}
+		checkSameAsStream(t, ndjsonDecoders, body, int(maxEvents), readErr)
+	})
 }
 
 func TestDecodeJSONArrayMatchesStream(t *testing.T) {
@@ -228,6 +279,7 @@ func BenchmarkDecodeBody(b *testing.B) {
 		body   []byte
 		decode func(io.Reader, int) ([]*statsv1.StatEvent, error)
 	}{
+		{"ndjson-stream", []byte(strings.Join(lines, "\n") + "\n"), decodeNDJSONStream},
 		{"ndjson", []byte(strings.Join(lines, "\n") + "\n"), decodeNDJSON},
 		{"array-stream", []byte("[" + strings.Join(lines, ",") + "]"), decodeJSONArrayStream},
 		{"array", []byte("[" + strings.Join(lines, ",") + "]"), decodeJSONArray},
