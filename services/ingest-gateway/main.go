@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime/debug"
 	"time"
 
 	"google.golang.org/grpc"
@@ -117,19 +115,7 @@ func main() {
 	server.Main(spec, &cfg, func(ctx context.Context, svc *server.Service) error { return setup(ctx, svc, &cfg) })
 }
 
-// defaultGCPercent is the gateway's GOGC unless the environment sets one, as the loader's and
-// the transformer's: its live heap is the requests in flight (their bodies, events and
-// records, bounded by --publish-max-inflight-bytes), so at Go's default of 100 it collects
-// a few requests apart; at 200 half as often. BenchmarkGatewayHTTP and BenchmarkGatewayGRPC
-// (4 interleaved runs of 600 requests of 100 events each, GOGC=100 then 200): CPU-s per
-// 10k events (client included), medians, HTTP 0.320 -> 0.292, gRPC 0.310 -> 0.266; the
-// same allocations. A GOMEMLIMIT (the chart's goMemLimitPercent) still caps the heap.
-const defaultGCPercent = 200
-
 func setup(ctx context.Context, svc *server.Service, cfg *config) error {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 	kinesisClient, err := stream.NewKinesisClient(ctx, cfg.Stream)
 	if err != nil {
 		return err
