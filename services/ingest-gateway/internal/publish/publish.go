@@ -616,8 +616,11 @@ func (p *Publisher) attempt(ctx context.Context, entries []entry, results []Resu
 // its outcome in results.
 func (p *Publisher) putRecords(ctx context.Context, indexes []int, entries []entry, results []Result) error {
 	in := &kinesis.PutRecordsInput{StreamName: aws.String(p.stream), Records: make([]types.PutRecordsRequestEntry, len(indexes))}
+	// The SDK takes the keys by pointer: point into one slice rather than allocate each.
+	keys := make([]string, len(indexes))
 	for j, i := range indexes {
-		in.Records[j] = types.PutRecordsRequestEntry{Data: entries[i].data, PartitionKey: aws.String(entries[i].key)}
+		keys[j] = entries[i].key
+		in.Records[j] = types.PutRecordsRequestEntry{Data: entries[i].data, PartitionKey: &keys[j]}
 	}
 	// The call's CLIENT span, child of the publish span, is the Kinesis client's own
 	// (otelaws, see stream.NewKinesisClient): error status, throttling and failed entries.
