@@ -3,16 +3,14 @@ package statevent
 import (
 	"errors"
 	"maps"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/boxscore-dev/boxscore/pkg/testutil/fuzzcorpus"
 )
 
 // checkDecodedRecordMatches fails t when DecodedRecord.Decode gives another answer than
@@ -204,32 +202,6 @@ func decodeSeeds(tb testing.TB) (all [][]byte, fast [][]byte) {
 	return all, fast
 }
 
-// corpusInputs reads the []byte inputs of a go test fuzz corpus directory.
-func corpusInputs(tb testing.TB, dir string) [][]byte {
-	tb.Helper()
-	files, err := os.ReadDir(dir)
-	if err != nil {
-		tb.Fatalf("read corpus %s: %v", dir, err)
-	}
-	var inputs [][]byte
-	for _, file := range files {
-		text, err := os.ReadFile(filepath.Join(dir, file.Name()))
-		if err != nil {
-			tb.Fatalf("read corpus file: %v", err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(text)), "\n")
-		if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") || !strings.HasSuffix(lines[1], ")") {
-			tb.Fatalf("corpus file %s is not one []byte input", file.Name())
-		}
-		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
-		if err != nil {
-			tb.Fatalf("corpus file %s: %v", file.Name(), err)
-		}
-		inputs = append(inputs, []byte(s))
-	}
-	return inputs
-}
-
 // decodeCorpora are the record bodies of this package's and the transformer's fuzz corpora.
 var decodeCorpora = []string{
 	"testdata/fuzz/FuzzDecodeEnvelope",
@@ -242,7 +214,7 @@ func TestDecodedRecordMatchesDecodeEnvelope(t *testing.T) {
 		checkDecodedRecordMatches(t, data)
 	}
 	for _, dir := range decodeCorpora {
-		for _, data := range corpusInputs(t, dir) {
+		for _, data := range fuzzcorpus.Bytes(t, dir) {
 			checkDecodedRecordMatches(t, data)
 		}
 	}
@@ -289,7 +261,7 @@ func FuzzDecodedRecordMatchesDecodeEnvelope(f *testing.F) {
 		f.Add(data)
 	}
 	for _, dir := range decodeCorpora {
-		for _, data := range corpusInputs(f, dir) {
+		for _, data := range fuzzcorpus.Bytes(f, dir) {
 			f.Add(data)
 		}
 	}

@@ -1,9 +1,6 @@
 package transform
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,8 @@ import (
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	transformv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/transform/v1"
 	"github.com/boxscore-dev/boxscore/pkg/statevent"
+
+	"github.com/boxscore-dev/boxscore/pkg/testutil/fuzzcorpus"
 )
 
 // checkTransformMatchesReference fails t when Transform answers records otherwise than
@@ -31,32 +30,6 @@ func checkTransformMatchesReference(t *testing.T, records []*transformv1.SourceR
 var referenceCorpora = []string{
 	"testdata/fuzz/FuzzTransform",
 	"../../../../pkg/statevent/testdata/fuzz/FuzzDecodeEnvelope",
-}
-
-// corpusInputs reads the []byte inputs of a go test fuzz corpus directory.
-func corpusInputs(tb testing.TB, dir string) [][]byte {
-	tb.Helper()
-	files, err := os.ReadDir(dir)
-	if err != nil {
-		tb.Fatalf("read corpus %s: %v", dir, err)
-	}
-	var inputs [][]byte
-	for _, file := range files {
-		text, err := os.ReadFile(filepath.Join(dir, file.Name()))
-		if err != nil {
-			tb.Fatalf("read corpus file: %v", err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(text)), "\n")
-		if len(lines) != 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") || !strings.HasSuffix(lines[1], ")") {
-			tb.Fatalf("corpus file %s is not one []byte input", file.Name())
-		}
-		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
-		if err != nil {
-			tb.Fatalf("corpus file %s: %v", file.Name(), err)
-		}
-		inputs = append(inputs, []byte(s))
-	}
-	return inputs
 }
 
 // referenceSeeds are record bodies that reach every outcome of the transform: rows of
@@ -119,7 +92,7 @@ func referenceSeeds(tb testing.TB) [][]byte {
 		}
 	}
 	for _, dir := range referenceCorpora {
-		seeds = append(seeds, corpusInputs(tb, dir)...)
+		seeds = append(seeds, fuzzcorpus.Bytes(tb, dir)...)
 	}
 	return seeds
 }
