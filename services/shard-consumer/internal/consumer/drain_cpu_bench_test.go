@@ -2,14 +2,12 @@ package consumer_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/boxscore-dev/boxscore/pkg/testutil/kinesalitetest"
 	"github.com/boxscore-dev/boxscore/services/shard-consumer/internal/consumer"
 )
 
@@ -20,16 +18,7 @@ import (
 // consumer's own work per record costs.
 func BenchmarkDrainCPU(b *testing.B) {
 	const shards, perShard = 4, 12_000
-	srv := kinesalitetest.Start(b)
-	client := srv.Client(b)
-	name := kinesalitetest.UniqueName(b)
-	srv.CreateStream(b, name, shards)
-	all := records("m", shards*perShard, 750)
-	payload := fmt.Sprintf("%0330d", 0)
-	for i := range all {
-		all[i].data += payload
-	}
-	put(b, client, name, all)
+	client, name := gatewaySizedBacklog(b, shards, perShard)
 
 	var drained, cpu time.Duration
 	b.ReportAllocs()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"google.golang.org/grpc"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
@@ -37,16 +38,7 @@ func (w slowWarehouse) Load(ctx context.Context, req *loadv1.LoadRequest, opts .
 // the drain rate: what the read-ahead bounds cost in memory and what they give.
 func BenchmarkDrainMemory(b *testing.B) {
 	const shards, perShard = 4, 12_000
-	srv := kinesalitetest.Start(b)
-	client := srv.Client(b)
-	name := kinesalitetest.UniqueName(b)
-	srv.CreateStream(b, name, shards)
-	all := records("m", shards*perShard, 750)
-	payload := fmt.Sprintf("%0330d", 0)
-	for i := range all {
-		all[i].data += payload
-	}
-	put(b, client, name, all)
+	client, name := gatewaySizedBacklog(b, shards, perShard)
 
 	for _, rc := range []consumer.ReadConfig{
 		{ReadAheadRecords: 10_000, ReadAheadBytes: 8 << 20}, // the defaults before
@@ -104,4 +96,20 @@ func samplePeakHeap(on *atomic.Bool) uint64 {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return peak
+}
+
+// gatewaySizedBacklog starts a kinesalite and fills a stream of the given shards with
+// perShard records each of gateway size (~340 bytes, 750 players), for the drain benchmarks.
+func gatewaySizedBacklog(b *testing.B, shards int32, perShard int) (*kinesis.Client, string) {
+	srv := kinesalitetest.Start(b)
+	client := srv.Client(b)
+	name := kinesalitetest.UniqueName(b)
+	srv.CreateStream(b, name, shards)
+	all := records("m", int(shards)*perShard, 750)
+	payload := fmt.Sprintf("%0330d", 0)
+	for i := range all {
+		all[i].data += payload
+	}
+	put(b, client, name, all)
+	return client, name
 }
