@@ -16,7 +16,7 @@ import (
 
 // BatchConfig says when a batch is handed downstream: whichever limit is reached first.
 type BatchConfig struct {
-	MaxRecords int           `name:"batch-max-records" env:"BOXSCORE_BATCH_MAX_RECORDS" default:"500" help:"Flush a batch at this many records (GetRecords asks for get-records-limit, independently)."`
+	MaxRecords int           `name:"batch-max-records" env:"BOXSCORE_BATCH_MAX_RECORDS" default:"1000" help:"Flush a batch at this many records (GetRecords asks for get-records-limit, independently). Larger batches cost the loader and PostgreSQL less per row (a transaction, a compare-and-set and a commit per batch); a batch cut when the shard is caught up is smaller anyway."`
 	MaxBytes   int           `name:"batch-max-bytes" env:"BOXSCORE_BATCH_MAX_BYTES" default:"4194304" help:"Flush a batch at this many bytes of record data."`
 	MaxAge     time.Duration `name:"batch-max-age" env:"BOXSCORE_BATCH_MAX_AGE" default:"500ms" help:"Flush a batch once its first record has waited this long."`
 }
