@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/boxscore-dev/boxscore/pkg/statevent"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
@@ -252,7 +257,7 @@ func (e *engine) verdict() verdict {
 	for k, w := range want {
 		if !seen[k] {
 			v.lostRows++
-			v.problem("accepted event %s (%s) is not in the warehouse", w.EventID, k)
+			v.problem("accepted event %s (%s) is not in the warehouse; %s", w.EventID, k, e.inStream(w.EventID))
 		}
 	}
 
@@ -312,6 +317,36 @@ func (e *engine) verdict() verdict {
 		e.t.Fatal(err)
 	}
 	return v
+}
+
+// inStream says, for a lost event, where the gateway said it wrote it and what kinesalite
+// (asked directly) holds there now: whether the loss is the stream's or the pipeline's.
+func (e *engine) inStream(eventID string) string {
+	at, ok := e.led.At(eventID)
+	if !ok {
+		return "no position recorded"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	it, err := e.direct.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(e.p.Stream),
+		ShardId: aws.String(at.Shard), ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(at.Sequence)})
+	if err != nil {
+		return fmt.Sprintf("written at %s/%s; iterator there: %v", at.Shard, at.Sequence, err)
+	}
+	out, err := e.direct.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(1)})
+	if err != nil {
+		return fmt.Sprintf("written at %s/%s; read there: %v", at.Shard, at.Sequence, err)
+	}
+	if len(out.Records) == 0 {
+		return fmt.Sprintf("written at %s/%s; the stream serves nothing there (expired or lost)", at.Shard, at.Sequence)
+	}
+	rec := out.Records[0]
+	env, _, err := statevent.DecodeEnvelope(rec.Data)
+	id := "undecodable: " + fmt.Sprint(err)
+	if err == nil {
+		id = env.GetEventId()
+	}
+	return fmt.Sprintf("written at %s/%s; the stream holds there %s (event %s)", at.Shard, at.Sequence, aws.ToString(rec.SequenceNumber), id)
 }
 
 func (v verdict) lost() int { return v.lostRows + v.lostDead }

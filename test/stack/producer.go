@@ -116,12 +116,13 @@ func Post(ctx context.Context, client *http.Client, gatewayURL string, body []by
 // is safe for concurrent producers.
 type Ledger struct {
 	mu       sync.Mutex
-	accepted map[string]Line   // event id (the gateway's, for a line sent without) -> line
-	refused  map[string]Line   // event id -> line, of requests refused whole
-	order    map[int64][]Line  // per player, the accepted lines in acceptance order
-	acked    map[string]string // shard -> greatest sequence number acknowledged in it
-	events   map[string]int    // shard -> events acknowledged in it
-	why      []string          // the first answers that refused a request
+	accepted map[string]Line     // event id (the gateway's, for a line sent without) -> line
+	refused  map[string]Line     // event id -> line, of requests refused whole
+	order    map[int64][]Line    // per player, the accepted lines in acceptance order
+	acked    map[string]string   // shard -> greatest sequence number acknowledged in it
+	at       map[string]Position // event id -> where the gateway said it wrote the event
+	events   map[string]int      // shard -> events acknowledged in it
+	why      []string            // the first answers that refused a request
 	posts    int
 	retries  int
 }
@@ -129,7 +130,7 @@ type Ledger struct {
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{accepted: map[string]Line{}, refused: map[string]Line{}, order: map[int64][]Line{},
-		acked: map[string]string{}, events: map[string]int{}}
+		acked: map[string]string{}, events: map[string]int{}, at: map[string]Position{}}
 }
 
 // accept records a 202 for lines, checking that it acknowledges every event.
@@ -153,6 +154,7 @@ func (l *Ledger) accept(lines []Line, a Answer) error {
 		l.accepted[line.EventID] = line
 		l.order[line.PlayerID] = append(l.order[line.PlayerID], line)
 		l.events[r.ShardID]++
+		l.at[line.EventID] = Position{Shard: r.ShardID, Sequence: r.SequenceNumber}
 		if greater(r.SequenceNumber, l.acked[r.ShardID]) {
 			l.acked[r.ShardID] = r.SequenceNumber
 		}
@@ -169,6 +171,17 @@ func (l *Ledger) refuse(lines []Line, a Answer) {
 	if len(l.why) < 5 {
 		l.why = append(l.why, fmt.Sprintf("%d %.400s", a.Status, a.Body[max(bytes.Index(a.Body, []byte(`"errors"`)), 0):]))
 	}
+}
+
+// Position is a record's place in the stream: its shard and sequence number.
+type Position struct{ Shard, Sequence string }
+
+// At returns where the gateway's (last) 202 for the event said it was written.
+func (l *Ledger) At(eventID string) (Position, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.at[eventID]
+	return p, ok
 }
 
 // Accepted returns the accepted lines by event id.
