@@ -50,10 +50,10 @@ for t in "${targets[@]}"; do
 	read -r dir name <<<"$t"
 	echo "== fuzz $dir $name ($fuzztime)"
 	corpus="$dir/testdata/fuzz/$name"
-	before=$(ls "$corpus" 2>/dev/null | wc -l)
+	before=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
 	log=$(mktemp)
 	if ! (cd "$dir" && go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "${extra[@]}" .) 2>&1 | tee "$log"; then
-		after=$(ls "$corpus" 2>/dev/null | wc -l)
+		after=$( (ls "$corpus" 2>/dev/null || true) | wc -l)
 		# Go's fuzzing coordinator (before Go 1.27) can report the end of -fuzztime itself
 		# as a failure, "context deadline exceeded", with no failing input
 		# (go.dev/issue/75804). A failure that wrote no new input and says only that is
