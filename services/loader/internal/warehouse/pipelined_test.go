@@ -11,6 +11,9 @@ import (
 
 // A clean batch on PostgreSQL commits in two round trips: the COPY (behind BEGIN) and one
 // pipeline; no savepoint is opened. Its rows, players and dead letters are all written.
+// A batch whose keys are stored already is refused by the plain INSERT tried first and
+// committed by the same pipeline again with the upsert (four round trips); the loads after
+// it use the upsert directly (two).
 func TestCleanBatchCommitsInTwoRoundTrips(t *testing.T) {
 	t.Parallel()
 	counter := &statementCounter{}
@@ -21,16 +24,22 @@ func TestCleanBatchCommitsInTwoRoundTrips(t *testing.T) {
 	first := request("", "10", rows("1", "2", "3")...)
 	first.Rejections = []*warehousev1.Rejection{newRejection("4", "validate")}
 	// The second load, the same lines again (unchanged), finds the session's staging table
-	// already there.
+	// already there, and its keys stored.
 	second := request("10", "20", rows("11", "12", "13")...)
+	third := request("20", "30", rows("21", "22", "23")...)
 	for _, load := range []struct {
-		req  *loadv1.LoadRequest
-		want counts
-	}{{first, counts{inserted: 3, deadLettered: 1}}, {second, counts{unchanged: 3}}} {
+		req               *loadv1.LoadRequest
+		want              counts
+		copies, pipelines int64
+	}{
+		{first, counts{inserted: 3, deadLettered: 1}, 1, 1},
+		{second, counts{unchanged: 3}, 2, 2},
+		{third, counts{unchanged: 3}, 1, 1},
+	} {
 		counter.reset()
 		resp := mustLoad(t, e.store, load.req)
-		if copies, batches, savepoints := counter.copies.Load(), counter.batches.Load(), counter.savepoints.Load(); copies != 1 || batches != 1 || savepoints != 0 {
-			t.Errorf("copies %d, pipelines %d, savepoints %d; want 1, 1, 0", copies, batches, savepoints)
+		if copies, batches, savepoints := counter.copies.Load(), counter.batches.Load(), counter.savepoints.Load(); copies != load.copies || batches != load.pipelines || savepoints != 0 {
+			t.Errorf("load up to %s: copies %d, pipelines %d, savepoints %d; want %d, %d, 0", load.req.SequenceNumber, copies, batches, savepoints, load.copies, load.pipelines)
 		}
 		assertCounts(t, resp, load.want)
 		if got := resp.GetCheckpoint(); got.GetSequenceNumber() != load.req.SequenceNumber || got.GetLeaseToken() != testLeaseToken || got.GetOwner() != testOwner {
@@ -38,6 +47,47 @@ func TestCleanBatchCommitsInTwoRoundTrips(t *testing.T) {
 		}
 	}
 	for table, want := range map[string]int{"fact_batting_game": 3, "dim_player": 2, "dead_letter": 1} {
+		if got := countRows(t, e.pool, table); got != want {
+			t.Errorf("%s rows = %d, want %d", table, got, want)
+		}
+	}
+}
+
+// A batch mixing new keys with stored ones (newer, unchanged, older) is refused
+// by the plain INSERT and committed by the upsert, in the same transaction as its
+// checkpoint, gap-free: every row as the upsert alone writes it, nothing of the refused
+// attempt kept (the rows it inserted before the conflict, the checkpoint, the dead letter).
+func TestPipelinedInsertRefusedByStoredKeyCommitsTheUpsert(t *testing.T) {
+	t.Parallel()
+	counter := &statementCounter{}
+	e := newEnvWithTracer(t, 1, counter)
+	stored := []*warehousev1.BattingGameRow{
+		newRow(1, "g1", 2, "evt-a", "1"), newRow(1, "g2", 2, "evt-b", "2"), newRow(1, "g3", 2, "evt-c", "3"),
+	}
+	mustLoad(t, e.store, request("", "10", stored...))
+
+	newer := newRow(1, "g1", 3, "evt-d", "11")
+	newer.Runs = 7
+	unchanged := newRow(1, "g2", 2, "evt-b", "12")
+	older := newRow(1, "g3", 1, "evt-e", "13")
+	// New keys on both sides of the stored ones, so that the INSERT (in key order) writes
+	// one before it meets a stored key.
+	before, after := newRow(1, "g0", 1, "evt-f", "14"), newRow(2, "g9", 1, "evt-g", "15")
+	req := request("10", "20", before, newer, unchanged, older, after)
+	req.Rejections = []*warehousev1.Rejection{newRejection("16", "validate")}
+	counter.reset()
+	resp := mustLoad(t, e.store, req)
+	assertCounts(t, resp, counts{inserted: 2, updated: 1, unchanged: 2, deadLettered: 1})
+	if copies, batches, savepoints := counter.copies.Load(), counter.batches.Load(), counter.savepoints.Load(); copies != 2 || batches != 2 || savepoints != 0 {
+		t.Errorf("copies %d, pipelines %d, savepoints %d; want the INSERT's pipeline and the upsert's (2, 2, 0)", copies, batches, savepoints)
+	}
+	if got := resp.GetCheckpoint().GetSequenceNumber(); got != "20" {
+		t.Errorf("checkpoint = %s, want 20", got)
+	}
+	for _, row := range []*warehousev1.BattingGameRow{before, newer, stored[1], stored[2], after} {
+		assertFact(t, e.pool, row)
+	}
+	for table, want := range map[string]int{"fact_batting_game": 5, "dim_player": 2, "dead_letter": 1} {
 		if got := countRows(t, e.pool, table); got != want {
 			t.Errorf("%s rows = %d, want %d", table, got, want)
 		}

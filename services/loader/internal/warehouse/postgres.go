@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,7 +80,7 @@ var stagingTable = pgx.Identifier{"pg_temp", "fact_batting_game_staging"}
 // updated: that is how inserted and updated rows are told apart in one statement.
 // ORDER BY makes concurrent loads lock keys in the same order, which avoids deadlocks.
 // upsertFactsSQL and upsertFactsAndPlayersSQL add what they return.
-const upsertFactsBodySQL = `
+const insertFactsBodySQL = `
 INSERT INTO {schema}.fact_batting_game AS f (
     player_id, game_id, game_date, game_number, season, opponent, home,
     plate_appearances, at_bats, runs, hits, singles, doubles, triples, home_runs, rbi,
@@ -102,7 +103,11 @@ WHERE NOT EXISTS (
     SELECT 1 FROM {schema}.batting_game_retraction t
     WHERE t.player_id = s.player_id AND t.game_id = s.game_id
       AND (t.version, t.event_id COLLATE "C") >= (s.version, s.event_id COLLATE "C"))
-ORDER BY player_id, game_id
+ORDER BY player_id, game_id`
+
+// onConflictSQL is what makes insertFactsBodySQL an upsert (upsertFactsBodySQL): the
+// version rule against a stored row.
+const onConflictSQL = `
 ON CONFLICT (player_id, game_id) DO UPDATE SET
     game_date = EXCLUDED.game_date,
     game_number = EXCLUDED.game_number,
@@ -142,6 +147,10 @@ ON CONFLICT (player_id, game_id) DO UPDATE SET
     producer = EXCLUDED.producer
 WHERE (EXCLUDED.version, EXCLUDED.event_id COLLATE "C") > (f.version, f.event_id COLLATE "C")`
 
+// upsertFactsBodySQL is the upsert of the staged rows: insertFactsBodySQL with the version
+// rule for the keys already stored.
+const upsertFactsBodySQL = insertFactsBodySQL + onConflictSQL
+
 // upsertFactsSQL moves the staged rows into the fact table (upsertFactsBodySQL) and returns
 // the keys written.
 const upsertFactsSQL = upsertFactsBodySQL + `
@@ -155,7 +164,18 @@ RETURNING f.player_id, f.game_id, (f.xmax = 0) AS inserted`
 // player arrays built and sent by the client. dim_player rows are locked in player order,
 // as upsertPlayersSQL locks them.
 const upsertFactsAndPlayersSQL = `
-WITH written AS (` + upsertFactsBodySQL + `
+WITH written AS (` + upsertFactsBodySQL + writtenAndPlayersSQL
+
+// insertFactsAndPlayersSQL is upsertFactsAndPlayersSQL without ON CONFLICT: a plain INSERT,
+// which the pipelined path tries first (see insertOnlyFirst in pipelined.go). A staged key
+// already stored fails it with unique_violation (23505) on the primary key, and nothing of
+// the transaction is kept.
+const insertFactsAndPlayersSQL = `
+WITH written AS (` + insertFactsBodySQL + writtenAndPlayersSQL
+
+// writtenAndPlayersSQL ends upsertFactsAndPlayersSQL and insertFactsAndPlayersSQL: what
+// the fact statement returns, and dim_player upserted from it.
+const writtenAndPlayersSQL = `
     RETURNING f.player_id, f.game_id, f.game_date, f.game_number, f.version, f.event_id, (f.xmax = 0) AS inserted
 ),
 players AS (
@@ -342,6 +362,7 @@ type PostgresDialect struct {
 	beginUpsert       string
 	upsertFacts       string
 	upsertWithPlayers string
+	insertWithPlayers string
 	upsertPlayers     string
 	applyRetractions  string
 	insertDeadLetters string
@@ -351,6 +372,10 @@ type PostgresDialect struct {
 	selectCheckpoint  string
 	setIdentity       string
 	insertGap         string
+
+	// upsertLoads is how many pipelined loads still use the upsert directly after a key
+	// conflict (see insertOnlyFirst in pipelined.go).
+	upsertLoads atomic.Int64
 }
 
 var _ Dialect = (*PostgresDialect)(nil)
@@ -365,6 +390,7 @@ func NewPostgresDialect(schema string) (*PostgresDialect, error) {
 		beginUpsert:       r.Replace(beginUpsertSQL),
 		upsertFacts:       r.Replace(upsertFactsSQL),
 		upsertWithPlayers: r.Replace(upsertFactsAndPlayersSQL),
+		insertWithPlayers: r.Replace(insertFactsAndPlayersSQL),
 		upsertPlayers:     r.Replace(upsertPlayersSQL),
 		applyRetractions:  r.Replace(applyRetractionsSQL),
 		insertDeadLetters: r.Replace(insertDeadLettersSQL),
