@@ -93,13 +93,27 @@ func ownCPU() time.Duration {
 // loader-cpu-s/10k-rows is this process's CPU during the Load calls (the GC's included),
 // pg-cpu-s/10k-rows the CPU of the connection's server backend over the whole run. Every
 // game is on the same day, so dim_player changes only in the first batch.
-func BenchmarkLoad500(b *testing.B) { benchmarkLoad500(b, false) }
+func BenchmarkLoad500(b *testing.B) { benchmarkLoad500(b, loadSameDay) }
 
 // BenchmarkLoad500NewDays is BenchmarkLoad500 with each batch's games a day after the
 // previous batch's: every batch changes every one of its players in dim_player.
-func BenchmarkLoad500NewDays(b *testing.B) { benchmarkLoad500(b, true) }
+func BenchmarkLoad500NewDays(b *testing.B) { benchmarkLoad500(b, loadNewDays) }
 
-func benchmarkLoad500(b *testing.B, newDays bool) {
+// BenchmarkLoad500Updates is BenchmarkLoad500 with every batch the same 500 (player, game)
+// keys at a higher version than the batch before: every line after the first batch is an
+// update (the plain INSERT the pipelined path tries first is refused, then the upsert runs).
+func BenchmarkLoad500Updates(b *testing.B) { benchmarkLoad500(b, loadUpdates) }
+
+// load500Kind is what the batches of benchmarkLoad500 hold.
+type load500Kind int
+
+const (
+	loadSameDay load500Kind = iota // new games, all on one day
+	loadNewDays                    // new games, each batch a day after the previous one
+	loadUpdates                    // the same games each batch, at a higher version
+)
+
+func benchmarkLoad500(b *testing.B, kind load500Kind) {
 	const n = 500
 	store, backend := benchStore(b)
 	pgBefore, err := processCPU(backend)
@@ -114,8 +128,13 @@ func benchmarkLoad500(b *testing.B, newDays bool) {
 		rows := make([]*warehousev1.BattingGameRow, n)
 		for i := range rows {
 			seq := strconv.Itoa(batch*n + i + 1)
-			rows[i] = newRow(int64(i%250+1), "g"+strconv.Itoa(batch)+"-"+strconv.Itoa(i/250), 1, "evt-"+seq, seq)
-			if newDays {
+			switch kind {
+			case loadUpdates:
+				rows[i] = newRow(int64(i%250+1), "g0-"+strconv.Itoa(i/250), int64(batch+1), "evt-"+seq, seq)
+			default:
+				rows[i] = newRow(int64(i%250+1), "g"+strconv.Itoa(batch)+"-"+strconv.Itoa(i/250), 1, "evt-"+seq, seq)
+			}
+			if kind == loadNewDays {
 				rows[i].GameDate = time.Date(2000, 1, 1+batch, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
 			}
 		}
@@ -130,8 +149,8 @@ func benchmarkLoad500(b *testing.B, newDays bool) {
 		if err != nil {
 			b.Fatalf("Load: %v", err)
 		}
-		if resp.GetInserted() != n {
-			b.Fatalf("inserted %d of %d", resp.GetInserted(), n)
+		if written := resp.GetInserted() + resp.GetUpdated(); written != n || (kind == loadUpdates && batch > 0 && resp.GetUpdated() != n) {
+			b.Fatalf("inserted %d, updated %d of %d", resp.GetInserted(), resp.GetUpdated(), n)
 		}
 		expected = next
 		batch++
