@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,9 +24,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
 	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
@@ -69,8 +72,112 @@ func (w workload) lines(from, n int) []stack.Line {
 // sender delivers one request's events, retrying what the gateway asks to be retried
 // (429, 503, a broken connection) with the same event ids, as a producer does.
 type sender interface {
-	send(ctx context.Context, lines []stack.Line) error
+	send(ctx context.Context, r *request) error
 	protocol() string
+}
+
+// request is one request's events and, once rendered, their two forms: the NDJSON body
+// an HTTP producer posts and the PutStatsRequest a gRPC producer sends, already
+// marshalled. The flooding phases render all of theirs in both forms before they start
+// (render), so that a request costs its sender only the sending: the load generator shares
+// the machine's cores with the gateway and kinesalite, and should not measure its own
+// rendering (the raw PutRecords ceiling sends ready bytes too). The paced phases render
+// each request as it is sent, in its sender's form only.
+type request struct {
+	first  string // the first event's id, for errors
+	events int
+	lines  []stack.Line
+	body   []byte // NDJSON, as stack.Body renders it; nil until rendered
+	msg    []byte // the PutStatsRequest, protobuf; nil until rendered
+}
+
+func newRequest(w workload, from, n int) *request {
+	lines := w.lines(from, n)
+	return &request{first: lines[0].EventID, events: n, lines: lines}
+}
+
+// ndjson renders the HTTP body, once.
+func (r *request) ndjson() ([]byte, error) {
+	if r.body == nil {
+		body, _, err := stack.Body(r.lines, stack.PostOptions{NDJSON: true})
+		if err != nil {
+			return nil, fmt.Errorf("render %d events from %s: %w", r.events, r.first, err)
+		}
+		r.body = body
+	}
+	return r.body, nil
+}
+
+// protobuf renders the PutStats request, once.
+func (r *request) protobuf() ([]byte, error) {
+	if r.msg == nil {
+		msg, err := proto.Marshal(putStatsRequest(r.lines))
+		if err != nil {
+			return nil, fmt.Errorf("marshal %d events from %s: %w", r.events, r.first, err)
+		}
+		r.msg = msg
+	}
+	return r.msg, nil
+}
+
+// render renders events [0, n) of w as requests of batch events, on every core (before a
+// timed phase: nothing else of the bench runs then).
+func render(w workload, n, batch int) ([]*request, error) {
+	reqs := make([]*request, (n+batch-1)/batch)
+	errs := make([]error, len(reqs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(reqs) {
+					return
+				}
+				from := k * batch
+				r := newRequest(w, from, min(batch, n-from))
+				_, errBody := r.ndjson()
+				_, errMsg := r.protobuf()
+				reqs[k], errs[k] = r, errors.Join(errBody, errMsg)
+				r.lines = nil // rendered: only the bytes are kept
+			}
+		})
+	}
+	wg.Wait()
+	return reqs, errors.Join(errs...)
+}
+
+// putStatsRequest is the PutStats request of lines: each event the one the HTTP API makes
+// of the line's JSON (protojson's reading of stack.Line.Event), built directly
+// (TestPutStatsRequestMatchesJSON).
+func putStatsRequest(lines []stack.Line) *ingestv1.PutStatsRequest {
+	req := &ingestv1.PutStatsRequest{Events: make([]*statsv1.StatEvent, len(lines))}
+	for i, l := range lines {
+		req.Events[i] = statEvent(l)
+	}
+	return req
+}
+
+func statEvent(l stack.Line) *statsv1.StatEvent {
+	homeAway := statsv1.HomeAway_HOME_AWAY_AWAY
+	if l.Home {
+		homeAway = statsv1.HomeAway_HOME_AWAY_HOME
+	}
+	n := func(v int) *int32 { return proto.Int32(int32(v)) } //nolint:gosec // counts of one game
+	return &statsv1.StatEvent{
+		EventId: l.EventID,
+		Player:  &statsv1.Player{MlbId: l.PlayerID, Name: l.Name, Team: "LAD"},
+		Game: &statsv1.Game{GameId: l.GameID, Date: l.Date, GameNumber: int32(l.GameNumber), //nolint:gosec // 0, 1 or 2
+			Opponent: l.Opponent, HomeAway: homeAway},
+		Version: l.Version,
+		Source:  "stack-test",
+		Batting: &statsv1.BattingLine{
+			PlateAppearances: n(l.PA), AtBats: n(l.AB), Runs: n(l.R), Hits: n(l.H), Doubles: n(l.D2),
+			Triples: n(l.D3), HomeRuns: n(l.HR), Rbi: n(l.RBI), BaseOnBalls: n(l.BB), IntentionalWalks: n(l.IBB),
+			StrikeOuts: n(l.SO), HitByPitch: n(l.HBP), SacBunts: n(l.SH), SacFlies: n(l.SF), StolenBases: n(l.SB),
+			CaughtStealing: n(l.CS), GroundIntoDoublePlay: n(l.GIDP), TotalBases: n(l.TotalBases()),
+		},
+	}
 }
 
 // retryWait is how long a sender waits before sending a request again when the gateway
@@ -85,22 +192,22 @@ type httpSender struct {
 
 func (h *httpSender) protocol() string { return "http" }
 
-func (h *httpSender) send(ctx context.Context, lines []stack.Line) error {
-	body, contentType, err := stack.Body(lines, stack.PostOptions{NDJSON: true})
+func (h *httpSender) send(ctx context.Context, r *request) error {
+	body, err := r.ndjson()
 	if err != nil {
-		return fmt.Errorf("render %d events: %w", len(lines), err)
+		return err
 	}
 	for {
-		a, err := h.post(ctx, body, contentType)
+		a, err := h.post(ctx, body, "application/x-ndjson")
 		var transport *stack.TransportError
 		wait := retryWait
 		switch {
 		case errors.As(err, &transport):
 		case err != nil:
-			return fmt.Errorf("POST %d events from %s: %w", len(lines), lines[0].EventID, err)
+			return fmt.Errorf("POST %d events from %s: %w", r.events, r.first, err)
 		case a.Status == http.StatusAccepted:
-			if a.Accepted != len(lines) {
-				return fmt.Errorf("POST %d events from %s: 202 accepted %d", len(lines), lines[0].EventID, a.Accepted)
+			if a.Accepted != r.events {
+				return fmt.Errorf("POST %d events from %s: 202 accepted %d", r.events, r.first, a.Accepted)
 			}
 			return nil
 		case a.Status == http.StatusTooManyRequests || a.Status >= 500:
@@ -108,14 +215,14 @@ func (h *httpSender) send(ctx context.Context, lines []stack.Line) error {
 				wait = a.RetryAfter
 			}
 		default:
-			return fmt.Errorf("POST %d events from %s: %d %.300s", len(lines), lines[0].EventID, a.Status, a.Body)
+			return fmt.Errorf("POST %d events from %s: %d %.300s", r.events, r.first, a.Status, a.Body)
 		}
 		if ctx.Err() != nil {
 			last := err
 			if last == nil {
 				last = fmt.Errorf("answer %d", a.Status)
 			}
-			return fmt.Errorf("POST %d events from %s: %w (last: %w)", len(lines), lines[0].EventID, ctx.Err(), last)
+			return fmt.Errorf("POST %d events from %s: %w (last: %w)", r.events, r.first, ctx.Err(), last)
 		}
 		time.Sleep(wait)
 	}
@@ -154,45 +261,60 @@ func (h *httpSender) post(ctx context.Context, body []byte, contentType string) 
 }
 
 type grpcSender struct {
-	key    string
-	client ingestv1.IngestServiceClient
+	key  string
+	conn *grpc.ClientConn
 }
 
 func (g *grpcSender) protocol() string { return "grpc" }
 
-func (g *grpcSender) send(ctx context.Context, lines []stack.Line) error {
-	req := &ingestv1.PutStatsRequest{Events: make([]*statsv1.StatEvent, len(lines))}
-	for i, l := range lines {
-		// The same event the HTTP API would take: its JSON, read as the proto.
-		js, err := json.Marshal(l.Event())
-		if err != nil {
-			return fmt.Errorf("render %s: %w", l.EventID, err)
-		}
-		ev := &statsv1.StatEvent{}
-		if err := protojson.Unmarshal(js, ev); err != nil {
-			return fmt.Errorf("event %s as a StatEvent: %w", l.EventID, err)
-		}
-		req.Events[i] = ev
+func (g *grpcSender) send(ctx context.Context, r *request) error {
+	data, err := r.protobuf()
+	if err != nil {
+		return err
 	}
+	msg := &marshalled{data: data}
 	for {
-		resp, err := g.client.PutStats(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.key), req)
+		resp := &ingestv1.PutStatsResponse{}
+		err := g.conn.Invoke(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+g.key),
+			ingestv1.IngestService_PutStats_FullMethodName, msg, resp, grpc.ForceCodecV2(rawCodec{}))
 		if err == nil {
-			if len(resp.GetResults()) != len(lines) {
-				return fmt.Errorf("PutStats %d events from %s: %d results", len(lines), lines[0].EventID, len(resp.GetResults()))
+			if len(resp.GetResults()) != r.events {
+				return fmt.Errorf("PutStats %d events from %s: %d results", r.events, r.first, len(resp.GetResults()))
 			}
 			return nil
 		}
 		switch status.Code(err) {
 		case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded, codes.Aborted:
 		default:
-			return fmt.Errorf("PutStats %d events from %s: %w", len(lines), lines[0].EventID, err)
+			return fmt.Errorf("PutStats %d events from %s: %w", r.events, r.first, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("PutStats %d events from %s: %w (last: %w)", len(lines), lines[0].EventID, ctx.Err(), err)
+			return fmt.Errorf("PutStats %d events from %s: %w (last: %w)", r.events, r.first, ctx.Err(), err)
 		}
 		time.Sleep(retryWait)
 	}
 }
+
+// marshalled is a request message already in its protobuf bytes.
+type marshalled struct{ data []byte }
+
+// rawCodec sends a marshalled message's bytes as they are, and is gRPC's protobuf codec
+// for everything else (the answers). The server sees the content type of any protobuf
+// request ("application/grpc").
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*marshalled); ok {
+		return mem.BufferSlice{mem.SliceBuffer(m.data)}, nil
+	}
+	return protoCodec().Marshal(v)
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error { return protoCodec().Unmarshal(data, v) }
+
+func (rawCodec) Name() string { return "proto" }
+
+func protoCodec() encoding.CodecV2 { return encoding.GetCodecV2("proto") }
 
 // producers are the bench's concurrent clients of the gateway, half HTTP, half gRPC.
 type producers struct {
@@ -215,7 +337,7 @@ func newProducers(gatewayURL, grpcAddr string, keys []string, httpN, grpcN int) 
 			p.senders = append(p.senders, &httpSender{url: gatewayURL, key: keys[len(p.senders)], client: client})
 		}
 		if i < grpcN {
-			p.senders = append(p.senders, &grpcSender{key: keys[len(p.senders)], client: ingestv1.NewIngestServiceClient(conn)})
+			p.senders = append(p.senders, &grpcSender{key: keys[len(p.senders)], conn: conn})
 		}
 	}
 	return p, nil
@@ -231,22 +353,25 @@ type loadResult struct {
 
 func (r loadResult) rate() float64 { return float64(r.Events) / r.Last.Sub(r.First).Seconds() }
 
-// flood sends events [0, n) of w as fast as the gateway takes them: every sender takes the
-// next batch as soon as its previous one is acknowledged.
-func (p *producers) flood(ctx context.Context, w workload, n, batch int) (loadResult, error) {
+// flood sends the requests (render) as fast as the gateway takes them: every sender takes
+// the next request as soon as its previous one is acknowledged.
+func (p *producers) flood(ctx context.Context, reqs []*request) (loadResult, error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
-	res := loadResult{Events: n, First: time.Now()}
+	res := loadResult{First: time.Now()}
+	for _, r := range reqs {
+		res.Events += r.events
+	}
 	var wg sync.WaitGroup
 	for _, s := range p.senders {
 		wg.Go(func() {
 			for {
-				from := int(next.Add(int64(batch))) - batch
-				if from >= n || ctx.Err() != nil {
+				k := int(next.Add(1)) - 1
+				if k >= len(reqs) || ctx.Err() != nil {
 					return
 				}
-				if err := s.send(ctx, w.lines(from, min(batch, n-from))); err != nil {
+				if err := s.send(ctx, reqs[k]); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -275,7 +400,9 @@ func (p *producers) paced(ctx context.Context, w workload, rate float64, d time.
 	for _, s := range p.senders {
 		wg.Go(func() {
 			for j := range jobs {
-				if err := s.send(ctx, w.lines(j.from, j.n)); err != nil {
+				// Paced phases render as they go: the rate is below what the machine
+				// takes, and a soak's requests would not all fit in memory.
+				if err := s.send(ctx, newRequest(w, j.from, j.n)); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
+	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
+	"github.com/boxscore-dev/boxscore/test/stack"
+)
+
+// fromJSON is how the load generator made a gRPC event before it built them directly:
+// the line's JSON, read as the proto.
+func fromJSON(t *testing.T, l stack.Line) *statsv1.StatEvent {
+	t.Helper()
+	js, err := json.Marshal(l.Event())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &statsv1.StatEvent{}
+	if err := protojson.Unmarshal(js, ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// TestPutStatsRequestMatchesJSON holds the requests the gRPC producers send, built directly
+// and marshalled before the phase, to the events the JSON of the same lines makes: the
+// same events, ids and counts as the HTTP producers' bodies.
+func TestPutStatsRequestMatchesJSON(t *testing.T) {
+	var lines []stack.Line
+	for phaseNo, phase := range []string{"drain", "e2e", "fresh1"} {
+		w := workload{phase: phase, players: 750, seed: 1, phaseNo: uint64(phaseNo + 1)}
+		lines = append(lines, w.lines(0, 2000)...)
+	}
+	// What RandomLine never makes: no id, away, a doubleheader's second game, every count.
+	odd := lines[0]
+	odd.EventID, odd.Home, odd.GameNumber = "", false, 2
+	odd.IBB, odd.SH, odd.CS, odd.GIDP, odd.D3 = 1, 1, 1, 1, 1
+	lines = append(lines, odd, stack.ImpossibleLine("x-1", 700001, "g1", "2024-04-01"))
+	for _, l := range lines {
+		if got, want := statEvent(l), fromJSON(t, l); !proto.Equal(got, want) {
+			t.Fatalf("line %+v:\n built %v\n  json %v", l, got, want)
+		}
+	}
+
+	w := workload{phase: "drain", players: 750, seed: 1, phaseNo: 1}
+	reqs, err := render(w, 1050, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) != 11 || reqs[10].events != 50 {
+		t.Fatalf("%d requests, the last of %d events", len(reqs), reqs[len(reqs)-1].events)
+	}
+	for k, r := range reqs {
+		batch := w.lines(k*100, r.events)
+		body, _, err := stack.Body(batch, stack.PostOptions{NDJSON: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(r.body) != string(body) {
+			t.Fatalf("request %d: the NDJSON body is not stack.Body's", k)
+		}
+		got := &ingestv1.PutStatsRequest{}
+		if err := proto.Unmarshal(r.msg, got); err != nil {
+			t.Fatal(err)
+		}
+		want := &ingestv1.PutStatsRequest{}
+		for _, l := range batch {
+			want.Events = append(want.Events, fromJSON(t, l))
+		}
+		if !proto.Equal(got, want) {
+			t.Fatalf("request %d: the marshalled PutStatsRequest differs from the JSON's events", k)
+		}
+		// What the codec sends is those bytes.
+		data, err := rawCodec{}.Marshal(&marshalled{data: r.msg})
+		if err != nil || string(data.Materialize()) != string(r.msg) {
+			t.Fatalf("request %d: the codec sent other bytes (%v)", k, err)
+		}
+	}
+}
