@@ -103,10 +103,11 @@ var spec = server.Spec{
 	// message of the in-flight budget when a stream opens (or refuses it), so the messages
 	// held are bounded by the budget whatever clients do.
 	// Metadata is bounded too (gRPC's default allows 16 MiB of headers per stream): 64 KiB
-	// holds any token and the capped baggage many times over.
+	// holds any token and the capped baggage many times over. PutStats requests are read by
+	// grpcapi.Codec (protobuf's answers, faster).
 	GRPCOptions: []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16), grpc.InTapHandle(tap.Handle),
-		grpc.MaxHeaderListSize(grpcapi.MaxHeaderBytes),
+		grpc.MaxHeaderListSize(grpcapi.MaxHeaderBytes), grpc.ForceServerCodecV2(grpcapi.Codec{}),
 	},
 }
 

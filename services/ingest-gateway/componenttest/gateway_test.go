@@ -124,7 +124,7 @@ func startGatewayOpts(t testing.TB, endpoint, streamName string, cfg publish.Con
 	late := &grpcapi.LateTap{}
 	srv, err := server.New(server.Config{GRPCAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second},
 		logger, tel, append([]grpc.ServerOption{grpc.MaxRecvMsgSize(grpcapi.MaxRequestBytes), grpc.MaxConcurrentStreams(16), grpc.InTapHandle(late.Handle),
-			grpc.MaxHeaderListSize(grpcapi.MaxHeaderBytes)},
+			grpc.MaxHeaderListSize(grpcapi.MaxHeaderBytes), grpc.ForceServerCodecV2(grpcapi.Codec{})},
 			opts.grpcOptions...)...)
 	if err != nil {
 		t.Fatal(err)
