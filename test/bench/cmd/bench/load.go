@@ -185,9 +185,10 @@ func statEvent(l stack.Line) *statsv1.StatEvent {
 const retryWait = 200 * time.Millisecond
 
 type httpSender struct {
-	url    string
-	key    string
-	client *http.Client
+	url     string
+	key     string
+	client  *http.Client
+	retries *retries
 }
 
 func (h *httpSender) protocol() string { return "http" }
@@ -223,6 +224,11 @@ func (h *httpSender) send(ctx context.Context, r *request) error {
 				last = fmt.Errorf("answer %d", a.Status)
 			}
 			return fmt.Errorf("POST %d events from %s: %w (last: %w)", r.events, r.first, ctx.Err(), last)
+		}
+		if err != nil {
+			h.retries.add("http transport error")
+		} else {
+			h.retries.add("http " + strconv.Itoa(a.Status))
 		}
 		time.Sleep(wait)
 	}
@@ -261,8 +267,9 @@ func (h *httpSender) post(ctx context.Context, body []byte, contentType string) 
 }
 
 type grpcSender struct {
-	key  string
-	conn *grpc.ClientConn
+	key     string
+	conn    *grpc.ClientConn
+	retries *retries
 }
 
 func (g *grpcSender) protocol() string { return "grpc" }
@@ -291,6 +298,7 @@ func (g *grpcSender) send(ctx context.Context, r *request) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("PutStats %d events from %s: %w (last: %w)", r.events, r.first, ctx.Err(), err)
 		}
+		g.retries.add("grpc " + status.Code(err).String())
 		time.Sleep(retryWait)
 	}
 }
@@ -320,6 +328,32 @@ func protoCodec() encoding.CodecV2 { return encoding.GetCodecV2("proto") }
 type producers struct {
 	senders []sender
 	conn    *grpc.ClientConn
+	retries *retries
+}
+
+// retries counts the requests the producers sent again, by the answer that made them (a
+// refused request costs its producer a wait: retryWait or the Retry-After).
+type retries struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *retries) add(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[why]++
+}
+
+// take returns the counts so far and starts again from none.
+func (r *retries) take() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.n
+	r.n = nil
+	return n
 }
 
 func newProducers(gatewayURL, grpcAddr string, keys []string, httpN, grpcN int) (*producers, error) {
@@ -330,14 +364,14 @@ func newProducers(gatewayURL, grpcAddr string, keys []string, httpN, grpcN int) 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = httpN
 	client := &http.Client{Timeout: 60 * time.Second, Transport: transport}
-	p := &producers{conn: conn}
+	p := &producers{conn: conn, retries: &retries{}}
 	// Interleaved, so that any prefix of the senders mixes the two protocols.
 	for i := 0; i < max(httpN, grpcN); i++ {
 		if i < httpN {
-			p.senders = append(p.senders, &httpSender{url: gatewayURL, key: keys[len(p.senders)], client: client})
+			p.senders = append(p.senders, &httpSender{url: gatewayURL, key: keys[len(p.senders)], client: client, retries: p.retries})
 		}
 		if i < grpcN {
-			p.senders = append(p.senders, &grpcSender{key: keys[len(p.senders)], conn: conn})
+			p.senders = append(p.senders, &grpcSender{key: keys[len(p.senders)], conn: conn, retries: p.retries})
 		}
 	}
 	return p, nil
@@ -349,6 +383,8 @@ func (p *producers) close() { _ = p.conn.Close() }
 type loadResult struct {
 	Events      int
 	First, Last time.Time // first request sent, last acknowledgement received
+	// Retries are the requests sent again (flood), by the answer that made them.
+	Retries map[string]int
 }
 
 func (r loadResult) rate() float64 { return float64(r.Events) / r.Last.Sub(r.First).Seconds() }
@@ -359,6 +395,7 @@ func (p *producers) flood(ctx context.Context, reqs []*request) (loadResult, err
 	var next atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
+	p.retries.take()
 	res := loadResult{First: time.Now()}
 	for _, r := range reqs {
 		res.Events += r.events
@@ -384,6 +421,7 @@ func (p *producers) flood(ctx context.Context, reqs []*request) (loadResult, err
 	}
 	wg.Wait()
 	res.Last = time.Now()
+	res.Retries = p.retries.take()
 	return res, firstErr
 }
 

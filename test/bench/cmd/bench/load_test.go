@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -80,5 +83,37 @@ func TestPutStatsRequestMatchesJSON(t *testing.T) {
 		if err != nil || string(data.Materialize()) != string(r.msg) {
 			t.Fatalf("request %d: the codec sent other bytes (%v)", k, err)
 		}
+	}
+}
+
+// TestRetriesCounted: a request the gateway refuses is sent again as before, and counted
+// by the answer that refused it.
+func TestRetriesCounted(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"accepted":3}`))
+	}))
+	defer srv.Close()
+	p := &producers{retries: &retries{}}
+	p.senders = []sender{&httpSender{url: srv.URL, key: "k", client: srv.Client(), retries: p.retries}}
+	reqs, err := render(workload{phase: "drain", players: 750, seed: 1, phaseNo: 1}, 3, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.flood(t.Context(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != 3 || calls.Load() != 2 || len(res.Retries) != 1 || res.Retries["http 503"] != 1 {
+		t.Fatalf("%d events, %d calls, retries %v; want 3, 2 and one http 503", res.Events, calls.Load(), res.Retries)
+	}
+	if got := retried(res.Retries); got != "; 1 requests retried (http 503 x1)" {
+		t.Errorf("printed %q", got)
 	}
 }

@@ -274,7 +274,7 @@ func run(t *benchTB, o options) *report {
 		t.Fatalf("phase 1: %v", err)
 	}
 	s1 := pr.snapshot()
-	rep.Gateway = gw.rate()
+	rep.Gateway, rep.GatewayRetries = gw.rate(), gw.Retries
 	rep.addCPU("gateway load (no consumer)", o.events, s0, s1)
 
 	// 2. The backlog drain: from the consumer's start to the last row's commit.
@@ -312,7 +312,7 @@ func run(t *benchTB, o options) *report {
 	}
 	e2eEnd := w.wait(ctx, "e2e", e2eEvents)
 	s3 := pr.snapshot()
-	rep.GatewayWhileLoading = e2e.rate()
+	rep.GatewayWhileLoading, rep.GatewayWhileLoadingRetries = e2e.rate(), e2e.Retries
 	rep.EndToEnd = float64(e2eEvents) / e2eEnd.Sub(e2e.First).Seconds()
 	rep.addCPU("end to end while loading", e2eEvents, s2, s3)
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,6 +43,11 @@ type report struct {
 	CPU                 []phaseCPU         `json:"cpu"`
 	PeakRSSMiB          map[string]float64 `json:"peakRssMiB"`
 	Soak                *soakResult        `json:"soak,omitempty"`
+
+	// GatewayRetries and GatewayWhileLoadingRetries are the requests the producers of
+	// phases 1 and 3 sent again, by the answer that made them (e.g. "grpc Unavailable").
+	GatewayRetries             map[string]int `json:"gatewayRetries"`
+	GatewayWhileLoadingRetries map[string]int `json:"gatewayWhileLoadingRetries"`
 
 	Ceilings ceilings `json:"ceilings"`
 	Targets  []target `json:"targets"`
@@ -230,6 +236,21 @@ func (r *report) ceilings(ctx context.Context, t *benchTB, p *stack.Pipeline, kl
 // databaseURL is the pipeline's warehouse database, as its pool was configured.
 func databaseURL(p *stack.Pipeline) string { return p.DB.Config().ConnString() }
 
+// retried says how many requests were sent again and why ("" when none were).
+func retried(n map[string]int) string {
+	if len(n) == 0 {
+		return ""
+	}
+	whys := make([]string, 0, len(n))
+	total := 0
+	for why, k := range n {
+		whys = append(whys, fmt.Sprintf("%s x%d", why, k))
+		total += k
+	}
+	sort.Strings(whys)
+	return fmt.Sprintf("; %d requests retried (%s)", total, strings.Join(whys, ", "))
+}
+
 func ratio(v, ceiling float64) string {
 	if ceiling <= 0 {
 		return "-"
@@ -262,8 +283,8 @@ func (r *report) print(out io.Writer) {
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "THROUGHPUT\tmeasured\tagainst its ceiling")
-	fmt.Fprintf(tw, "gateway accepted, no consumer\t%.0f ev/s\t%s of raw PutRecords\n", r.Gateway, ratio(r.Gateway, c.PutRecords))
-	fmt.Fprintf(tw, "gateway accepted, while loading\t%.0f ev/s\t%s of raw PutRecords\n", r.GatewayWhileLoading, ratio(r.GatewayWhileLoading, c.PutRecords))
+	fmt.Fprintf(tw, "gateway accepted, no consumer\t%.0f ev/s\t%s of raw PutRecords%s\n", r.Gateway, ratio(r.Gateway, c.PutRecords), retried(r.GatewayRetries))
+	fmt.Fprintf(tw, "gateway accepted, while loading\t%.0f ev/s\t%s of raw PutRecords%s\n", r.GatewayWhileLoading, ratio(r.GatewayWhileLoading, c.PutRecords), retried(r.GatewayWhileLoadingRetries))
 	fmt.Fprintf(tw, "backlog drain\t%.0f rows/s\t%s of raw GetRecords, %s of the Kinesis read limit, %s of raw PostgreSQL\n",
 		r.Drain, ratio(r.Drain, c.GetRecords), ratio(r.Drain, c.KinesisLimit), ratio(r.Drain, c.Postgres))
 	fmt.Fprintf(tw, "end to end while loading\t%.0f rows/s\t%s of raw PutRecords\n", r.EndToEnd, ratio(r.EndToEnd, c.PutRecords))
