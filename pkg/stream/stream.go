@@ -11,9 +11,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -81,6 +83,7 @@ func NewKinesisClient(ctx context.Context, cfg Config, options ...ClientOption) 
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(cfg.Region),
 		awsconfig.WithRetryMaxAttempts(1),
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(keepConnections)),
 	}
 	if cfg.Endpoint != "" {
 		// A local endpoint must never reach for the EC2 instance metadata service: off AWS
@@ -103,6 +106,20 @@ func NewKinesisClient(ctx context.Context, cfg Config, options ...ClientOption) 
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 	}), nil
+}
+
+// maxIdleConnections is how many idle connections to the stream's endpoint a client keeps.
+// The SDK's default transport keeps 10 per host; a gateway has a PutRecords in flight per
+// request it is serving (32 producers in make bench) and a consumer a GetRecords per shard,
+// so beyond the tenth every call closed its connection after the answer and the next one
+// dialled again: a TCP handshake (a TLS one against AWS) per call, and a new socket for the
+// server to accept. Kept connections still close after the transport's idle timeout (90 s).
+const maxIdleConnections = 256
+
+// keepConnections sets the transport's idle pool to maxIdleConnections.
+func keepConnections(t *http.Transport) {
+	t.MaxIdleConns = maxIdleConnections
+	t.MaxIdleConnsPerHost = maxIdleConnections
 }
 
 // ClientOption configures NewKinesisClient.
