@@ -29,11 +29,14 @@ type metrics struct {
 	rows        metric.Int64Counter
 	deadLetters metric.Int64Counter
 	freshness   metric.Float64Histogram
+	// insertsRefused counts pipelined loads whose plain INSERT met a stored key and was
+	// rolled back and sent again as the upsert (see insertOnlyFirst in pipelined.go).
+	insertsRefused metric.Int64Counter
 }
 
 func newMetrics(meter metric.Meter) (*metrics, error) {
 	var m metrics
-	var errs [4]error
+	var errs [5]error
 	m.batches, errs[0] = meter.Int64Counter("boxscore.loader.batches", metric.WithUnit("{batch}"),
 		metric.WithDescription("Load calls by outcome: committed (the checkpoint moved with the data), checkpoint_mismatch, fenced, invalid, failed."))
 	m.rows, errs[1] = meter.Int64Counter("boxscore.loader.rows", metric.WithUnit("{row}"),
@@ -43,6 +46,8 @@ func newMetrics(meter metric.Meter) (*metrics, error) {
 	m.freshness, errs[3] = meter.Float64Histogram("boxscore.loader.freshness", metric.WithUnit("s"),
 		metric.WithDescription("End-to-end freshness: from the gateway's acceptance of an event to the commit of its row in the warehouse, per row inserted or updated."),
 		metric.WithExplicitBucketBoundaries(FreshnessBuckets...))
+	m.insertsRefused, errs[4] = meter.Int64Counter("boxscore.loader.inserts_refused", metric.WithUnit("{batch}"),
+		metric.WithDescription("Batches whose plain INSERT met a stored key (an update, a redelivered line) and was rolled back and sent again as the upsert; after one, the next 64 batches upsert directly. A cost of updates, not an error."))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("warehouse metrics: %w", err)
 	}
@@ -118,6 +123,14 @@ func (m *metrics) recordLoad(ctx context.Context, err error, b *batch, resp *com
 			m.freshness.Record(ctx, max(committedAt.Sub(at), 0).Seconds())
 		}
 	}
+}
+
+// recordInsertRefused records one plain INSERT refused by a stored key.
+func (m *metrics) recordInsertRefused(ctx context.Context) {
+	if m == nil {
+		return
+	}
+	m.insertsRefused.Add(ctx, 1)
 }
 
 // commitResult is what one committed Load wrote, for the metrics.

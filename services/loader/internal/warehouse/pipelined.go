@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/trace"
 
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 )
@@ -77,8 +78,12 @@ func (s *Store) loadPipelined(ctx context.Context, d *PostgresDialect, b *batch)
 	committed, err := d.loadPipelined(ctx, conn.Conn(), b, letters, insertOnly)
 	if err != nil && insertOnly && isFactKeyConflict(err) && conn.Conn().PgConn().TxStatus() == 'I' {
 		// A staged key is stored already, and the attempt rolled back (the connection is
-		// idle, out of any transaction): the same pipeline again, with the upsert.
+		// idle, out of any transaction): the same pipeline again, with the upsert. The
+		// refused statement's span carries the unique violation; the event on the Load's
+		// span says it was expected and followed by the upsert.
 		d.upsertNext(insertOnlyBackoff)
+		trace.SpanFromContext(ctx).AddEvent("plain insert refused by a stored key, sent again as the upsert")
+		s.metrics.recordInsertRefused(ctx)
 		committed, err = d.loadPipelined(ctx, conn.Conn(), b, letters, false)
 	}
 	if err != nil {

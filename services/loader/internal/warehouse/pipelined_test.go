@@ -4,6 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	loadv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/load/v1"
 	warehousev1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/warehouse/v1"
 	"github.com/boxscore-dev/boxscore/services/loader/internal/warehouse"
@@ -61,6 +64,10 @@ func TestPipelinedInsertRefusedByStoredKeyCommitsTheUpsert(t *testing.T) {
 	t.Parallel()
 	counter := &statementCounter{}
 	e := newEnvWithTracer(t, 1, counter)
+	reader := sdkmetric.NewManualReader()
+	if err := e.store.Instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
 	stored := []*warehousev1.BattingGameRow{
 		newRow(1, "g1", 2, "evt-a", "1"), newRow(1, "g2", 2, "evt-b", "2"), newRow(1, "g3", 2, "evt-c", "3"),
 	}
@@ -91,6 +98,24 @@ func TestPipelinedInsertRefusedByStoredKeyCommitsTheUpsert(t *testing.T) {
 		if got := countRows(t, e.pool, table); got != want {
 			t.Errorf("%s rows = %d, want %d", table, got, want)
 		}
+	}
+	// The refused attempt is counted, once: operators see how often updates pay it.
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var refused int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "boxscore.loader.inserts_refused" {
+				for _, dp := range sum.DataPoints {
+					refused += dp.Value
+				}
+			}
+		}
+	}
+	if refused != 1 {
+		t.Errorf("boxscore.loader.inserts_refused = %d, want 1", refused)
 	}
 }
 
