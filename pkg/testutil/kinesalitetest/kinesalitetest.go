@@ -63,6 +63,10 @@ const (
 	// activeTimeout bounds waiting for a new stream to become ACTIVE
 	// (server.js makes streams ACTIVE after 50ms by default).
 	activeTimeout = 15 * time.Second
+	// deleteTimeout bounds deleting a test's stream when the test ends. kinesalite deletes
+	// each of the stream's records from its store: make bench's stream (2.5 million records
+	// after a 5-minute soak) took more than activeTimeout.
+	deleteTimeout = 3 * time.Minute
 	// testShardLimit is the account-wide open shard limit of the servers
 	// started here: one server serves every test of a binary.
 	testShardLimit = 100000
@@ -472,7 +476,7 @@ func (s *Server) CreateStream(t testing.TB, name string, shards int32) {
 	}
 	t.Cleanup(func() {
 		// t.Context() is already canceled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), activeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 		defer cancel()
 		_, err := s.Client(t).DeleteStream(ctx, &kinesis.DeleteStreamInput{
 			StreamName:              aws.String(name),
