@@ -74,7 +74,7 @@ func main() {
 	flag.BoolVar(&o.race, "race", false, "build the services with -race, as the tests do (slow: for checking the bench, not for numbers)")
 	flag.IntVar(&o.ceilingBatch, "ceiling-batch", 5000, "rows per transaction of the PostgreSQL ceiling")
 	flag.StringVar(&o.rev, "rev", "", "measure this git revision (exported clean) instead of the working tree, e.g. HEAD")
-	flag.StringVar(&o.profile, "profile", "", "write pprof profiles of the consumer, transformer and loader during the drain (CPU over its first 8s, heaps at 2s, 4s and 6s) into this directory; the services run with --pprof")
+	flag.StringVar(&o.profile, "profile", "", "write pprof profiles of the consumer, transformer and loader during the drain (CPU over its first 8s, heaps at 2s, 4s and 6s), and with -soak heap profiles of every service at a third, two thirds and the end of the soak, into this directory; the services run with --pprof")
 	flag.DurationVar(&o.soak, "soak", 0, "after the freshness phases, send at -soak-rate of the end-to-end rate for this long (e.g. 5m) and sample every process's RSS: is memory flat? 0: no soak")
 	flag.Float64Var(&o.soakFraction, "soak-rate", 0.8, "the soak's rate, as a fraction of the end-to-end rate")
 	flag.DurationVar(&o.soakSample, "soak-sample", 5*time.Second, "how often the soak samples every process's RSS")
@@ -240,7 +240,7 @@ func run(t *benchTB, o options) *report {
 	// what users run, not the tests' settings.
 	env := map[string][]string{stack.Gateway: {"--api-keys-file", keysFile}}
 	if o.profile != "" {
-		for _, s := range profiledServices {
+		for _, s := range soakProfiled {
 			env[s] = append(env[s], "--pprof")
 		}
 	}
@@ -341,10 +341,19 @@ func run(t *benchTB, o options) *report {
 	if o.soak > 0 {
 		rate := o.soakFraction * rep.EndToEnd
 		t.Logf("soak: %.0f events/s for %s, RSS sampled every %s", rate, o.soak, o.soakSample)
+		if prof != nil {
+			prof.soak(ctx, o.soak)
+		}
 		before := pr.snapshot()
 		res, err := soak(ctx, pr, prod, w, o, rate)
 		if err != nil {
 			t.Fatalf("soak: %v", err)
+		}
+		if prof != nil {
+			if err := prof.wait(); err != nil {
+				t.Errorf("%v", err)
+			}
+			t.Logf("soak heap profiles in %s", o.profile)
 		}
 		rep.Soak = &res
 		rep.addCPU(fmt.Sprintf("soak %.0f events/s", rate), res.Events, before, pr.snapshot())

@@ -13,10 +13,11 @@ import (
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
 
-// profiler takes pprof profiles of the pipeline's services during the drain (-profile
-// DIR): a CPU profile of each service over the first seconds of the drain and heap
-// profiles of each at a few moments, written as DIR/<service>-<kind>.pb.gz, to be read
-// with `go tool pprof`. The services run with --pprof for it, which costs nothing until a
+// profiler takes pprof profiles of the pipeline's services (-profile DIR): during the
+// drain, a CPU profile of each service over its first seconds and heap profiles of each at
+// a few moments; during a soak (-soak), heap profiles of every service, the gateway's
+// included, at a third, two thirds and the end of it. Written as
+// DIR/<service>-<kind>.pb.gz, to be read with `go tool pprof`. The services run with --pprof for it, which costs nothing until a
 // profile is asked for.
 type profiler struct {
 	dir    string
@@ -27,7 +28,12 @@ type profiler struct {
 	errs   []error
 }
 
-var profiledServices = []string{stack.Consumer, stack.Transformer, stack.Loader}
+// profiledServices are the services the drain's profiles are taken of, soakProfiled those
+// of the soak's.
+var (
+	profiledServices = []string{stack.Consumer, stack.Transformer, stack.Loader}
+	soakProfiled     = []string{stack.Gateway, stack.Consumer, stack.Transformer, stack.Loader}
+)
 
 func newProfiler(dir string, p *stack.Pipeline) (*profiler, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -52,6 +58,24 @@ func (pr *profiler) drain(ctx context.Context, cpuFor time.Duration, heapsAt ...
 				case <-time.After(time.Until(start.Add(at))):
 				}
 				pr.fetch(ctx, base+"heap", fmt.Sprintf("%s-drain-heap-%d.pb.gz", service, i+1))
+			})
+		}
+	}
+}
+
+// soak starts the soak's heap profiles: at a third, two thirds and the end of d from now.
+func (pr *profiler) soak(ctx context.Context, d time.Duration) {
+	start := time.Now()
+	for _, service := range soakProfiled {
+		base := pr.p.AdminURL(service) + "/debug/pprof/"
+		for i, at := range []time.Duration{d / 3, 2 * d / 3, d - min(5*time.Second, d/10)} {
+			pr.wg.Go(func() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Until(start.Add(at))):
+				}
+				pr.fetch(ctx, base+"heap", fmt.Sprintf("%s-soak-heap-%d.pb.gz", service, i+1))
 			})
 		}
 	}
