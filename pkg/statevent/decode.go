@@ -44,14 +44,36 @@ type DecodedRecord struct {
 	// fast says the record was read without DecodeEnvelope (for tests).
 	fast bool
 
+	parts      EventParts
+	acceptedAt timestamppb.Timestamp
+}
+
+// EventParts is a StatEvent and each of its messages in one block, as DecodeEvent fills
+// it: events decoded into a slice of EventParts cost one allocation, where proto.Unmarshal
+// allocates every message and optional count of each (about 30 an event). An EventParts
+// must not be copied once decoded: its Event points into it.
+type EventParts struct {
 	event      statsv1.StatEvent
 	player     statsv1.Player
 	game       statsv1.Game
 	batting    statsv1.BattingLine
 	retraction statsv1.Retraction
-	acceptedAt timestamppb.Timestamp
 	sourceTime timestamppb.Timestamp
 	counts     [battingCountFields]int32
+}
+
+// Event is the event DecodeEvent read.
+func (p *EventParts) Event() *statsv1.StatEvent { return &p.event }
+
+// DecodeEvent reads the serialized StatEvent b into p, as proto.Unmarshal would, when b is
+// in the common form: the fields of this version of the protocol, each well-formed. It
+// reports false for anything else (an unknown field, a wrong wire type, invalid UTF-8, a
+// truncated value), p then holding partial values: such an event is proto.Unmarshal's to
+// read or refuse. text is a string copy of the buffer b is a slice of, and at is b's
+// offset in it: every string of the event is a substring of text, one copy for all.
+// The gateway reads PutStats requests with it, Decode each record's event.
+func DecodeEvent(text string, b []byte, at int, p *EventParts) bool {
+	return decodeEvent(&recordReader{text: text}, b, at, p)
 }
 
 // battingCountFields is the number of optional counts of a BattingLine, numbered 1 to 18.
@@ -160,8 +182,8 @@ func (r *DecodedRecord) decodeFast(data []byte) bool {
 	if !isStatEventContentType(r.ContentType) {
 		return false
 	}
-	r.Event = &r.event
-	return r.decodeEvent(&d, payload, payloadAt)
+	r.Event = &r.parts.event
+	return decodeEvent(&d, payload, payloadAt, &r.parts)
 }
 
 // decodeTraceEntry reads one trace_context map entry at offset at of the record. Only
@@ -193,9 +215,9 @@ func (r *DecodedRecord) decodeTraceEntry(d *recordReader, b []byte, at int) bool
 	return true
 }
 
-// decodeEvent reads the StatEvent in b, at offset at of the record, into r.event.
-func (r *DecodedRecord) decodeEvent(d *recordReader, b []byte, at int) bool {
-	ev := &r.event
+// decodeEvent reads the StatEvent in b, at offset at of d's text, into p (see DecodeEvent).
+func decodeEvent(d *recordReader, b []byte, at int, p *EventParts) bool {
+	ev := &p.event
 	start := len(b)
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
@@ -242,15 +264,15 @@ func (r *DecodedRecord) decodeEvent(d *recordReader, b []byte, at int) bool {
 			var ok bool
 			switch num {
 			case 2:
-				ev.Player, ok = &r.player, decodePlayer(d, v, msgAt, &r.player)
+				ev.Player, ok = &p.player, decodePlayer(d, v, msgAt, &p.player)
 			case 3:
-				ev.Game, ok = &r.game, decodeGame(d, v, msgAt, &r.game)
+				ev.Game, ok = &p.game, decodeGame(d, v, msgAt, &p.game)
 			case 4:
-				ev.Batting, ok = &r.batting, decodeBatting(v, &r.batting, &r.counts)
+				ev.Batting, ok = &p.batting, decodeBatting(v, &p.batting, &p.counts)
 			case 6:
-				ev.SourceTime, ok = &r.sourceTime, decodeTimestamp(v, &r.sourceTime)
+				ev.SourceTime, ok = &p.sourceTime, decodeTimestamp(v, &p.sourceTime)
 			default:
-				ev.Retraction, ok = &r.retraction, decodeRetraction(d, v, msgAt, &r.retraction)
+				ev.Retraction, ok = &p.retraction, decodeRetraction(d, v, msgAt, &p.retraction)
 			}
 			if !ok {
 				return false
@@ -454,7 +476,7 @@ func consumeVarint(b []byte) (uint64, int) {
 	return protowire.ConsumeVarint(b)
 }
 
-// recordReader hands out a record's strings as substrings of one copy of it.
+// recordReader hands out a record's (or a request's) strings as substrings of one copy of it.
 type recordReader struct {
 	text string
 }
