@@ -1,34 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	ingestv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/ingest/v1"
-	statsv1 "github.com/boxscore-dev/boxscore/pkg/gen/boxscore/stats/v1"
 	"github.com/boxscore-dev/boxscore/test/stack"
 )
-
-// fromJSON is how the load generator made a gRPC event before it built them directly:
-// the line's JSON, read as the proto.
-func fromJSON(t *testing.T, l stack.Line) *statsv1.StatEvent {
-	t.Helper()
-	js, err := json.Marshal(l.Event())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := &statsv1.StatEvent{}
-	if err := protojson.Unmarshal(js, ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev
-}
 
 // TestPutStatsRequestMatchesJSON holds the requests the gRPC producers send, built directly
 // and marshalled before the phase, to the events the JSON of the same lines makes: the
@@ -45,7 +27,7 @@ func TestPutStatsRequestMatchesJSON(t *testing.T) {
 	odd.IBB, odd.SH, odd.CS, odd.GIDP, odd.D3 = 1, 1, 1, 1, 1
 	lines = append(lines, odd, stack.ImpossibleLine("x-1", 700001, "g1", "2024-04-01"))
 	for _, l := range lines {
-		if got, want := statEvent(l), fromJSON(t, l); !proto.Equal(got, want) {
+		if got, want := statEvent(l), stack.StatEvent(t, l); !proto.Equal(got, want) {
 			t.Fatalf("line %+v:\n built %v\n  json %v", l, got, want)
 		}
 	}
@@ -73,7 +55,7 @@ func TestPutStatsRequestMatchesJSON(t *testing.T) {
 		}
 		want := &ingestv1.PutStatsRequest{}
 		for _, l := range batch {
-			want.Events = append(want.Events, fromJSON(t, l))
+			want.Events = append(want.Events, stack.StatEvent(t, l))
 		}
 		if !proto.Equal(got, want) {
 			t.Fatalf("request %d: the marshalled PutStatsRequest differs from the JSON's events", k)
