@@ -512,9 +512,16 @@ func copyRows(ctx context.Context, conn *pgx.Conn, rows []FactRow, players bool,
 		ctx = tracer.TraceCopyFromStart(ctx, conn, pgx.TraceCopyFromStartData{TableName: stagingTable, ColumnNames: postgresStagingColumns})
 	}
 	buf := getCopyBuffer()
-	defer putCopyBuffer(buf)
 	*buf = appendCopyData(*buf, rows, players)
 	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(*buf), sql)
+	if err == nil {
+		// Only now is the buffer free: CopyFrom reads it in a goroutine of its own, and when
+		// the connection or the server fails mid-COPY it returns without waiting for that
+		// goroutine (pgx v5.12), which may still be reading. Pooled then, the buffer would
+		// be written by the next load while being read: a data race the chaos soak's
+		// PostgreSQL faults hit. A failed COPY's buffer is left to the collector.
+		putCopyBuffer(buf)
+	}
 	if tracer != nil {
 		tracer.TraceCopyFromEnd(ctx, conn, pgx.TraceCopyFromEndData{CommandTag: tag, Err: err})
 	}
