@@ -50,16 +50,7 @@ func (pr *profiler) drain(ctx context.Context, cpuFor time.Duration, heapsAt ...
 		pr.wg.Go(func() {
 			pr.fetch(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, int(cpuFor.Seconds())), service+"-drain-cpu.pb.gz")
 		})
-		for i, at := range heapsAt {
-			pr.wg.Go(func() {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(start.Add(at))):
-				}
-				pr.fetch(ctx, base+"heap", fmt.Sprintf("%s-drain-heap-%d.pb.gz", service, i+1))
-			})
-		}
+		pr.heaps(ctx, start, service, "drain", heapsAt...)
 	}
 }
 
@@ -67,17 +58,23 @@ func (pr *profiler) drain(ctx context.Context, cpuFor time.Duration, heapsAt ...
 func (pr *profiler) soak(ctx context.Context, d time.Duration) {
 	start := time.Now()
 	for _, service := range soakProfiled {
-		base := pr.p.AdminURL(service) + "/debug/pprof/"
-		for i, at := range []time.Duration{d / 3, 2 * d / 3, d - min(5*time.Second, d/10)} {
-			pr.wg.Go(func() {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(start.Add(at))):
-				}
-				pr.fetch(ctx, base+"heap", fmt.Sprintf("%s-soak-heap-%d.pb.gz", service, i+1))
-			})
-		}
+		pr.heaps(ctx, start, service, "soak", d/3, 2*d/3, d-min(5*time.Second, d/10))
+	}
+}
+
+// heaps takes service's heap profiles at each of at after start, as
+// <service>-<phase>-heap-<n>.pb.gz.
+func (pr *profiler) heaps(ctx context.Context, start time.Time, service, phase string, at ...time.Duration) {
+	url := pr.p.AdminURL(service) + "/debug/pprof/heap"
+	for i, after := range at {
+		pr.wg.Go(func() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(start.Add(after))):
+			}
+			pr.fetch(ctx, url, fmt.Sprintf("%s-%s-heap-%d.pb.gz", service, phase, i+1))
+		})
 	}
 }
 
